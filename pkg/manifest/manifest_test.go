@@ -1,0 +1,161 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	m := Default()
+	want := map[string][]uint16{"ollama": {11434}, "qdrant": {6333, 6334}, "llama-cpp": {8080}, "open-webui": {3001}, "mindsdb": {47334}}
+	if len(m.Services) != len(want) {
+		t.Fatalf("default map has %d services, want %d", len(m.Services), len(want))
+	}
+	for _, s := range m.Services {
+		ports := want[s.Name]
+		if len(s.Ports) != len(ports) {
+			t.Fatalf("%s: %d ports, want %v", s.Name, len(s.Ports), ports)
+		}
+		for i, p := range s.Ports {
+			if p.Port != ports[i] || p.Proto != "tcp" || !p.All() {
+				t.Errorf("%s: port %v, want %d/tcp on all addresses", s.Name, p, ports[i])
+			}
+		}
+		if s.SystemUnits[0] != s.Name+".service" || s.UserUnits[0] != "podman-local-ai-"+s.Name+".service" {
+			t.Errorf("%s: units %v / %v do not follow the naming pattern", s.Name, s.SystemUnits, s.UserUnits)
+		}
+	}
+	if m.Strategy != DisableSystem || !m.AutoResolve || m.Strict {
+		t.Errorf("default settings %+v", m)
+	}
+}
+
+func TestDefaultsForOptionalFields(t *testing.T) {
+	m, err := Parse("t", []byte(`{"version":1,"services":[{"name":"x","userUnits":["x.service"],"ports":[{"port":53,"protocol":"udp","address":"::1"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Strategy != DisableSystem || !m.AutoResolve || m.Strict {
+		t.Errorf("defaults not applied: %+v", m)
+	}
+	p := m.Services[0].Ports[0]
+	if p.Proto != "udp" || p.Addr.String() != "::1" || p.Port != 53 {
+		t.Errorf("port parsed as %+v", p)
+	}
+}
+
+// problems parses input and returns every problem's "path: message".
+func problems(t *testing.T, input string) []string {
+	t.Helper()
+	_, err := Parse("test.json", []byte(input))
+	var merr *Error
+	if !errors.As(err, &merr) {
+		t.Fatalf("Parse(%s) error = %v, want *Error", input, err)
+	}
+	var out []string
+	for _, p := range merr.Problems {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func TestProblemsNameTheirPath(t *testing.T) {
+	cases := []struct {
+		name, input string
+		want        []string // each a prefix of one problem, in order
+	}{
+		{"not JSON", `{"version": 1,`, []string{"not valid JSON"}},
+		{"not an object", `[1]`, []string{"the manifest must be a JSON object"}},
+		{"bad version", `{"version":2,"services":[]}`, []string{"version: 2 is not supported"}},
+		{"missing version", `{"services":[]}`, []string{"version: missing"}},
+		{"bad strategy", `{"version":1,"strategy":"mask","services":[]}`, []string{`strategy: "mask" is not a strategy`}},
+		{"unknown field", `{"version":1,"services":[],"extra":1}`, []string{"extra: unknown field"}},
+		{"port 70000", `{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":70000}]}]}`,
+			[]string{"services[0].ports[0].port: 70000 is not a port"}},
+		{"port 0 and fraction", `{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":0},{"port":80.5}]}]}`,
+			[]string{"services[0].ports[0].port: 0 is not a port", "services[0].ports[1].port: 80.5 is not a port"}},
+		{"bad unit name", `{"version":1,"services":[{"name":"a","systemUnits":["../x.service"],"userUnits":["a"],"ports":[{"port":1}]}]}`,
+			[]string{`services[0].systemUnits[0]: unit name "../x.service" contains "/"`, `services[0].userUnits[0]: unit name "a" has no type suffix`}},
+		{"bad protocol and address", `{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":1,"protocol":"sctp","address":"localhost"}]}]}`,
+			[]string{`services[0].ports[0].protocol: "sctp" is not a protocol`, `services[0].ports[0].address: "localhost" is not an IP address`}},
+		{"port listed twice", `{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":1},{"port":1,"address":"127.0.0.1"}]}]}`,
+			[]string{"services[0].ports[1]: 127.0.0.1:1 is listed twice"}},
+		{"port claimed by two services", `{"version":1,"services":[
+			{"name":"a","userUnits":["a.service"],"ports":[{"port":6333}]},
+			{"name":"b","userUnits":["b.service"],"ports":[{"port":6333}]}]}`,
+			[]string{`services[1].ports: 6333/tcp is also claimed by service "a"`}},
+		{"missing pieces", `{"version":1,"services":[{}]}`,
+			[]string{"services[0].name: missing", "services[0].userUnits: missing", "services[0].ports: missing"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := problems(t, c.input)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %d problems %q, want %d like %q", len(got), got, len(c.want), c.want)
+			}
+			for i := range c.want {
+				if !strings.HasPrefix(got[i], c.want[i]) {
+					t.Errorf("problem %d = %q, want prefix %q", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestNonOverlappingAddressesMayShareAPort(t *testing.T) {
+	_, err := Parse("t", []byte(`{"version":1,"services":[
+		{"name":"a","userUnits":["a.service"],"ports":[{"port":80,"address":"127.0.0.2"}]},
+		{"name":"b","userUnits":["b.service"],"ports":[{"port":80,"address":"127.0.0.3"},{"port":80,"protocol":"udp"}]}]}`))
+	if err != nil {
+		t.Fatalf("127.0.0.2:80 and 127.0.0.3:80 (and udp) do not collide, got %v", err)
+	}
+}
+
+func TestErrorListsEveryProblem(t *testing.T) {
+	_, err := Parse("bad.json", []byte(`{"version":3,"strategy":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":-1}]}]}`))
+	msg := err.Error()
+	for _, want := range []string{"manifest bad.json is invalid (3 problems)", "version: 3", "strategy: 1", "services[0].ports[0].port: -1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultJSON())
+	f.Add([]byte(`{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":1,"protocol":"udp","address":"::"}]}]}`))
+	f.Add([]byte(`{"version":1,"services":[{"name":"a","userUnits":["a@.service"],"ports":[{"port":1e3}]}]}`))
+	f.Add([]byte(`{"version":1,"services":{}}`))
+	f.Add([]byte(`[`))
+	f.Add([]byte("\xff\xfe"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse("fuzz", data)
+		if err != nil {
+			var merr *Error
+			if !errors.As(err, &merr) || len(merr.Problems) == 0 {
+				t.Fatalf("error %v is not an *Error with problems", err)
+			}
+			return
+		}
+		// A manifest that passes must hold only what the rest of portclaim trusts.
+		if m.Version != Version {
+			t.Fatalf("accepted version %d", m.Version)
+		}
+		for _, s := range m.Services {
+			if len(s.UserUnits) == 0 || len(s.Ports) == 0 {
+				t.Fatalf("accepted service without units or ports: %+v", s)
+			}
+			for _, u := range append(append([]string{}, s.SystemUnits...), s.UserUnits...) {
+				if strings.ContainsAny(u, "/ \t\n\x00") {
+					t.Fatalf("accepted unit name %q", u)
+				}
+			}
+			for _, p := range s.Ports {
+				if p.Port == 0 || (p.Proto != "tcp" && p.Proto != "udp") {
+					t.Fatalf("accepted port %+v", p)
+				}
+			}
+		}
+	})
+}
