@@ -1,0 +1,137 @@
+// Package attrib says which process and unit hold a socket, and how sure
+// that is. It works with what the caller may read: an unprivileged user
+// sees every socket's uid and every process's uid and cgroup, but only its
+// own processes' open files; root sees everything.
+package attrib
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/sockets"
+)
+
+// Confidence says how an attribution was made.
+type Confidence string
+
+const (
+	// Confirmed: the socket's inode is among the process's open files.
+	Confirmed Confidence = "confirmed"
+	// Probable: the socket's uid matches the processes of exactly the
+	// expected unit (and the caller has checked the unit is active).
+	Probable Confidence = "probable"
+	// Unknown: what we may read does not single out a holder.
+	Unknown Confidence = "unknown"
+)
+
+// Holder is who holds a socket.
+type Holder struct {
+	Unit       procs.Unit // Name "" with a known holder: outside any unit
+	PID        int        // 0 when not known
+	Command    string
+	UID        uint32 // the socket's owner
+	Confidence Confidence
+	Why        string // one line a user can check
+}
+
+// Known reports whether a holder was found at all.
+func (h Holder) Known() bool { return h.Confidence != Unknown }
+
+// FDLookup reports whether process pid has the socket inode open;
+// procs.ErrNoPermission when its files cannot be read.
+type FDLookup func(pid int, inode uint64) (bool, error)
+
+// Attribute finds the holder of s among ps. expected lists the units that
+// should hold it (the manifest's units for this port), most likely first:
+// their processes are searched first, so the fds of unrelated processes
+// are read only when the expected units do not hold the socket.
+func Attribute(s sockets.Socket, ps []procs.Process, expected []procs.Unit, hasSocket FDLookup) Holder {
+	cands := candidates(s, ps, expected)
+	if h, ok := confirm(s, cands, hasSocket); ok {
+		return h
+	}
+	return guess(s, cands, expected)
+}
+
+// candidates are the processes running as the socket's owner (a socket's
+// uid is its creator's, and it passes on fork), expected units' first.
+func candidates(s sockets.Socket, ps []procs.Process, expected []procs.Unit) []procs.Process {
+	rank := func(u procs.Unit) int {
+		for i, e := range expected {
+			if u == e {
+				return i
+			}
+		}
+		return len(expected)
+	}
+	var out []procs.Process
+	for _, p := range ps {
+		if p.UID == s.UID {
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i].Unit), rank(out[j].Unit)
+		if ri != rj {
+			return ri < rj
+		}
+		return out[i].PID < out[j].PID
+	})
+	return out
+}
+
+func confirm(s sockets.Socket, cands []procs.Process, hasSocket FDLookup) (Holder, bool) {
+	for _, p := range cands {
+		ok, err := hasSocket(p.PID, s.Inode)
+		if errors.Is(err, procs.ErrNoPermission) {
+			// Every candidate runs as the same uid: if one is closed to
+			// us, all are.
+			return Holder{}, false
+		}
+		if ok {
+			return Holder{Unit: p.Unit, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Confirmed,
+				Why: fmt.Sprintf("socket inode %d is open in pid %d", s.Inode, p.PID)}, true
+		}
+	}
+	return Holder{}, false
+}
+
+func guess(s sockets.Socket, cands []procs.Process, expected []procs.Unit) Holder {
+	first := map[procs.Unit]procs.Process{} // lowest pid per unit: usually its main process
+	var units []procs.Unit
+	for _, p := range cands {
+		if _, seen := first[p.Unit]; !seen {
+			first[p.Unit] = p
+			units = append(units, p.Unit)
+		}
+	}
+	pick := func(u procs.Unit, why string) Holder {
+		p := first[u]
+		return Holder{Unit: u, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Probable, Why: why}
+	}
+	for _, e := range expected {
+		if _, ok := first[e]; ok {
+			return pick(e, fmt.Sprintf("socket owned by uid %d, as are the processes of %s", s.UID, describe(e)))
+		}
+	}
+	if len(units) == 1 {
+		return pick(units[0], fmt.Sprintf("socket owned by uid %d, whose only processes are in %s", s.UID, describe(units[0])))
+	}
+	why := fmt.Sprintf("socket owned by uid %d, which runs processes in %d units; run as root to see which holds it", s.UID, len(units))
+	if len(units) == 0 {
+		why = fmt.Sprintf("socket owned by uid %d, which runs no process we can see", s.UID)
+	}
+	return Holder{UID: s.UID, Confidence: Unknown, Why: why}
+}
+
+func describe(u procs.Unit) string {
+	switch {
+	case u.Name == "":
+		return "no unit"
+	case u.User:
+		return fmt.Sprintf("%s (user %d)", u.Name, u.UserUID)
+	}
+	return u.Name
+}

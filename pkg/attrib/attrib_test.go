@@ -1,0 +1,100 @@
+package attrib
+
+import (
+	"testing"
+
+	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/sockets"
+)
+
+var (
+	ollama = procs.Unit{Name: "ollama.service"}
+	sshd   = procs.Unit{Name: "sshd.service"}
+	aliceC = procs.Unit{User: true, UserUID: 1000, Name: "podman-local-ai-ollama.service"}
+)
+
+var table = []procs.Process{
+	{PID: 1, UID: 0, Command: "systemd", Unit: procs.Unit{Name: "init.scope"}},
+	{PID: 50, UID: 0, Command: "sshd", Unit: sshd},
+	{PID: 70, UID: 0, Command: "ollama", Unit: ollama},
+	{PID: 71, UID: 0, Command: "ollama-runner", Unit: ollama},
+	{PID: 90, UID: 61000, Command: "qdrant", Unit: procs.Unit{Name: "qdrant.service"}},
+	{PID: 200, UID: 1000, Command: "conmon", Unit: aliceC},
+	{PID: 300, UID: 65534, Command: "holdport"},
+}
+
+func sock(uid uint32, inode uint64) sockets.Socket {
+	return sockets.Socket{Endpoint: bind.Endpoint{Proto: bind.TCP, Port: 11434}, UID: uid, Inode: inode}
+}
+
+// asRoot can read every process's fds; pid 71 holds inode 7.
+func asRoot(seen *[]int) FDLookup {
+	return func(pid int, inode uint64) (bool, error) {
+		*seen = append(*seen, pid)
+		return pid == 71 && inode == 7, nil
+	}
+}
+
+func unprivileged(pid int, inode uint64) (bool, error) { return false, procs.ErrNoPermission }
+
+func TestConfirmedReadsExpectedUnitsFirst(t *testing.T) {
+	var seen []int
+	h := Attribute(sock(0, 7), table, []procs.Unit{ollama}, asRoot(&seen))
+	if h.Confidence != Confirmed || h.Unit != ollama || h.PID != 71 || h.Command != "ollama-runner" {
+		t.Fatalf("got %+v", h)
+	}
+	if len(seen) != 2 || seen[0] != 70 || seen[1] != 71 {
+		t.Errorf("read the fds of pids %v; want only ollama.service's 70, 71", seen)
+	}
+}
+
+func TestConfirmedOutsideExpectedUnits(t *testing.T) {
+	var seen []int
+	h := Attribute(sock(0, 7), table, []procs.Unit{sshd}, asRoot(&seen))
+	if h.Confidence != Confirmed || h.Unit != ollama {
+		t.Fatalf("got %+v, want ollama.service confirmed", h)
+	}
+}
+
+func TestProbableFromTheExpectedUnit(t *testing.T) {
+	h := Attribute(sock(0, 7), table, []procs.Unit{ollama}, unprivileged)
+	if h.Confidence != Probable || h.Unit != ollama || h.PID != 70 {
+		t.Fatalf("got %+v, want ollama.service probable with pid 70", h)
+	}
+}
+
+func TestProbableFromTheOnlyUnitOfAUID(t *testing.T) {
+	h := Attribute(sock(61000, 9), table, nil, unprivileged)
+	if h.Confidence != Probable || h.Unit.Name != "qdrant.service" {
+		t.Fatalf("got %+v, want qdrant.service probable", h)
+	}
+	h = Attribute(sock(65534, 9), table, nil, unprivileged)
+	if h.Confidence != Probable || h.Unit.Name != "" || h.PID != 300 {
+		t.Fatalf("got %+v, want pid 300 outside any unit", h)
+	}
+}
+
+func TestUnknownWhenRootOwnsItAndNothingIsExpected(t *testing.T) {
+	h := Attribute(sock(0, 7), table, nil, unprivileged)
+	if h.Known() || h.PID != 0 {
+		t.Fatalf("got %+v, want unknown", h)
+	}
+	h = Attribute(sock(4242, 7), table, nil, unprivileged)
+	if h.Known() {
+		t.Fatalf("socket of a uid with no process: got %+v, want unknown", h)
+	}
+}
+
+func TestOwnSocketsAreConfirmedUnprivileged(t *testing.T) {
+	own := func(pid int, inode uint64) (bool, error) {
+		if pid != 200 {
+			return false, procs.ErrNoPermission
+		}
+		return inode == 5, nil
+	}
+	h := Attribute(sock(1000, 5), table, []procs.Unit{ollama}, own)
+	if h.Confidence != Confirmed || h.Unit != aliceC {
+		t.Fatalf("got %+v, want alice's unit confirmed", h)
+	}
+}

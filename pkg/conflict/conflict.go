@@ -1,0 +1,242 @@
+// Package conflict decides, for every port the manifest claims, whether it
+// is free, already the user's, or held by something in the way, and what
+// the user should do next. It is pure: the caller gathers the sockets,
+// holders and unit states; this package only reasons about them.
+package conflict
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/portclaim/portclaim/pkg/attrib"
+	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/unitname"
+	"github.com/portclaim/portclaim/pkg/units"
+)
+
+// Kind classifies one claimed port.
+type Kind string
+
+const (
+	Free        Kind = "free"         // nothing holds it
+	Self        Kind = "self"         // one of the service's own user units holds it: fine
+	Resolvable  Kind = "resolvable"   // a system unit the manifest names holds it
+	Latent      Kind = "latent"       // free now, but a named system unit is enabled and takes it at boot
+	SystemOther Kind = "system-other" // a system unit the manifest does not name holds it
+	OtherUser   Kind = "other-user"   // another user's unit holds it
+	UserOther   Kind = "user-other"   // another of this user's own units holds it
+	NoUnit      Kind = "no-unit"      // a process outside any service unit holds it
+	Unknown     Kind = "unknown"      // held, but we may not see by whom
+)
+
+// Conflict reports whether the user has to act on this kind.
+func (k Kind) Conflict() bool { return k != Free && k != Self }
+
+// Input is everything Classify reasons about.
+type Input struct {
+	Manifest manifest.Manifest
+	UserUID  uint32 // whose user units the manifest declares
+	UserName string
+	Sockets  []sockets.Socket
+	Holders  map[uint64]attrib.Holder // by socket inode
+	// System and User are unit states by name; nil when that manager
+	// could not be asked.
+	System map[string]units.Unit
+	User   map[string]units.Unit
+	// NameOf turns a uid into a user name for messages.
+	NameOf func(uid uint32) string
+}
+
+// Finding is the verdict on one claimed port (and, when held, one socket
+// holding it: a port held on two addresses gives two findings).
+type Finding struct {
+	Service    string
+	Want       bind.Endpoint // the claim: where the user unit binds
+	UserUnit   string
+	Kind       Kind
+	Socket     *sockets.Socket // the socket in the way, when held
+	Holder     attrib.Holder
+	Manager    string // "system", "user alice", "" when unknown
+	Unit       string // the unit holding it (or, for latent, that will)
+	SystemUnit string // the manifest's system unit involved, if any
+	Next       string // what to do, in one sentence
+}
+
+// Classify returns the findings in manifest order.
+func Classify(in Input) []Finding {
+	var out []Finding
+	for _, svc := range in.Manifest.Services {
+		for _, want := range svc.Ports {
+			out = append(out, classifyPort(in, svc, want)...)
+		}
+	}
+	return out
+}
+
+func classifyPort(in Input, svc manifest.Service, want bind.Endpoint) []Finding {
+	var out []Finding
+	heldBySystemUnit := map[string]bool{}
+	for i := range in.Sockets {
+		s := &in.Sockets[i]
+		if !bind.Overlap(want, s.Endpoint) {
+			continue
+		}
+		f := held(in, svc, want, s)
+		if f.Kind == Resolvable {
+			heldBySystemUnit[f.Unit] = true
+		}
+		out = append(out, f)
+	}
+	for _, name := range svc.SystemUnits {
+		u, ok := in.System[name]
+		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() {
+			continue
+		}
+		f := base(svc, want)
+		f.Kind, f.Manager, f.Unit, f.SystemUnit = Latent, "system", name, name
+		f.Next = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start: `portclaim resolve` keeps it down with a claim, or turn it off for good with %s",
+			name, portProto(want), nixOff(name))
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		f := base(svc, want)
+		f.Kind = Free
+		out = append(out, f)
+	}
+	return out
+}
+
+func base(svc manifest.Service, want bind.Endpoint) Finding {
+	f := Finding{Service: svc.Name, Want: want}
+	if len(svc.UserUnits) > 0 {
+		f.UserUnit = svc.UserUnits[0]
+	}
+	return f
+}
+
+func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket) Finding {
+	f := base(svc, want)
+	f.Socket = s
+	h, ok := in.Holders[s.Inode]
+	if !ok {
+		h = attrib.Holder{UID: s.UID, Confidence: attrib.Unknown}
+	}
+	f.Holder = h
+	u := h.Unit
+	// A listening socket of a .socket unit is held by the manager itself
+	// (pid 1, or the user manager's init.scope): credit the declared
+	// service's .socket.
+	if u.Name == "init.scope" {
+		if sock := triggeringSocket(in, svc); sock != "" && !u.User {
+			u.Name = sock
+		}
+	}
+	f.Unit = u.Name
+	switch {
+	case !h.Known():
+		f.Kind = Unknown
+		f.Next = fmt.Sprintf("%s; as root, `portclaim who %d/%s` names it", h.Why, want.Port, want.Proto)
+	case u.User:
+		f.Manager = "user " + name(in, u.UserUID)
+		switch {
+		case u.UserUID != in.UserUID:
+			f.Kind = OtherUser
+			f.Next = fmt.Sprintf("user %s's %s holds it: ask them to stop it, or move %s to a free port", name(in, u.UserUID), u.Name, f.UserUnit)
+		case slices.Contains(svc.UserUnits, u.Name):
+			f.Kind = Self
+		default:
+			f.Kind = UserOther
+			f.Next = fmt.Sprintf("your own %s holds it: `systemctl --user stop %s`, or add it to services.portclaim.services.%s.userUnits", u.Name, u.Name, svc.Name)
+		}
+	case u.Name == "":
+		f.Kind = NoUnit
+		f.Next = fmt.Sprintf("pid %d (%s) runs outside any service unit: stop that process", h.PID, h.Command)
+	case slices.Contains(svc.SystemUnits, u.Name):
+		f.Manager, f.SystemUnit = "system", u.Name
+		f.Kind = Resolvable
+		if st, known := in.System[u.Name]; known && h.Confidence == attrib.Probable && !st.Active() {
+			// Its processes hold the port, yet systemd says it is down:
+			// the guess does not agree with the unit state.
+			f.Kind, f.Holder.Confidence = Unknown, attrib.Unknown
+			f.Next = fmt.Sprintf("a process of uid %d holds it and %s is %s; as root, `portclaim who %d/%s` names it", s.UID, u.Name, st.ActiveState, want.Port, want.Proto)
+			break
+		}
+		f.Next = fmt.Sprintf("`portclaim resolve` stops it for you where the NixOS policy allows it (services.portclaim.yield.%q.users = [ %q ];), or turn it off for good with %s",
+			u.Name, in.UserName, nixOff(u.Name))
+	case isService(u.Name):
+		f.Manager = "system"
+		f.Kind = SystemOther
+		f.Next = fmt.Sprintf("%s is not among %s's systemUnits: stop it as root (`systemctl stop %s`), add it to services.portclaim.services.%s.systemUnits if it should yield, or move %s to a free port",
+			u.Name, svc.Name, u.Name, svc.Name, f.UserUnit)
+	default:
+		f.Manager = "system"
+		f.Kind = NoUnit
+		f.Next = fmt.Sprintf("pid %d (%s) in %s runs outside any service unit: stop that process", h.PID, h.Command, u.Name)
+	}
+	return f
+}
+
+func triggeringSocket(in Input, svc manifest.Service) string {
+	for _, name := range svc.SystemUnits {
+		if unitname.Type(name) == "socket" {
+			return name
+		}
+		if u, ok := in.System[name]; ok && len(u.TriggeredBy) > 0 {
+			return u.TriggeredBy[0]
+		}
+	}
+	return ""
+}
+
+func isService(name string) bool {
+	t := unitname.Type(name)
+	return t == "service" || t == "socket"
+}
+
+func name(in Input, uid uint32) string {
+	if in.NameOf != nil {
+		return in.NameOf(uid)
+	}
+	return fmt.Sprint(uid)
+}
+
+// nixOff is the NixOS line that turns a system service off for good. NixOS
+// names most service units after their module (services.ollama makes
+// ollama.service).
+func nixOff(unit string) string {
+	return fmt.Sprintf("`services.%s.enable = false;` in configuration.nix", unitname.Base(unit))
+}
+
+func portProto(e bind.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
+
+// Summary counts findings by kind, e.g. "2 conflicts (1 resolvable, 1 latent)".
+func Summary(fs []Finding) string {
+	counts := map[Kind]int{}
+	var order []Kind
+	n := 0
+	for _, f := range fs {
+		if !f.Kind.Conflict() {
+			continue
+		}
+		if counts[f.Kind] == 0 {
+			order = append(order, f.Kind)
+		}
+		counts[f.Kind]++
+		n++
+	}
+	if n == 0 {
+		return "no conflicts"
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("%d conflict%s (%s)", n, plural, strings.Join(parts, ", "))
+}

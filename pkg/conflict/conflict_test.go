@@ -1,0 +1,149 @@
+package conflict
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/portclaim/portclaim/pkg/attrib"
+	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/units"
+)
+
+const alice = 1000
+
+func sock(addr string, port uint16, uid uint32, inode uint64) sockets.Socket {
+	return sockets.Socket{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr(addr), Port: port}, UID: uid, Inode: inode}
+}
+
+func holder(unit procs.Unit, c attrib.Confidence) attrib.Holder {
+	return attrib.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
+}
+
+func input(socks []sockets.Socket, holders map[uint64]attrib.Holder, system map[string]units.Unit) Input {
+	return Input{
+		Manifest: manifest.Default(), UserUID: alice, UserName: "alice",
+		Sockets: socks, Holders: holders, System: system,
+		NameOf: func(uid uint32) string { return map[uint32]string{1000: "alice", 1001: "bob"}[uid] },
+	}
+}
+
+// kinds returns "service port kind" for every finding.
+func kinds(fs []Finding) string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Service+" "+f.Want.String()+" "+string(f.Kind))
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestAllFree(t *testing.T) {
+	fs := Classify(input(nil, nil, nil))
+	want := "ollama *:11434 free\nqdrant *:6333 free\nqdrant *:6334 free\nllama-cpp *:8080 free\nopen-webui *:3001 free\nmindsdb *:47334 free"
+	if got := kinds(fs); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if Summary(fs) != "no conflicts" {
+		t.Errorf("Summary = %q", Summary(fs))
+	}
+}
+
+func TestEachKind(t *testing.T) {
+	socks := []sockets.Socket{
+		sock("127.0.0.1", 11434, 0, 1),   // ollama.service: resolvable
+		sock("::", 6333, 1000, 2),        // alice's own qdrant container: self
+		sock("127.0.0.1", 6334, 0, 3),    // sshd: system-other
+		sock("0.0.0.0", 8080, 1001, 4),   // bob's unit: other-user
+		sock("127.0.0.1", 3001, 1000, 5), // alice's other unit: user-other
+		sock("0.0.0.0", 9999, 0, 6),      // a port nobody claims
+	}
+	holders := map[uint64]attrib.Holder{
+		1: holder(procs.Unit{Name: "ollama.service"}, attrib.Confirmed),
+		2: holder(procs.Unit{User: true, UserUID: alice, Name: "podman-local-ai-qdrant.service"}, attrib.Confirmed),
+		3: holder(procs.Unit{Name: "sshd.service"}, attrib.Confirmed),
+		4: holder(procs.Unit{User: true, UserUID: 1001, Name: "podman-local-ai-llama-cpp.service"}, attrib.Probable),
+		5: holder(procs.Unit{User: true, UserUID: alice, Name: "devserver.service"}, attrib.Confirmed),
+	}
+	system := map[string]units.Unit{
+		"ollama.service":  {ActiveState: "active", UnitFileState: "enabled", LoadState: "loaded"},
+		"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"},
+		"qdrant.service":  {ActiveState: "inactive", UnitFileState: "disabled", LoadState: "loaded"},
+	}
+	fs := Classify(input(socks, holders, system))
+	want := strings.Join([]string{
+		"ollama *:11434 resolvable", "qdrant *:6333 self", "qdrant *:6334 system-other",
+		"llama-cpp *:8080 other-user", "open-webui *:3001 user-other", "mindsdb *:47334 latent",
+	}, "\n")
+	if got := kinds(fs); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := Summary(fs); got != "5 conflicts (1 resolvable, 1 system-other, 1 other-user, 1 user-other, 1 latent)" {
+		t.Errorf("Summary = %q", got)
+	}
+	for _, c := range []struct {
+		i    int
+		want []string
+	}{
+		{0, []string{"portclaim resolve", `services.portclaim.yield."ollama.service".users = [ "alice" ];`, "services.ollama.enable = false;"}},
+		{2, []string{"sshd.service is not among qdrant's systemUnits", "systemctl stop sshd.service"}},
+		{3, []string{"user bob's podman-local-ai-llama-cpp.service"}},
+		{4, []string{"systemctl --user stop devserver.service"}},
+		{5, []string{"mindsdb.service is stopped but enabled", "services.mindsdb.enable = false;"}},
+	} {
+		for _, w := range c.want {
+			if !strings.Contains(fs[c.i].Next, w) {
+				t.Errorf("%s next step %q lacks %q", fs[c.i].Service, fs[c.i].Next, w)
+			}
+		}
+	}
+	if fs[3].Manager != "user bob" || fs[0].Manager != "system" || fs[0].Unit != "ollama.service" {
+		t.Errorf("managers: %q %q %q", fs[3].Manager, fs[0].Manager, fs[0].Unit)
+	}
+}
+
+func TestNoUnitAndUnknown(t *testing.T) {
+	socks := []sockets.Socket{sock("0.0.0.0", 11434, 65534, 1), sock("::1", 6333, 0, 2), sock("::1", 6334, 0, 3)}
+	holders := map[uint64]attrib.Holder{
+		1: holder(procs.Unit{}, attrib.Probable),
+		2: {UID: 0, Confidence: attrib.Unknown, Why: "socket owned by uid 0"},
+		3: holder(procs.Unit{Name: "session-4.scope"}, attrib.Confirmed),
+	}
+	got := kinds(Classify(input(socks, holders, nil)))
+	if !strings.Contains(got, "ollama *:11434 no-unit") || !strings.Contains(got, "qdrant *:6333 unknown") || !strings.Contains(got, "qdrant *:6334 no-unit") {
+		t.Errorf("got\n%s", got)
+	}
+}
+
+func TestProbableHolderThatSystemdCallsInactiveIsUnknown(t *testing.T) {
+	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
+	holders := map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "ollama.service"}, attrib.Probable)}
+	fs := Classify(input(socks, holders, map[string]units.Unit{"ollama.service": {ActiveState: "inactive"}}))
+	if fs[0].Kind != Unknown {
+		t.Errorf("kind %s, want unknown", fs[0].Kind)
+	}
+}
+
+func TestNonOverlappingSocketIsNotAConflict(t *testing.T) {
+	m, err := manifest.Parse("t", []byte(`{"version":1,"services":[{"name":"a","systemUnits":["a.service"],"userUnits":["ua.service"],"ports":[{"port":7000,"address":"127.0.0.3"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input([]sockets.Socket{sock("127.0.0.2", 7000, 0, 1)}, map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "a.service"}, attrib.Confirmed)}, nil)
+	in.Manifest = m
+	if got := kinds(Classify(in)); got != "a 127.0.0.3:7000 free" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
+	socks := []sockets.Socket{sock("0.0.0.0", 11434, 0, 1)}
+	holders := map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "init.scope"}, attrib.Confirmed)}
+	system := map[string]units.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
+	fs := Classify(input(socks, holders, system))
+	if fs[0].Kind != SystemOther || fs[0].Unit != "ollama.socket" {
+		t.Errorf("got %s %s, want the .socket named (not yet in systemUnits)", fs[0].Kind, fs[0].Unit)
+	}
+}

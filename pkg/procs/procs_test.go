@@ -1,0 +1,86 @@
+package procs
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+)
+
+func TestUnitOfCgroup(t *testing.T) {
+	cases := map[string]Unit{
+		"/system.slice/ollama.service":                {Name: "ollama.service"},
+		"/system.slice/qdrant.service/sub":            {Name: "qdrant.service"},
+		"/init.scope":                                 {Name: "init.scope"},
+		"/user.slice/user-1000.slice/session-3.scope": {Name: "session-3.scope"},
+		"/user.slice/user-1000.slice/user@1000.service/app.slice/podman-x.service":         {User: true, UserUID: 1000, Name: "podman-x.service"},
+		"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-abc.scope":        {User: true, UserUID: 1000, Name: "libpod-abc.scope"},
+		"/user.slice/user-1001.slice/user@1001.service/app.slice/p.service/libpod-1.scope": {User: true, UserUID: 1001, Name: "p.service"},
+		"/user.slice/user-1000.slice/user@1000.service/init.scope":                         {User: true, UserUID: 1000, Name: "init.scope"},
+		"/":                    {},
+		"":                     {},
+		"/..":                  {},
+		"/../../machine.slice": {},
+		"/docker/abcdef":       {},
+	}
+	for path, want := range cases {
+		if got := UnitOfCgroup(path); got != want {
+			t.Errorf("UnitOfCgroup(%q) = %+v, want %+v", path, got, want)
+		}
+	}
+}
+
+func TestCgroupPath(t *testing.T) {
+	unified := "0::/system.slice/ollama.service\n"
+	hybrid := "1:name=systemd:/system.slice/ollama.service\n0::/\n"
+	legacy := "4:memory:/x\n1:name=systemd:/system.slice/ollama.service\n"
+	for _, in := range []string{unified, hybrid, legacy} {
+		if got := CgroupPath([]byte(in)); got != "/system.slice/ollama.service" {
+			t.Errorf("CgroupPath(%q) = %q", in, got)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	name, uid, ok := parseStatus([]byte("Name:\tollama\nUmask:\t0022\nState:\tS\nUid:\t61234\t61234\t61234\t61234\n"))
+	if !ok || name != "ollama" || uid != 61234 {
+		t.Fatalf("parseStatus = %q %d %v", name, uid, ok)
+	}
+	if _, _, ok := parseStatus([]byte("Name:\tx\n")); ok {
+		t.Fatal("status without Uid accepted")
+	}
+}
+
+// TestScanAndHasSocket runs against this machine's /proc: it must find
+// this test process, and find a socket it opens among its fds.
+func TestScanAndHasSocket(t *testing.T) {
+	ps, err := Scan("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me *Process
+	for i := range ps {
+		if ps[i].PID == os.Getpid() {
+			me = &ps[i]
+		}
+	}
+	if me == nil || me.UID != uint32(os.Getuid()) {
+		t.Fatalf("Scan did not find this process with our uid: %+v", me)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, _ := l.(*net.TCPListener).File()
+	defer f.Close()
+	link, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	var ino uint64
+	fmt.Sscanf(link, "socket:[%d]", &ino)
+	if ok, err := HasSocket("/proc", os.Getpid(), ino); !ok || err != nil {
+		t.Fatalf("HasSocket(self, %d) = %v, %v; want true", ino, ok, err)
+	}
+	if ok, _ := HasSocket("/proc", os.Getpid(), ino+1_000_000_000); ok {
+		t.Fatal("HasSocket found an inode we do not hold")
+	}
+}

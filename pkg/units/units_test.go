@@ -1,0 +1,40 @@
+package units
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestUserBus(t *testing.T) {
+	cases := []struct {
+		uid, euid int
+		xdg       string
+		want      string
+		hello     bool
+	}{
+		{1000, 1000, "", "unix:path=/run/user/1000/bus", true},
+		{1000, 1000, "/tmp/xdg", "unix:path=/tmp/xdg/bus", true},
+		{1000, 0, "/run/user/0", "unix:path=/run/user/1000/systemd/private", false},
+		{0, 0, "", "unix:path=/run/user/0/bus", true},
+	}
+	for _, c := range cases {
+		got, hello := UserBus(c.uid, c.euid, c.xdg)
+		if got != c.want || hello != c.hello {
+			t.Errorf("UserBus(%d, %d, %q) = %q, %v; want %q, %v", c.uid, c.euid, c.xdg, got, hello, c.want, c.hello)
+		}
+	}
+}
+
+func TestWithSockets(t *testing.T) {
+	got := withSockets([]string{"a.service", "a.socket", "b.service", "c.scope"})
+	want := []string{"a.service", "a.socket", "b.service", "c.scope", "b.socket"}
+	if !slices.Equal(got, want) {
+		t.Errorf("withSockets = %v, want %v", got, want)
+	}
+}
+
+func TestStartsAtBoot(t *testing.T) {
+	if !(Unit{UnitFileState: "enabled"}).StartsAtBoot() || (Unit{UnitFileState: "static"}).StartsAtBoot() {
+		t.Error("StartsAtBoot wrong")
+	}
+}
