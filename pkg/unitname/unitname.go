@@ -27,6 +27,11 @@ func Validate(name string) error {
 	if len(name) > maxLen {
 		return fmt.Errorf("unit name %q is longer than %d characters", name, maxLen)
 	}
+	for i := 0; i < len(name); i++ {
+		if !validChar(name[i]) {
+			return fmt.Errorf("unit name %q contains %q, which systemd does not allow in unit names", name, string(name[i]))
+		}
+	}
 	dot := strings.LastIndexByte(name, '.')
 	if dot <= 0 {
 		return fmt.Errorf("unit name %q has no type suffix (e.g. %q)", name, name+".service")
@@ -34,11 +39,6 @@ func Validate(name string) error {
 	prefix, suffix := name[:dot], name[dot+1:]
 	if !isType(suffix) {
 		return fmt.Errorf("unit name %q has unknown type %q (one of %s)", name, suffix, strings.Join(Types, ", "))
-	}
-	for i := 0; i < len(prefix); i++ {
-		if !validChar(prefix[i]) {
-			return fmt.Errorf("unit name %q contains %q, which systemd does not allow in unit names", name, string(prefix[i]))
-		}
 	}
 	if at := strings.IndexByte(prefix, '@'); at >= 0 {
 		if at == 0 {

@@ -84,7 +84,7 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 	addr, hello := UserBus(uid, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
 	path := strings.TrimPrefix(addr, "unix:path=")
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("the user manager of uid %d is not running (no %s): %w", uid, path, err)
+		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist; is lingering on? `loginctl enable-linger`)", uid, path)
 	}
 	dial := func() (*dbus.Conn, error) {
 		conn, err := dbus.Dial(addr, dbus.WithContext(ctx))

@@ -1,0 +1,225 @@
+// Package inspect gathers what portclaim looks at — the socket tables, the
+// processes behind the sockets in the way, the state of the units involved —
+// and hands it to package conflict. It is the I/O edge: it decides nothing.
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"os/user"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/attrib"
+	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/units"
+)
+
+// Options say where to look and for whom.
+type Options struct {
+	ProcRoot string        // "/proc"
+	UID      int           // the user whose user units the manifest declares
+	Timeout  time.Duration // for each manager's D-Bus conversation
+}
+
+// Result is what one check saw.
+type Result struct {
+	UserName string
+	Findings []conflict.Finding
+	// UserUnits is the state of the declared user units; nil when the
+	// user manager could not be asked.
+	UserUnits map[string]units.Unit
+	// Notes explain a partial view that is still useful (no user manager).
+	Notes []string
+	// Broken lists what made the view unusable: no socket table, no
+	// system bus. portclaim exits 3 when it is not empty.
+	Broken []string
+	// DBusCalls counts D-Bus method calls, per manager.
+	DBusCalls map[string]int
+}
+
+// Check looks at this machine for the manifest's claims.
+func Check(ctx context.Context, m manifest.Manifest, opt Options) Result {
+	res := Result{UserName: NameOf(uint32(opt.UID)), DBusCalls: map[string]int{}}
+	tab, err := sockets.Read(opt.ProcRoot)
+	if err != nil {
+		res.Broken = append(res.Broken, err.Error())
+	}
+	inWay := overlapping(tab.Sockets, m)
+	holders := map[uint64]attrib.Holder{}
+	if len(inWay) > 0 {
+		holders, err = attribute(opt, inWay, m)
+		if err != nil {
+			res.Broken = append(res.Broken, err.Error())
+		}
+	}
+
+	sysNames, userNames := unitNames(m, holders, uint32(opt.UID))
+	system, err := ask(ctx, opt, "system", sysNames, &res)
+	if err != nil {
+		res.Broken = append(res.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
+	}
+	res.UserUnits, err = ask(ctx, opt, "user", userNames, &res)
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
+	}
+	res.Findings = conflict.Classify(conflict.Input{
+		Manifest: m, UserUID: uint32(opt.UID), UserName: res.UserName,
+		Sockets: inWay, Holders: holders, System: system,
+		NameOf: NameOf,
+	})
+	return res
+}
+
+// Held is one socket on a port, with its holder.
+type Held struct {
+	Socket sockets.Socket
+	Holder attrib.Holder
+}
+
+// Who lists every socket bound to port (proto "" for both).
+func Who(opt Options, port uint16, proto bind.Proto) ([]Held, error) {
+	tab, err := sockets.Read(opt.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	var on []sockets.Socket
+	for _, s := range tab.Sockets {
+		if s.Port == port && (proto == "" || s.Proto == proto) {
+			on = append(on, s)
+		}
+	}
+	if len(on) == 0 {
+		return nil, nil
+	}
+	ps, err := procs.Scan(opt.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	var out []Held
+	for _, s := range on {
+		out = append(out, Held{Socket: s, Holder: attrib.Attribute(s, ps, nil, fdLookup(opt.ProcRoot))})
+	}
+	return out, nil
+}
+
+func overlapping(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
+	var out []sockets.Socket
+	for _, s := range all {
+		if claimed(s, m) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func claimed(s sockets.Socket, m manifest.Manifest) bool {
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			if bind.Overlap(p, s.Endpoint) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func attribute(opt Options, inWay []sockets.Socket, m manifest.Manifest) (map[uint64]attrib.Holder, error) {
+	ps, err := procs.Scan(opt.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]attrib.Holder{}
+	for _, s := range inWay {
+		out[s.Inode] = attrib.Attribute(s, ps, expected(s, m, uint32(opt.UID)), fdLookup(opt.ProcRoot))
+	}
+	return out, nil
+}
+
+// expected lists the units the manifest says may hold s: the claiming
+// service's system units, then its user units.
+func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []procs.Unit {
+	var out []procs.Unit
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			if !bind.Overlap(p, s.Endpoint) {
+				continue
+			}
+			for _, u := range svc.SystemUnits {
+				out = append(out, procs.Unit{Name: u})
+			}
+			for _, u := range svc.UserUnits {
+				out = append(out, procs.Unit{User: true, UserUID: uid, Name: u})
+			}
+		}
+	}
+	return out
+}
+
+func fdLookup(procRoot string) attrib.FDLookup {
+	return func(pid int, inode uint64) (bool, error) { return procs.HasSocket(procRoot, pid, inode) }
+}
+
+// unitNames are the units to ask each manager about: the declared ones and
+// the holders found.
+func unitNames(m manifest.Manifest, holders map[uint64]attrib.Holder, uid uint32) (system, user []string) {
+	add := func(list []string, n string) []string {
+		if n == "" || slices.Contains(list, n) {
+			return list
+		}
+		return append(list, n)
+	}
+	for _, svc := range m.Services {
+		for _, u := range svc.SystemUnits {
+			system = add(system, u)
+		}
+		for _, u := range svc.UserUnits {
+			user = add(user, u)
+		}
+	}
+	for _, h := range holders {
+		switch {
+		case !h.Known():
+		case !h.Unit.User:
+			system = add(system, h.Unit.Name)
+		case h.Unit.UserUID == uid:
+			user = add(user, h.Unit.Name)
+		}
+	}
+	return system, user
+}
+
+func ask(ctx context.Context, opt Options, which string, names []string, res *Result) (map[string]units.Unit, error) {
+	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+	defer cancel()
+	var (
+		mgr *units.Manager
+		err error
+	)
+	if which == "system" {
+		mgr, err = units.System(ctx)
+	} else {
+		mgr, err = units.User(ctx, opt.UID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.Close()
+	got, err := mgr.Units(ctx, names)
+	res.DBusCalls[which] = mgr.Calls
+	return got, err
+}
+
+// NameOf returns the user name of uid, or the number when it has none.
+func NameOf(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
+}
