@@ -5,7 +5,6 @@
 package attrib
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
@@ -84,13 +83,10 @@ func candidates(s sockets.Socket, ps []procs.Process, expected []procs.Unit) []p
 
 func confirm(s sockets.Socket, cands []procs.Process, hasSocket FDLookup) (Holder, bool) {
 	for _, p := range cands {
-		ok, err := hasSocket(p.PID, s.Inode)
-		if errors.Is(err, procs.ErrNoPermission) {
-			// Every candidate runs as the same uid: if one is closed to
-			// us, all are.
-			return Holder{}, false
-		}
-		if ok {
+		// Errors (no permission: root's processes seen by a user, or a
+		// user's non-dumpable ones; or the process exited) only mean this
+		// process cannot confirm it.
+		if ok, _ := hasSocket(p.PID, s.Inode); ok {
 			return Holder{Unit: p.Unit, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Confirmed,
 				Why: fmt.Sprintf("socket inode %d is open in pid %d", s.Inode, p.PID)}, true
 		}
@@ -102,6 +98,12 @@ func guess(s sockets.Socket, cands []procs.Process, expected []procs.Unit) Holde
 	first := map[procs.Unit]procs.Process{} // lowest pid per unit: usually its main process
 	var units []procs.Unit
 	for _, p := range cands {
+		if p.Unit.Name == "init.scope" {
+			// The manager itself (pid 1, or systemd --user and its
+			// sd-pam) runs as every uid that has a user manager; it holds
+			// sockets only for .socket units, which the fds confirm.
+			continue
+		}
 		if _, seen := first[p.Unit]; !seen {
 			first[p.Unit] = p
 			units = append(units, p.Unit)

@@ -20,6 +20,7 @@ var table = []procs.Process{
 	{PID: 70, UID: 0, Command: "ollama", Unit: ollama},
 	{PID: 71, UID: 0, Command: "ollama-runner", Unit: ollama},
 	{PID: 90, UID: 61000, Command: "qdrant", Unit: procs.Unit{Name: "qdrant.service"}},
+	{PID: 199, UID: 1000, Command: "systemd", Unit: procs.Unit{User: true, UserUID: 1000, Name: "init.scope"}},
 	{PID: 200, UID: 1000, Command: "conmon", Unit: aliceC},
 	{PID: 300, UID: 65534, Command: "holdport"},
 }
@@ -72,6 +73,13 @@ func TestProbableFromTheOnlyUnitOfAUID(t *testing.T) {
 	h = Attribute(sock(65534, 9), table, nil, unprivileged)
 	if h.Confidence != Probable || h.Unit.Name != "" || h.PID != 300 {
 		t.Fatalf("got %+v, want pid 300 outside any unit", h)
+	}
+}
+
+func TestTheUserManagerItselfIsNotAGuess(t *testing.T) {
+	h := Attribute(sock(1000, 9), table, nil, unprivileged)
+	if h.Confidence != Probable || h.Unit != aliceC {
+		t.Fatalf("got %+v, want alice's only service, not her manager", h)
 	}
 }
 
