@@ -97,7 +97,7 @@ func classifyPort(in Input, svc manifest.Service, want bind.Endpoint) []Finding 
 		}
 		f := base(svc, want)
 		f.Kind, f.Manager, f.Unit, f.SystemUnit = Latent, "system", name, name
-		f.Next = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start: `portclaim resolve` keeps it down with a claim, or turn it off for good with %s",
+		f.Next = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start: turn it off for good with %s (`systemctl disable` does not work on NixOS, whose units live in /etc/systemd/system)",
 			name, portProto(want), nixOff(name))
 		out = append(out, f)
 	}
@@ -164,8 +164,8 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 			f.Next = fmt.Sprintf("a process of uid %d holds it and %s is %s; as root, `portclaim who %d/%s` names it", s.UID, u.Name, st.ActiveState, want.Port, want.Proto)
 			break
 		}
-		f.Next = fmt.Sprintf("`portclaim resolve` stops it for you where the NixOS policy allows it (services.portclaim.yield.%q.users = [ %q ];), or turn it off for good with %s",
-			u.Name, in.UserName, nixOff(u.Name))
+		f.Next = fmt.Sprintf("stop it now as root (`systemctl stop %s`), or turn it off for good with %s",
+			u.Name, nixOff(u.Name))
 	case isService(u.Name):
 		f.Manager = "system"
 		f.Kind = SystemOther

@@ -87,7 +87,7 @@ func TestEachKind(t *testing.T) {
 		i    int
 		want []string
 	}{
-		{0, []string{"portclaim resolve", `services.portclaim.yield."ollama.service".users = [ "alice" ];`, "services.ollama.enable = false;"}},
+		{0, []string{"systemctl stop ollama.service", "services.ollama.enable = false;"}},
 		{2, []string{"sshd.service is not among qdrant's systemUnits", "systemctl stop sshd.service"}},
 		{3, []string{"user bob's podman-local-ai-llama-cpp.service"}},
 		{4, []string{"systemctl --user stop devserver.service"}},
