@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/flow"
 	"github.com/portclaim/portclaim/pkg/inspect"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -36,6 +38,9 @@ var version = ""
 
 type cli struct {
 	Check    checkCmd    `cmd:"" help:"Report which claimed ports are held, by whom, and what to do (exit 1 on conflicts)."`
+	Resolve  resolveCmd  `cmd:"" help:"Check, then make system units yield per the strategy (exit 0 unless strict)."`
+	Release  releaseCmd  `cmd:"" help:"Give back claims the manifest no longer declares (or --all) and start those units again."`
+	Status   statusCmd   `cmd:"" help:"Show the policy, your claims (root: everyone's) and who holds each claimed port."`
 	Who      whoCmd      `cmd:"" help:"Say who holds a port: PORT, PORT/tcp or PORT/udp."`
 	Validate validateCmd `cmd:"" help:"Check a manifest file; print every problem with its JSON path (exit 2 if any)."`
 	Version  versionCmd  `cmd:"" help:"Print the version."`
@@ -75,7 +80,10 @@ func (c *checkCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	res := inspect.Check(context.Background(), m, inspect.Options{ProcRoot: e.procRoot, UID: uid, Timeout: c.Timeout})
+	ctx := context.Background()
+	sess := inspect.Open(ctx, inspect.Options{ProcRoot: e.procRoot, UID: uid, Timeout: c.Timeout})
+	defer sess.Close()
+	res := sess.Check(ctx, m, nil)
 	if c.JSON {
 		if err := report.JSON(e.stdout, source, res); err != nil {
 			return err
@@ -99,6 +107,98 @@ func conflicts(fs []conflict.Finding) bool {
 		}
 	}
 	return false
+}
+
+// actFlags are shared by resolve and release.
+type actFlags struct {
+	Manifest string        `help:"Manifest file (JSON, version 1). Default: the built-in map." placeholder:"FILE" type:"path"`
+	DryRun   bool          `name:"dry-run" help:"Print the plan, change nothing (also when $DRY_RUN is set, as home-manager does)."`
+	User     string        `help:"Act for this user's claims (root only; default: you)." placeholder:"NAME"`
+	Policy   string        `default:"/etc/portclaim/policy.json" help:"The system policy (root-owned)." placeholder:"FILE"`
+	Wait     time.Duration `default:"10s" help:"How long to wait for each stop/start job and for ports to change hands."`
+	Timeout  time.Duration `default:"10s" help:"How long to wait for each systemd manager (and for the lock)."`
+}
+
+func (f actFlags) options(e *env) (flow.Options, error) {
+	m, source, err := loadManifest(f.Manifest)
+	if err != nil {
+		return flow.Options{}, err
+	}
+	uid, err := targetUID(f.User)
+	if err != nil {
+		return flow.Options{}, err
+	}
+	return flow.Options{Manifest: m, Source: source, ProcRoot: e.procRoot, UID: uid, User: inspect.NameOf(uint32(uid)),
+		PolicyPath: f.Policy, Timeout: f.Timeout, Wait: f.Wait, DryRun: f.DryRun || os.Getenv("DRY_RUN") != "", Out: e.stdout}, nil
+}
+
+type resolveCmd struct {
+	actFlags
+	Yes bool `help:"Act without asking even when the manifest says autoResolve = false."`
+}
+
+func (c *resolveCmd) Run(e *env) error {
+	opt, err := c.options(e)
+	if err != nil {
+		return err
+	}
+	if !opt.Manifest.AutoResolve && !c.Yes {
+		opt.Confirm = confirmer(e)
+	}
+	return exitCode(flow.Resolve(context.Background(), opt))
+}
+
+// confirmer asks on a terminal (default no); without one it reports and
+// goes on, as home-manager runs without a terminal in a systemd unit.
+func confirmer(e *env) func(string) bool {
+	fi, err := os.Stdin.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func(q string) bool {
+			fmt.Fprintf(e.stdout, "autoResolve is off and there is no terminal to ask %q: reporting only\n", q)
+			return false
+		}
+	}
+	in := bufio.NewReader(os.Stdin)
+	return func(q string) bool {
+		fmt.Fprintf(e.stdout, "%s [y/N] ", q)
+		answer, _ := in.ReadString('\n')
+		answer = strings.ToLower(strings.TrimSpace(answer))
+		return answer == "y" || answer == "yes"
+	}
+}
+
+type releaseCmd struct {
+	actFlags
+	All bool `help:"Give back every claim, declared or not."`
+}
+
+func (c *releaseCmd) Run(e *env) error {
+	opt, err := c.options(e)
+	if err != nil {
+		return err
+	}
+	opt.All = c.All
+	return exitCode(flow.Release(context.Background(), opt))
+}
+
+type statusCmd struct {
+	User   string `help:"Show this user's claims (root only; default: you, or everyone for root)." placeholder:"NAME"`
+	Policy string `default:"/etc/portclaim/policy.json" help:"The system policy." placeholder:"FILE"`
+}
+
+func (c *statusCmd) Run(e *env) error {
+	uid, err := targetUID(c.User)
+	if err != nil {
+		return err
+	}
+	return exitCode(flow.Status(flow.Options{ProcRoot: e.procRoot, UID: uid, User: inspect.NameOf(uint32(uid)), PolicyPath: c.Policy, Out: e.stdout}))
+}
+
+func exitCode(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return &exitError{code: code}
 }
 
 type whoCmd struct {
@@ -204,14 +304,27 @@ func main() {
 	os.Exit(run(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, procRoot: "/proc"}))
 }
 
+// helpExit is how kong's exit after --help reaches run without ending
+// the process (tests call run directly).
+type helpExit int
+
 // run parses args, runs the command and returns the exit code.
-func run(args []string, e *env) int {
+func run(args []string, e *env) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			h, ok := r.(helpExit)
+			if !ok {
+				panic(r)
+			}
+			code = int(h)
+		}
+	}()
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("portclaim"),
 		kong.Description("Let home-manager services claim the ports that system services hold."),
 		kong.Writers(e.stdout, e.stderr),
-		kong.Exit(func(int) {}),
+		kong.Exit(func(code int) { panic(helpExit(code)) }),
 	)
 	if err != nil {
 		panic(err)
@@ -220,9 +333,6 @@ func run(args []string, e *env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "portclaim: %v (see portclaim --help)\n", err)
 		return exitBadInput
-	}
-	if ctx == nil || ctx.Command() == "" { // --help
-		return exitOK
 	}
 	err = ctx.Run(e)
 	var ee *exitError

@@ -46,6 +46,10 @@ type Input struct {
 	// could not be asked.
 	System map[string]units.Unit
 	User   map[string]units.Unit
+	// Claimed lists the system units this user's claims keep down: an
+	// enabled but stopped unit that is claimed is not latent, its claim
+	// keeps it from starting at boot.
+	Claimed map[string]bool
 	// NameOf turns a uid into a user name for messages.
 	NameOf func(uid uint32) string
 }
@@ -92,7 +96,7 @@ func classifyPort(in Input, svc manifest.Service, want bind.Endpoint) []Finding 
 	}
 	for _, name := range svc.SystemUnits {
 		u, ok := in.System[name]
-		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() {
+		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() || in.Claimed[name] {
 			continue
 		}
 		f := base(svc, want)
@@ -126,15 +130,19 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 	}
 	f.Holder = h
 	u := h.Unit
-	// A listening socket of a .socket unit is held by the manager itself
-	// (pid 1, or the user manager's init.scope): credit the declared
-	// service's .socket.
-	if u.Name == "init.scope" {
-		if sock := triggeringSocket(in, svc); sock != "" && !u.User {
-			u.Name = sock
+	f.Unit = u.Name
+	// A .socket unit's listening socket is held by the system manager
+	// itself (pid 1 in init.scope): when a declared service is activated
+	// by a socket, that socket is the holder, and it yields with the
+	// service.
+	if u.Name == "init.scope" && !u.User && h.Known() {
+		if service, sock := triggeringSocket(in, svc); sock != "" {
+			f.Kind, f.Manager, f.Unit, f.SystemUnit = Resolvable, "system", sock, service
+			f.Next = fmt.Sprintf("%s listens for %s: stop both now as root (`systemctl stop %s %s`), or turn it off for good with %s",
+				sock, service, sock, service, nixOff(service))
+			return f
 		}
 	}
-	f.Unit = u.Name
 	switch {
 	case !h.Known():
 		f.Kind = Unknown
@@ -179,16 +187,15 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 	return f
 }
 
-func triggeringSocket(in Input, svc manifest.Service) string {
+// triggeringSocket finds a declared system service activated by a socket
+// unit, and that socket.
+func triggeringSocket(in Input, svc manifest.Service) (service, socket string) {
 	for _, name := range svc.SystemUnits {
-		if unitname.Type(name) == "socket" {
-			return name
-		}
 		if u, ok := in.System[name]; ok && len(u.TriggeredBy) > 0 {
-			return u.TriggeredBy[0]
+			return name, u.TriggeredBy[0]
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func isService(name string) bool {

@@ -143,7 +143,16 @@ func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 	holders := map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "init.scope"}, attrib.Confirmed)}
 	system := map[string]units.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
 	fs := Classify(input(socks, holders, system))
-	if fs[0].Kind != SystemOther || fs[0].Unit != "ollama.socket" {
-		t.Errorf("got %s %s, want the .socket named (not yet in systemUnits)", fs[0].Kind, fs[0].Unit)
+	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].SystemUnit != "ollama.service" || !strings.Contains(fs[0].Next, "systemctl stop ollama.socket ollama.service") {
+		t.Errorf("got %+v, want resolvable, held by ollama.socket for ollama.service", fs[0])
+	}
+}
+
+func TestClaimedUnitIsNotLatent(t *testing.T) {
+	system := map[string]units.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
+	in := input(nil, nil, system)
+	in.Claimed = map[string]bool{"mindsdb.service": true}
+	if got := Summary(Classify(in)); got != "no conflicts" {
+		t.Errorf("a claimed, stopped, enabled unit: %s; want no conflicts", got)
 	}
 }

@@ -39,17 +39,53 @@ type Result struct {
 	// Broken lists what made the view unusable: no socket table, no
 	// system bus. portclaim exits 3 when it is not empty.
 	Broken []string
+	// System is the state of the system units involved; nil when the
+	// system manager could not be asked.
+	System map[string]units.Unit
+	// Sockets is every socket of this run's one read of the tables.
+	Sockets []sockets.Socket
 	// DBusCalls counts D-Bus method calls, per manager.
 	DBusCalls map[string]int
 }
 
-// Check looks at this machine for the manifest's claims.
-func Check(ctx context.Context, m manifest.Manifest, opt Options) Result {
+// Session holds the connections to both managers for one run, so that
+// check, resolve and release share them.
+type Session struct {
+	Opt            Options
+	System, User   *units.Manager // nil when not reachable
+	SysErr, UsrErr error
+}
+
+// Open connects to the system manager and to the user manager of opt.UID.
+func Open(ctx context.Context, opt Options) *Session {
+	// The connections live as long as ctx (godbus closes a connection
+	// when its dial context ends); each call is bounded by opt.Timeout.
+	s := &Session{Opt: opt}
+	s.System, s.SysErr = units.System(ctx)
+	s.User, s.UsrErr = units.User(ctx, opt.UID)
+	return s
+}
+
+// Close ends both connections.
+func (s *Session) Close() {
+	if s.System != nil {
+		s.System.Close()
+	}
+	if s.User != nil {
+		s.User.Close()
+	}
+}
+
+// Check looks at this machine for the manifest's claims. keptDown lists
+// the system units that this user's claims keep from starting.
+func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[string]bool) Result {
+	opt := s.Opt
 	res := Result{UserName: NameOf(uint32(opt.UID)), DBusCalls: map[string]int{}}
 	tab, err := sockets.Read(opt.ProcRoot)
 	if err != nil {
 		res.Broken = append(res.Broken, err.Error())
 	}
+	res.Sockets = tab.Sockets
 	inWay := overlapping(tab.Sockets, m)
 	holders := map[uint64]attrib.Holder{}
 	if len(inWay) > 0 {
@@ -60,17 +96,24 @@ func Check(ctx context.Context, m manifest.Manifest, opt Options) Result {
 	}
 
 	sysNames, userNames := unitNames(m, holders, uint32(opt.UID))
-	system, err := ask(ctx, opt, "system", sysNames, &res)
+	system, err := ask(ctx, opt, s.System, s.SysErr, sysNames)
 	if err != nil {
 		res.Broken = append(res.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 	}
-	res.UserUnits, err = ask(ctx, opt, "user", userNames, &res)
+	res.System = system
+	res.UserUnits, err = ask(ctx, opt, s.User, s.UsrErr, userNames)
 	if err != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
 	}
+	if s.System != nil {
+		res.DBusCalls["system"] = s.System.Calls
+	}
+	if s.User != nil {
+		res.DBusCalls["user"] = s.User.Calls
+	}
 	res.Findings = conflict.Classify(conflict.Input{
 		Manifest: m, UserUID: uint32(opt.UID), UserName: res.UserName,
-		Sockets: inWay, Holders: holders, System: system,
+		Sockets: inWay, Holders: holders, System: system, Claimed: keptDown,
 		NameOf: NameOf,
 	})
 	return res
@@ -194,25 +237,13 @@ func unitNames(m manifest.Manifest, holders map[uint64]attrib.Holder, uid uint32
 	return system, user
 }
 
-func ask(ctx context.Context, opt Options, which string, names []string, res *Result) (map[string]units.Unit, error) {
+func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, names []string) (map[string]units.Unit, error) {
+	if mgr == nil {
+		return nil, connErr
+	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	var (
-		mgr *units.Manager
-		err error
-	)
-	if which == "system" {
-		mgr, err = units.System(ctx)
-	} else {
-		mgr, err = units.User(ctx, opt.UID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer mgr.Close()
-	got, err := mgr.Units(ctx, names)
-	res.DBusCalls[which] = mgr.Calls
-	return got, err
+	return mgr.Units(ctx, names)
 }
 
 // NameOf returns the user name of uid, or the number when it has none.

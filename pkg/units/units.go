@@ -5,11 +5,15 @@ package units
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -105,6 +109,10 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 	}
 	c, err := sd.NewConnection(dial)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+			// The runtime directory outlives its manager for a moment.
+			return nil, fmt.Errorf("the user manager of uid %d is not running (nothing answers at %s; is lingering on? `loginctl enable-linger`)", uid, path)
+		}
 		return nil, fmt.Errorf("connecting to the user manager of uid %d at %s: %w", uid, path, err)
 	}
 	return &Manager{conn: c}, nil
@@ -182,4 +190,95 @@ func withSockets(names []string) []string {
 		add(socketOf(n))
 	}
 	return out
+}
+
+// Condition is one of a unit's Condition*= settings.
+type Condition struct {
+	Type    string // "ConditionPathExists"
+	Negate  bool   // "!path"
+	Param   string // the path
+	Trigger bool   // "|path": ORed instead of ANDed
+}
+
+// Conditions returns the unit's start conditions (the Conditions property).
+func (m *Manager) Conditions(ctx context.Context, unit string) ([]Condition, error) {
+	p, err := m.conn.GetUnitPropertyContext(ctx, unit, "Conditions")
+	if err != nil {
+		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
+	}
+	var raw [][]any
+	if err := dbus.Store([]any{p.Value.Value()}, &raw); err != nil {
+		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
+	}
+	var out []Condition
+	for _, c := range raw {
+		if len(c) < 4 {
+			continue
+		}
+		typ, _ := c[0].(string)
+		trigger, _ := c[1].(bool)
+		negate, _ := c[2].(bool)
+		param, _ := c[3].(string)
+		out = append(out, Condition{Type: typ, Trigger: trigger, Negate: negate, Param: param})
+	}
+	return out, nil
+}
+
+// KeptDownBy reports whether conds include ConditionPathExists=!path: the
+// unit is skipped while path exists.
+func KeptDownBy(conds []Condition, path string) bool {
+	for _, c := range conds {
+		if c.Type == "ConditionPathExists" && c.Negate && !c.Trigger && c.Param == path {
+			return true
+		}
+	}
+	return false
+}
+
+// JobResult is how a start or stop job ended: "done", "canceled",
+// "timeout", "failed", "dependency", "skipped"; "" when it did not end in
+// time.
+type JobResult string
+
+// Stop stops unit and waits up to wait for the job to end.
+func (m *Manager) Stop(ctx context.Context, unit string, wait time.Duration) (JobResult, error) {
+	return m.job(ctx, wait, func(ch chan<- string) (int, error) {
+		return m.conn.StopUnitContext(ctx, unit, "replace", ch)
+	})
+}
+
+// Start starts unit and waits up to wait for the job to end.
+func (m *Manager) Start(ctx context.Context, unit string, wait time.Duration) (JobResult, error) {
+	return m.job(ctx, wait, func(ch chan<- string) (int, error) {
+		return m.conn.StartUnitContext(ctx, unit, "replace", ch)
+	})
+}
+
+func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan<- string) (int, error)) (JobResult, error) {
+	ch := make(chan string, 1)
+	if _, err := enqueue(ch); err != nil {
+		return "", err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return JobResult(r), nil
+	case <-timer.C:
+		return "", nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Reload makes the manager re-read unit files (daemon-reload).
+func (m *Manager) Reload(ctx context.Context) error { return m.conn.ReloadContext(ctx) }
+
+// Unit returns one unit's state (the same two calls as Units).
+func (m *Manager) Unit(ctx context.Context, name string) (Unit, error) {
+	us, err := m.Units(ctx, []string{name})
+	if err != nil {
+		return Unit{}, err
+	}
+	return us[name], nil
 }

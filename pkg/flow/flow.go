@@ -1,0 +1,316 @@
+// Package flow runs portclaim's acting commands end to end — resolve,
+// release, status — for one user: it loads the policy and the user's
+// claims, takes the lock, asks package inspect what is there, package plan
+// what to do, and package act to do it. Exit codes are decided here.
+package flow
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/act"
+	"github.com/portclaim/portclaim/pkg/claims"
+	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/inspect"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/record"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/units"
+)
+
+// Exit codes (README "Exit codes").
+const (
+	ExitOK        = 0
+	ExitConflicts = 1
+	ExitBadInput  = 2
+	ExitEnv       = 3
+)
+
+// Options for one acting run.
+type Options struct {
+	Manifest   manifest.Manifest
+	Source     string // manifest file, for messages
+	ProcRoot   string
+	UID        int
+	User       string
+	PolicyPath string
+	Timeout    time.Duration // D-Bus conversation bound
+	Wait       time.Duration // stop/start job and port bound
+	DryRun     bool
+	All        bool // release: every claim
+	Confirm    func(string) bool
+	Out        io.Writer
+}
+
+// run is what resolve and release share: a session, the policy, the lock
+// and the user's current claims.
+type run struct {
+	opt       Options
+	sess      *inspect.Session
+	pol       *policy.Policy
+	noPolicy  string
+	claimsDir string
+	claims    map[string]claims.Claim
+	unlock    func()
+	log       *record.Log
+}
+
+func start(ctx context.Context, opt Options) (*run, error) {
+	r := &run{opt: opt, claimsDir: policy.DefaultClaimsDir, claims: map[string]claims.Claim{}, unlock: func() {}}
+	if p, err := policy.Load(opt.PolicyPath); err == nil {
+		r.pol, r.claimsDir = &p, p.ClaimsDir
+	} else {
+		r.noPolicy = err.Error()
+	}
+	dir := claims.Dir(r.claimsDir, opt.User)
+	if _, err := os.Stat(dir); err == nil && !opt.DryRun {
+		unlock, err := claims.Lock(dir, opt.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		r.unlock = unlock
+	}
+	list, err := claims.List(dir)
+	if err != nil {
+		r.unlock()
+		return nil, err
+	}
+	for _, c := range list {
+		r.claims[c.Unit] = c
+	}
+	r.sess = inspect.Open(ctx, inspect.Options{ProcRoot: opt.ProcRoot, UID: opt.UID, Timeout: opt.Timeout})
+	if !opt.DryRun {
+		r.log = record.Open(record.StateDir())
+	}
+	return r, nil
+}
+
+func (r *run) close() {
+	r.sess.Close()
+	r.log.Close()
+	r.unlock()
+	if r.log != nil {
+		for _, p := range r.log.Problems {
+			fmt.Fprintf(r.opt.Out, "note: not recorded: %s\n", p)
+		}
+	}
+}
+
+// keptDown are the system units this user's claims really keep down: a
+// transient mask is in place, or the unit's condition names the claim.
+func (r *run) keptDown(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	for u, c := range r.claims {
+		switch {
+		case c.Method == claims.ByTransientMask:
+			t, err := os.Readlink(filepath.Join(act.TransientDir, u))
+			out[u] = err == nil && t == "/dev/null"
+		case r.sess.System != nil:
+			conds, err := r.sess.System.Conditions(ctx, u)
+			out[u] = err == nil && units.KeptDownBy(conds, filepath.Join(claims.Dir(r.claimsDir, r.opt.User), u))
+		}
+	}
+	return out
+}
+
+func (r *run) executor(res inspect.Result) *act.Executor {
+	return &act.Executor{
+		Sys: r.sess.System, System: res.System, ProcRoot: r.opt.ProcRoot, UID: r.opt.UID, User: r.opt.User,
+		ClaimsDir: r.claimsDir, TransientDir: act.TransientDir, Wait: r.opt.Wait, DryRun: r.opt.DryRun,
+		Confirm: r.opt.Confirm, Manifest: r.opt.Manifest, Log: r.log, Out: r.opt.Out,
+	}
+}
+
+// Resolve checks, then acts per the manifest's strategy. It returns 0
+// unless the manifest is strict and conflicts are left (1); or the
+// environment is unusable and strict (3).
+func Resolve(ctx context.Context, opt Options) int {
+	r, err := start(ctx, opt)
+	if err != nil {
+		fmt.Fprintf(opt.Out, "portclaim resolve: %v; nothing was changed\n", err)
+		return strictCode(opt, ExitEnv)
+	}
+	defer r.close()
+	res := r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx))
+	for _, n := range res.Notes {
+		fmt.Fprintf(opt.Out, "note: %s\n", n)
+	}
+	if len(res.Broken) > 0 {
+		for _, b := range res.Broken {
+			fmt.Fprintf(opt.Out, "error: %s\n", b)
+		}
+		fmt.Fprintln(opt.Out, "nothing was changed")
+		return strictCode(opt, ExitEnv)
+	}
+	in := plan.Input{Manifest: opt.Manifest, Findings: res.Findings, User: opt.User, Root: os.Geteuid() == 0,
+		Policy: r.pol, NoPolicy: r.noPolicy, ClaimsDir: r.claimsDir, System: res.System,
+		Conditions: r.conditions(ctx, res), Claims: r.claims}
+	steps := plan.Resolve(in)
+	if len(steps) == 0 {
+		fmt.Fprintf(opt.Out, "portclaim resolve: %s's ports are free (%s)\n", opt.User, conflict.Summary(res.Findings))
+		return ExitOK
+	}
+	left := r.executor(res).Resolve(ctx, steps, res.Sockets)
+	if left == 0 {
+		return ExitOK
+	}
+	fmt.Fprintf(opt.Out, "%d conflict(s) left\n", left)
+	return strictCode(opt, ExitConflicts)
+}
+
+// conditions reads the start conditions of every unit resolve may act on.
+func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]units.Condition {
+	out := map[string][]units.Condition{}
+	if r.sess.System == nil {
+		return out
+	}
+	for _, f := range res.Findings {
+		if f.Kind != conflict.Resolvable && f.Kind != conflict.Latent {
+			continue
+		}
+		us := append([]string{f.SystemUnit}, res.System[f.SystemUnit].TriggeredBy...)
+		for _, u := range us {
+			if _, done := out[u]; done {
+				continue
+			}
+			if conds, err := r.sess.System.Conditions(ctx, u); err == nil {
+				out[u] = conds
+			}
+		}
+	}
+	return out
+}
+
+// Release gives back the claims the manifest no longer needs (all of them
+// with opt.All). It never breaks a switch: 0 unless strict.
+func Release(ctx context.Context, opt Options) int {
+	r, err := start(ctx, opt)
+	if err != nil {
+		fmt.Fprintf(opt.Out, "portclaim release: %v; nothing was changed\n", err)
+		return strictCode(opt, ExitEnv)
+	}
+	defer r.close()
+	var list []claims.Claim
+	for _, c := range r.claims {
+		list = append(list, c)
+	}
+	sortClaims(list)
+	tab, err := sockets.Read(opt.ProcRoot)
+	if err != nil {
+		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", err)
+		return strictCode(opt, ExitEnv)
+	}
+	steps := plan.Release(list, opt.Manifest, opt.All, tab.Sockets)
+	if len(steps) == 0 {
+		fmt.Fprintf(opt.Out, "portclaim release: nothing to give back (%d claim(s), all still declared)\n", len(list))
+		return ExitOK
+	}
+	if r.sess.System == nil {
+		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", r.sess.SysErr)
+		return strictCode(opt, ExitEnv)
+	}
+	if left := r.executor(inspect.Result{}).Release(ctx, steps); left > 0 {
+		return strictCode(opt, ExitConflicts)
+	}
+	return ExitOK
+}
+
+func sortClaims(cs []claims.Claim) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Unit < cs[j].Unit })
+}
+
+// strictCode is code under strict = true, else 0: home-manager's
+// activation is one `set -eu` script, and portclaim must not break it.
+func strictCode(opt Options, code int) int {
+	if opt.Manifest.Strict {
+		return code
+	}
+	return ExitOK
+}
+
+// Status shows the policy, the claims (this user's; root: everyone's) and
+// who holds each claimed port now.
+func Status(opt Options) int {
+	out := opt.Out
+	pol, err := policy.Load(opt.PolicyPath)
+	claimsDir := policy.DefaultClaimsDir
+	if err != nil {
+		fmt.Fprintf(out, "policy: %v\n", err)
+	} else {
+		claimsDir = pol.ClaimsDir
+		var mine []string
+		for u, users := range pol.Yield {
+			if slices.Contains(users, opt.User) || os.Geteuid() == 0 {
+				mine = append(mine, fmt.Sprintf("%s (%s)", u, strings.Join(users, ", ")))
+			}
+		}
+		sort.Strings(mine)
+		fmt.Fprintf(out, "policy: %s, claims in %s\n", pol.Path, claimsDir)
+		if len(mine) == 0 {
+			fmt.Fprintf(out, "  no unit may yield to %s\n", opt.User)
+		}
+		for _, m := range mine {
+			fmt.Fprintf(out, "  may yield: %s\n", m)
+		}
+	}
+	users := []string{opt.User}
+	if os.Geteuid() == 0 {
+		users = nil
+		entries, _ := os.ReadDir(claimsDir)
+		for _, e := range entries {
+			if e.IsDir() {
+				users = append(users, e.Name())
+			}
+		}
+	}
+	total := 0
+	for _, user := range users {
+		list, err := claims.List(claims.Dir(claimsDir, user))
+		if err != nil {
+			fmt.Fprintf(out, "claims of %s: %v\n", user, err)
+			continue
+		}
+		for _, c := range list {
+			total++
+			since := ""
+			if !c.ClaimedAt.IsZero() {
+				since = ", since " + c.ClaimedAt.Local().Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "claim: %s yields to %s (service %s%s, kept down by %s; was %s)\n",
+				c.Unit, user, c.Service, since, orNone(c.Method), orNone(c.Prior.ActiveState))
+			for _, p := range c.Endpoints() {
+				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto)
+				switch {
+				case err != nil:
+					fmt.Fprintf(out, "  %d/%s: %v\n", p.Port, p.Proto, err)
+				case len(held) == 0:
+					fmt.Fprintf(out, "  %d/%s: free\n", p.Port, p.Proto)
+				}
+				for _, h := range held {
+					fmt.Fprintf(out, "  %s\n", report.WhoLine(h))
+				}
+			}
+		}
+	}
+	if total == 0 {
+		fmt.Fprintln(out, "no claims")
+	}
+	return ExitOK
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
