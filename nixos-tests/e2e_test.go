@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/nixos-tests/machine"
+	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 	"github.com/portclaim/portclaim/pkg/report"
 )
 
@@ -29,7 +30,11 @@ func TestMain(main *testing.M) {
 }
 
 func runMain(main *testing.M) int {
-	if err := machine.Prereqs(); err != nil {
+	err := machine.Prereqs()
+	if err == nil {
+		err = nixeval.Available()
+	}
+	if err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintf(os.Stderr, "FAIL: end-to-end tests must run in CI, but: %v\n", err)
 			return 1
@@ -55,6 +60,11 @@ func runMain(main *testing.M) int {
 			return 1
 		}
 	}
+	rendered, err = nixeval.Render(ctx, claimsDir, yieldTo)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rendering the policy with module.nix: %v\n", err)
+		return 1
+	}
 	m, err = machine.Boot(ctx, machine.Config{
 		BindRO: map[string]string{
 			filepath.Join(bins, "portclaim"): "/usr/local/bin/portclaim",
@@ -66,6 +76,10 @@ func runMain(main *testing.M) int {
 		return 1
 	}
 	defer m.Close()
+	if err := installPolicy(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "installing the policy: %v\n", err)
+		return 1
+	}
 	return main.Run()
 }
 
@@ -106,8 +120,19 @@ func must(t *testing.T, ctx context.Context, user string, args ...string) string
 // wanted links it into multi-user.target.wants as NixOS does for wantedBy.
 func systemUnit(t *testing.T, ctx context.Context, name, extra string, start, wanted bool, listen ...string) {
 	t.Helper()
-	unit := fmt.Sprintf("[Unit]\nDescription=portclaim test holder %s\n[Service]\nExecStart=/usr/local/bin/holdport %s\n%s\n",
-		name, strings.Join(listen, " "), extra)
+	body := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport %s\n%s\n", strings.Join(listen, " "), extra)
+	installUnit(t, ctx, name, body, wanted)
+	if start {
+		must(t, ctx, "root", "systemctl", "start", name)
+		waitListening(t, ctx, listen...)
+	}
+}
+
+// installUnit writes /etc/systemd/system/<name> with body, and with the
+// start conditions module.nix renders for it when the policy lists it.
+func installUnit(t *testing.T, ctx context.Context, name, body string, wanted bool) {
+	t.Helper()
+	unit := fmt.Sprintf("[Unit]\nDescription=portclaim test unit %s\n%s\n%s", name, strings.Join(rendered.Conditions[name], "\n"), body)
 	if err := m.WriteFile("/etc/systemd/system/"+name, []byte(unit), 0o644, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -124,19 +149,16 @@ func systemUnit(t *testing.T, ctx context.Context, name, extra string, start, wa
 		m.Run(ctx, "root", "systemctl", "stop", name)
 		os.Remove(filepath.Join(m.Root(), "etc/systemd/system", name))
 		os.Remove(filepath.Join(m.Root(), "etc/systemd/system/multi-user.target.wants", name))
+		m.Run(ctx, "root", "rm", "-f", claimsDir+"/alice/"+name, "/run/systemd/transient/"+name)
 		m.Run(ctx, "root", "systemctl", "daemon-reload")
 		m.Run(ctx, "root", "systemctl", "reset-failed")
 	})
-	if start {
-		must(t, ctx, "root", "systemctl", "start", name)
-		waitListening(t, ctx, listen...)
-	}
 }
 
 // userUnit installs a user unit for owner in ~/.config/systemd/user.
 func userUnit(t *testing.T, ctx context.Context, owner, name string, listen ...string) {
 	t.Helper()
-	unit := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport %s\n", strings.Join(listen, " "))
+	unit := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport %s\n[Install]\nWantedBy=default.target\n", strings.Join(listen, " "))
 	path := fmt.Sprintf("/home/%s/.config/systemd/user/%s", owner, name)
 	if err := m.WriteFile(path, []byte(unit), 0o644, owner); err != nil {
 		t.Fatal(err)
@@ -144,7 +166,7 @@ func userUnit(t *testing.T, ctx context.Context, owner, name string, listen ...s
 	userctl(t, ctx, owner, "daemon-reload")
 	t.Cleanup(func() {
 		ctx := context.Background()
-		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "stop", name)
+		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "disable", "--now", name)
 		os.Remove(filepath.Join(m.Root(), path))
 		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "daemon-reload")
 		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "reset-failed")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
 
 	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/conflict"
@@ -68,6 +69,7 @@ type checkCmd struct {
 	Manifest string        `help:"Manifest file (JSON, version 1). Default: the built-in map of local AI services." placeholder:"FILE" type:"path"`
 	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
 	User     string        `help:"Check for this user's user units (root only; default: you)." placeholder:"NAME"`
+	Policy   string        `default:"/etc/portclaim/policy.json" help:"The system policy; its claims directory tells which units your claims keep down." placeholder:"FILE"`
 	Timeout  time.Duration `default:"10s" help:"How long to wait for each systemd manager."`
 }
 
@@ -80,10 +82,11 @@ func (c *checkCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	sess := inspect.Open(ctx, inspect.Options{ProcRoot: e.procRoot, UID: uid, Timeout: c.Timeout})
-	defer sess.Close()
-	res := sess.Check(ctx, m, nil)
+	res, err := flow.Check(context.Background(), flow.Options{Manifest: m, Source: source, ProcRoot: e.procRoot, UID: uid,
+		User: inspect.NameOf(uint32(uid)), PolicyPath: c.Policy, Timeout: c.Timeout, Out: e.stdout})
+	if err != nil {
+		return fail(exitEnv, "%v", err)
+	}
 	if c.JSON {
 		if err := report.JSON(e.stdout, source, res); err != nil {
 			return err
@@ -151,8 +154,7 @@ func (c *resolveCmd) Run(e *env) error {
 // confirmer asks on a terminal (default no); without one it reports and
 // goes on, as home-manager runs without a terminal in a systemd unit.
 func confirmer(e *env) func(string) bool {
-	fi, err := os.Stdin.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err != nil {
 		return func(q string) bool {
 			fmt.Fprintf(e.stdout, "autoResolve is off and there is no terminal to ask %q: reporting only\n", q)
 			return false

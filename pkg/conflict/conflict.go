@@ -135,13 +135,19 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 	// itself (pid 1 in init.scope): when a declared service is activated
 	// by a socket, that socket is the holder, and it yields with the
 	// service.
-	if u.Name == "init.scope" && !u.User && h.Known() {
-		if service, sock := triggeringSocket(in, svc); sock != "" {
-			f.Kind, f.Manager, f.Unit, f.SystemUnit = Resolvable, "system", sock, service
-			f.Next = fmt.Sprintf("%s listens for %s: stop both now as root (`systemctl stop %s %s`), or turn it off for good with %s",
-				sock, service, sock, service, nixOff(service))
-			return f
+	// Unprivileged, pid 1's fds are closed to us: a root-owned socket on
+	// the port of a declared service whose .socket is listening is that
+	// socket's, probably.
+	heldByManager := u.Name == "init.scope" && !u.User && h.Known()
+	if service, sock := triggeringSocket(in, svc); sock != "" && (heldByManager || !h.Known() && s.UID == 0 && in.System[sock].Active()) {
+		if !h.Known() {
+			f.Holder.Confidence = attrib.Probable
+			f.Holder.Why = fmt.Sprintf("socket owned by root, and %s, which activates %s, is listening", sock, service)
 		}
+		f.Kind, f.Manager, f.Unit, f.SystemUnit = Resolvable, "system", sock, service
+		f.Next = fmt.Sprintf("%s listens for %s: stop both now as root (`systemctl stop %s %s`), or turn it off for good with %s",
+			sock, service, sock, service, nixOff(service))
+		return f
 	}
 	switch {
 	case !h.Known():

@@ -156,3 +156,20 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 		t.Errorf("a claimed, stopped, enabled unit: %s; want no conflicts", got)
 	}
 }
+
+func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
+	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
+	holders := map[uint64]attrib.Holder{1: {UID: 0, Confidence: attrib.Unknown}}
+	system := map[string]units.Unit{
+		"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}},
+		"ollama.socket":  {ActiveState: "active"},
+	}
+	fs := Classify(input(socks, holders, system))
+	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].Holder.Confidence != attrib.Probable {
+		t.Errorf("got %+v", fs[0])
+	}
+	system["ollama.socket"] = units.Unit{ActiveState: "inactive"}
+	if fs := Classify(input(socks, holders, system)); fs[0].Kind != Unknown {
+		t.Errorf("socket not listening: got %s, want unknown", fs[0].Kind)
+	}
+}

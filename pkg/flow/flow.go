@@ -65,7 +65,7 @@ type run struct {
 	log       *record.Log
 }
 
-func start(ctx context.Context, opt Options) (*run, error) {
+func start(ctx context.Context, opt Options, acting bool) (*run, error) {
 	r := &run{opt: opt, claimsDir: policy.DefaultClaimsDir, claims: map[string]claims.Claim{}, unlock: func() {}}
 	if p, err := policy.Load(opt.PolicyPath); err == nil {
 		r.pol, r.claimsDir = &p, p.ClaimsDir
@@ -73,7 +73,7 @@ func start(ctx context.Context, opt Options) (*run, error) {
 		r.noPolicy = err.Error()
 	}
 	dir := claims.Dir(r.claimsDir, opt.User)
-	if _, err := os.Stat(dir); err == nil && !opt.DryRun {
+	if _, err := os.Stat(dir); err == nil && acting && !opt.DryRun {
 		unlock, err := claims.Lock(dir, opt.Timeout)
 		if err != nil {
 			return nil, err
@@ -89,7 +89,7 @@ func start(ctx context.Context, opt Options) (*run, error) {
 		r.claims[c.Unit] = c
 	}
 	r.sess = inspect.Open(ctx, inspect.Options{ProcRoot: opt.ProcRoot, UID: opt.UID, Timeout: opt.Timeout})
-	if !opt.DryRun {
+	if acting && !opt.DryRun {
 		r.log = record.Open(record.StateDir())
 	}
 	return r, nil
@@ -131,11 +131,22 @@ func (r *run) executor(res inspect.Result) *act.Executor {
 	}
 }
 
+// Check looks without acting; the user's claims count (a claimed unit
+// kept down by its condition is not latent).
+func Check(ctx context.Context, opt Options) (inspect.Result, error) {
+	r, err := start(ctx, opt, false)
+	if err != nil {
+		return inspect.Result{}, err
+	}
+	defer r.close()
+	return r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx)), nil
+}
+
 // Resolve checks, then acts per the manifest's strategy. It returns 0
 // unless the manifest is strict and conflicts are left (1); or the
 // environment is unusable and strict (3).
 func Resolve(ctx context.Context, opt Options) int {
-	r, err := start(ctx, opt)
+	r, err := start(ctx, opt, true)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "portclaim resolve: %v; nothing was changed\n", err)
 		return strictCode(opt, ExitEnv)
@@ -194,7 +205,7 @@ func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]u
 // Release gives back the claims the manifest no longer needs (all of them
 // with opt.All). It never breaks a switch: 0 unless strict.
 func Release(ctx context.Context, opt Options) int {
-	r, err := start(ctx, opt)
+	r, err := start(ctx, opt, true)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "portclaim release: %v; nothing was changed\n", err)
 		return strictCode(opt, ExitEnv)

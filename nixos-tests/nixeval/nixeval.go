@@ -1,0 +1,110 @@
+// Package nixeval evaluates portclaim's builtins-only Nix functions
+// ((import ./module.nix).lib) with Debian's nix-instantiate, without
+// nixpkgs or a Nix daemon, so that tests install exactly what the NixOS
+// module renders.
+package nixeval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// RepoRoot is the repository's top directory (where module.nix is).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Available reports whether nix-instantiate can be run.
+func Available() error {
+	if _, err := exec.LookPath("nix-instantiate"); err != nil {
+		return fmt.Errorf("nix-instantiate not found (apt-get install nix-bin)")
+	}
+	return nil
+}
+
+// Lib evaluates expr with `pc` bound to module.nix's lib and decodes the
+// JSON result into out.
+func Lib(ctx context.Context, expr string, out any) error {
+	full := fmt.Sprintf("let pc = (import %s).lib; in %s", filepath.Join(RepoRoot(), "module.nix"), expr)
+	data, err := Eval(ctx, full)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+// Eval runs nix-instantiate --eval --strict --json on expr. The dummy
+// store keeps evaluation from touching /nix (and works unprivileged).
+func Eval(ctx context.Context, expr string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "-E", expr)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Env = append(os.Environ(), "NIX_PATH=")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("nix-instantiate: %v\n%s", err, stderr.String())
+	}
+	return out, nil
+}
+
+// Parse checks that file parses (nix-instantiate --parse).
+func Parse(ctx context.Context, file string) error {
+	cmd := exec.CommandContext(ctx, "nix-instantiate", "--parse", file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s does not parse: %v\n%s", file, err, out)
+	}
+	return nil
+}
+
+// Rendered is what the NixOS module renders for one yield policy.
+type Rendered struct {
+	Policy     string              `json:"policy"`
+	PolkitRule string              `json:"polkitRule"`
+	Tmpfiles   []string            `json:"tmpfiles"`
+	Conditions map[string][]string `json:"conditions"` // unit -> [Unit] lines
+}
+
+// Render renders policy.json, the polkit rule, the tmpfiles lines and the
+// condition lines of every unit for yield (unit -> users).
+func Render(ctx context.Context, claimsDir string, yield map[string][]string) (Rendered, error) {
+	y, err := json.Marshal(yield)
+	if err != nil {
+		return Rendered{}, err
+	}
+	var users []string
+	seen := map[string]bool{}
+	for _, us := range yield {
+		for _, u := range us {
+			if !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+	}
+	us, _ := json.Marshal(users)
+	expr := fmt.Sprintf(`let
+  yield = builtins.fromJSON %s;
+  claimsDir = %s;
+in {
+  policy = pc.policy { inherit claimsDir yield; };
+  polkitRule = pc.polkitRule { inherit yield; };
+  tmpfiles = pc.tmpfiles { inherit claimsDir; users = builtins.fromJSON %s; };
+  conditions = builtins.mapAttrs (unit: users: pc.conditionLines { inherit claimsDir unit users; }) yield;
+}`, nixString(string(y)), nixString(claimsDir), nixString(string(us)))
+	var r Rendered
+	err = Lib(ctx, expr, &r)
+	return r, err
+}
+
+// nixString quotes s as a Nix string literal.
+func nixString(s string) string {
+	b, _ := json.Marshal(s) // JSON escapes are valid Nix escapes, but for "${"
+	return string(bytes.ReplaceAll(b, []byte("${"), []byte(`\${`)))
+}
