@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portclaim/portclaim/nixos-tests/fixture"
 	"github.com/portclaim/portclaim/nixos-tests/machine"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -76,7 +77,7 @@ func runMain(main *testing.M) int {
 		return 1
 	}
 	defer m.Close()
-	if err := installPolicy(ctx); err != nil {
+	if err := fixture.InstallPolicy(ctx, m, rendered); err != nil {
 		fmt.Fprintf(os.Stderr, "installing the policy: %v\n", err)
 		return 1
 	}
@@ -120,30 +121,20 @@ func must(t *testing.T, ctx context.Context, user string, args ...string) string
 // wanted links it into multi-user.target.wants as NixOS does for wantedBy.
 func systemUnit(t *testing.T, ctx context.Context, name, extra string, start, wanted bool, listen ...string) {
 	t.Helper()
-	body := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport %s\n%s\n", strings.Join(listen, " "), extra)
-	installUnit(t, ctx, name, body, wanted)
+	installUnit(t, ctx, name, fixture.Holder(listen...)+extra+"\n", wanted)
 	if start {
 		must(t, ctx, "root", "systemctl", "start", name)
 		waitListening(t, ctx, listen...)
 	}
 }
 
-// installUnit writes /etc/systemd/system/<name> with body, and with the
-// start conditions module.nix renders for it when the policy lists it.
+// installUnit installs /etc/systemd/system/<name> (fixture.InstallUnit)
+// and removes it, its claim and any mask after the test.
 func installUnit(t *testing.T, ctx context.Context, name, body string, wanted bool) {
 	t.Helper()
-	unit := fmt.Sprintf("[Unit]\nDescription=portclaim test unit %s\n%s\n%s", name, strings.Join(rendered.Conditions[name], "\n"), body)
-	if err := m.WriteFile("/etc/systemd/system/"+name, []byte(unit), 0o644, ""); err != nil {
+	if err := fixture.InstallUnit(ctx, m, rendered, name, body, wanted); err != nil {
 		t.Fatal(err)
 	}
-	if wanted {
-		link := filepath.Join(m.Root(), "etc/systemd/system/multi-user.target.wants", name)
-		os.MkdirAll(filepath.Dir(link), 0o755)
-		if err := os.Symlink("../"+name, link); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(t, ctx, "root", "systemctl", "daemon-reload")
 	t.Cleanup(func() {
 		ctx := context.Background()
 		m.Run(ctx, "root", "systemctl", "stop", name)
@@ -158,24 +149,21 @@ func installUnit(t *testing.T, ctx context.Context, name, body string, wanted bo
 // userUnit installs a user unit for owner in ~/.config/systemd/user.
 func userUnit(t *testing.T, ctx context.Context, owner, name string, listen ...string) {
 	t.Helper()
-	unit := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport %s\n[Install]\nWantedBy=default.target\n", strings.Join(listen, " "))
-	path := fmt.Sprintf("/home/%s/.config/systemd/user/%s", owner, name)
-	if err := m.WriteFile(path, []byte(unit), 0o644, owner); err != nil {
+	if err := fixture.UserUnit(m, owner, name, fixture.Holder(listen...)); err != nil {
 		t.Fatal(err)
 	}
 	userctl(t, ctx, owner, "daemon-reload")
 	t.Cleanup(func() {
 		ctx := context.Background()
 		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "disable", "--now", name)
-		os.Remove(filepath.Join(m.Root(), path))
+		os.Remove(filepath.Join(m.Root(), fmt.Sprintf("/home/%s/.config/systemd/user/%s", owner, name)))
 		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "daemon-reload")
 		m.RunEnv(ctx, owner, userEnv(owner), "systemctl", "--user", "reset-failed")
 	})
 }
 
 func userEnv(owner string) []string {
-	uid := map[string]int{"alice": 1000, "bob": 1001}[owner]
-	return []string{fmt.Sprintf("XDG_RUNTIME_DIR=/run/user/%d", uid)}
+	return fixture.UserEnv(map[string]int{"alice": 1000, "bob": 1001}[owner])
 }
 
 func userctl(t *testing.T, ctx context.Context, owner string, args ...string) machine.Result {

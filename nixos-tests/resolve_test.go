@@ -8,15 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portclaim/portclaim/nixos-tests/fixture"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 )
 
 const (
-	claimsDir  = "/var/lib/portclaim/claims"
-	policyPath = "/etc/portclaim/policy.json"
-	// polkitRulePath is where the test machine keeps module.nix's rule
-	// (NixOS writes security.polkit.extraConfig to 10-nixos.rules).
-	polkitRulePath = "/etc/polkit-1/rules.d/60-portclaim.rules"
+	claimsDir      = fixture.ClaimsDir
+	policyPath     = fixture.PolicyPath
+	polkitRulePath = fixture.PolkitRulePath
 )
 
 // yieldTo is the test machine's services.portclaim.yield: the units each
@@ -36,26 +35,6 @@ var yieldTo = map[string][]string{
 
 // rendered is what module.nix renders for yieldTo.
 var rendered nixeval.Rendered
-
-// installPolicy installs what the NixOS module would: policy.json, the
-// polkit rule, the claims directories (through systemd-tmpfiles, from the
-// module's own tmpfiles lines). Unit conditions go in with each unit.
-func installPolicy(ctx context.Context) error {
-	files := map[string]string{
-		policyPath:                        rendered.Policy,
-		polkitRulePath:                    rendered.PolkitRule,
-		"/etc/tmpfiles.d/portclaim.conf": strings.Join(rendered.Tmpfiles, "\n") + "\n",
-	}
-	for path, body := range files {
-		if err := m.WriteFile(path, []byte(body), 0o644, ""); err != nil {
-			return err
-		}
-	}
-	if r := m.Run(ctx, "root", "systemd-tmpfiles", "--create", "/etc/tmpfiles.d/portclaim.conf"); r.ExitCode != 0 {
-		return fmt.Errorf("%s", r)
-	}
-	return nil
-}
 
 func portclaim(t *testing.T, ctx context.Context, user string, env []string, args ...string) (string, int) {
 	t.Helper()

@@ -204,7 +204,8 @@ func exitCode(code int) error {
 }
 
 type whoCmd struct {
-	Port string `arg:"" help:"PORT, PORT/tcp or PORT/udp."`
+	Port     string `arg:"" help:"PORT, PORT/tcp or PORT/udp."`
+	Manifest string `help:"Manifest whose units are expected on the port (default: the built-in map)." placeholder:"FILE" type:"path"`
 }
 
 func (c *whoCmd) Run(e *env) error {
@@ -212,7 +213,12 @@ func (c *whoCmd) Run(e *env) error {
 	if err != nil {
 		return fail(exitBadInput, "%v", err)
 	}
-	held, err := inspect.Who(inspect.Options{ProcRoot: e.procRoot}, port, proto)
+	m, _, err := loadManifest(c.Manifest)
+	if err != nil {
+		return err
+	}
+	expected := inspect.Expected(m, port, proto, uint32(os.Getuid()))
+	held, err := inspect.Who(inspect.Options{ProcRoot: e.procRoot}, port, proto, expected)
 	if err != nil {
 		return fail(exitEnv, "%v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/procs"
 	"github.com/portclaim/portclaim/pkg/record"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/sockets"
@@ -300,7 +301,7 @@ func Status(opt Options) int {
 			fmt.Fprintf(out, "claim: %s yields to %s (service %s%s, kept down by %s; was %s)\n",
 				c.Unit, user, c.Service, since, orNone(c.Method), orNone(c.Prior.ActiveState))
 			for _, p := range c.Endpoints() {
-				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto)
+				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto, []procs.Unit{{Name: c.Unit}})
 				switch {
 				case err != nil:
 					fmt.Fprintf(out, "  %d/%s: %v\n", p.Port, p.Proto, err)

@@ -125,8 +125,11 @@ type Held struct {
 	Holder attrib.Holder
 }
 
-// Who lists every socket bound to port (proto "" for both).
-func Who(opt Options, port uint16, proto bind.Proto) ([]Held, error) {
+// Who lists every socket bound to port (proto "" for both). expected
+// names the units that should hold it (the manifest's, a claim's): their
+// processes are looked at first, and unprivileged they make a root-owned
+// socket's holder probable rather than unknown.
+func Who(opt Options, port uint16, proto bind.Proto, expected []procs.Unit) ([]Held, error) {
 	tab, err := sockets.Read(opt.ProcRoot)
 	if err != nil {
 		return nil, err
@@ -146,7 +149,7 @@ func Who(opt Options, port uint16, proto bind.Proto) ([]Held, error) {
 	}
 	var out []Held
 	for _, s := range on {
-		out = append(out, Held{Socket: s, Holder: attrib.Attribute(s, ps, nil, fdLookup(opt.ProcRoot))})
+		out = append(out, Held{Socket: s, Holder: attrib.Attribute(s, ps, expected, fdLookup(opt.ProcRoot))})
 	}
 	return out, nil
 }
@@ -182,6 +185,17 @@ func attribute(opt Options, inWay []sockets.Socket, m manifest.Manifest) (map[ui
 		out[s.Inode] = attrib.Attribute(s, ps, expected(s, m, uint32(opt.UID)), fdLookup(opt.ProcRoot))
 	}
 	return out, nil
+}
+
+// Expected lists the units the manifest says may hold a socket on port.
+func Expected(m manifest.Manifest, port uint16, proto bind.Proto, uid uint32) []procs.Unit {
+	var out []procs.Unit
+	for _, p := range []bind.Proto{bind.TCP, bind.UDP} {
+		if proto == "" || proto == p {
+			out = append(out, expected(sockets.Socket{Endpoint: bind.Endpoint{Proto: p, Port: port}}, m, uid)...)
+		}
+	}
+	return out
 }
 
 // expected lists the units the manifest says may hold s: the claiming
