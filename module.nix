@@ -115,6 +115,199 @@ let
       [ "d ${claimsDir} 0755 root root -" ]
       ++ map (user: "d ${claimsDir}/${user} 0755 ${user} - -") (builtins.sort builtins.lessThan users);
 
+    # The services portclaim knows by name: the system unit NixOS runs for
+    # each, and the port its home-manager twin usually publishes. A
+    # podman container named <key> or *-<key> pairs with <key>'s unit.
+    # Keep in sync with pkg/manifest/default.json.
+    knownServices = {
+      ollama = {
+        systemUnits = [ "ollama.service" ];
+        ports = [ 11434 ];
+      };
+      qdrant = {
+        systemUnits = [ "qdrant.service" ];
+        ports = [
+          6333
+          6334
+        ];
+      };
+      llama-cpp = {
+        systemUnits = [ "llama-cpp.service" ];
+        ports = [ 8080 ];
+      };
+      open-webui = {
+        systemUnits = [ "open-webui.service" ];
+        ports = [ 3001 ];
+      };
+      mindsdb = {
+        systemUnits = [ "mindsdb.service" ];
+        ports = [ 47334 ];
+      };
+    };
+
+    # Parses one podman port mapping, `[[ip:][hostPort]:]containerPort[/protocol]`
+    # (podman-run(1) --publish), into the host ports it binds:
+    #   "8080:80"              -> [ { port = 8080; protocol = "tcp"; address = ""; } ]
+    #   "127.0.0.1:8080:80/udp" -> [ { port = 8080; protocol = "udp"; address = "127.0.0.1"; } ]
+    #   "[::1]:8080:80"        -> [ { port = 8080; ...; address = "::1"; } ]
+    #   "8000-8002:8000-8002"  -> three ports
+    #   "80", "127.0.0.1::80"  -> [ ] (podman picks a free host port: nothing to claim)
+    # A "0.0.0.0" address stays as written: it binds IPv4 only.
+    parsePortSpec =
+      spec:
+      let
+        withProto = builtins.match "(.*)/([a-z]+)" spec;
+        body = if withProto == null then spec else builtins.elemAt withProto 0;
+        protocol = if withProto == null then "tcp" else builtins.elemAt withProto 1;
+        v6 = builtins.match "\\[([0-9A-Fa-f:.]*)]:([0-9-]*):([0-9-]+)" body;
+        parts = builtins.filter builtins.isString (builtins.split ":" body);
+        n = builtins.length parts;
+        at = builtins.elemAt parts;
+        fields =
+          if v6 != null then
+            {
+              address = builtins.elemAt v6 0;
+              host = builtins.elemAt v6 1;
+            }
+          else if n == 1 then
+            {
+              address = "";
+              host = "";
+            }
+          else if n == 2 then
+            {
+              address = "";
+              host = at 0;
+            }
+          else if n == 3 then
+            {
+              address = at 0;
+              host = at 1;
+            }
+          else
+            throw "portclaim: cannot read the port mapping \"${spec}\" (podman's [[ip:][hostPort]:]containerPort[/protocol])";
+        range = builtins.match "([0-9]+)(-([0-9]+))?" fields.host;
+        first = builtins.fromJSON (builtins.elemAt range 0);
+        last = if builtins.elemAt range 2 == null then first else builtins.fromJSON (builtins.elemAt range 2);
+        hostPorts =
+          if fields.host == "" then
+            [ ]
+          else if range == null || last < first || first < 1 || last > 65535 then
+            throw "portclaim: \"${fields.host}\" in the port mapping \"${spec}\" is not a host port or range"
+          else
+            builtins.genList (i: first + i) (last - first + 1);
+      in
+      if protocol != "tcp" && protocol != "udp" then
+        [ ] # sctp: nothing portclaim checks
+      else
+        map (port: {
+          inherit port protocol;
+          inherit (fields) address;
+        }) hostPorts;
+
+    # The known service a container pairs with: its name is the key or ends
+    # in "-<key>" (local-ai-ollama -> ollama); null when none.
+    knownServiceOf =
+      name:
+      let
+        hits = builtins.filter (key: name == key || hasSuffix "-${key}" name) (sortedNames knownServices);
+      in
+      if hits == [ ] then null else builtins.head hits;
+
+    # Claims derived from home-manager's configuration:
+    #   containers: services.podman.containers (name -> { ports = [ spec ]; })
+    #   ollama:     home-manager's services.ollama, or null
+    # Returns manifest services by name. A container paired with a known
+    # service takes that service's name and system units.
+    deriveClaims =
+      {
+        containers ? { },
+        ollama ? null,
+      }:
+      let
+        fromContainer =
+          name:
+          let
+            known = knownServiceOf name;
+            ports = builtins.concatLists (map parsePortSpec (containers.${name}.ports or [ ]));
+          in
+          {
+            name = if known == null then name else known;
+            value = {
+              systemUnits = if known == null then [ ] else knownServices.${known}.systemUnits;
+              userUnits = [ "podman-${name}.service" ];
+              inherit ports;
+            };
+          };
+        fromContainers = builtins.filter (c: c.value.ports != [ ]) (map fromContainer (sortedNames containers));
+        fromOllama = if ollama == null then [ ] else [
+          {
+            name = "ollama";
+            value = {
+              systemUnits = [ "ollama.service" ];
+              userUnits = [ "ollama.service" ];
+              ports = [
+                {
+                  port = ollama.port;
+                  protocol = "tcp";
+                  address = ollama.host;
+                }
+              ];
+            };
+          }
+        ];
+      in
+      builtins.listToAttrs (fromContainers ++ fromOllama);
+
+    # The manifest (DESIGN.md "Manifest contract", version 1) as JSON.
+    # services: name -> { systemUnits; userUnits; ports = [ { port; protocol; address; } ]; }
+    # Keep in sync with pkg/manifest.
+    manifest =
+      {
+        strategy ? "disable-system",
+        autoResolve ? true,
+        strict ? false,
+        services,
+      }:
+      builtins.toJSON {
+        version = 1;
+        inherit strategy autoResolve strict;
+        services = map (name: {
+          inherit name;
+          inherit (services.${name}) systemUnits userUnits;
+          ports = map (p: {
+            inherit (p) port;
+            protocol = p.protocol or "tcp";
+            address = p.address or "";
+          }) services.${name}.ports;
+        }) (sortedNames services);
+      };
+
+    # Evaluation-time warnings: a claimed service whose system unit the
+    # system enables and does not let this user take.
+    #   enabledUnits: system units the NixOS configuration enables
+    #   yield: the NixOS policy, unit -> users
+    collisions =
+      {
+        user,
+        services,
+        enabledUnits,
+        yield ? { },
+      }:
+      builtins.concatMap (
+        name:
+        let
+          svc = services.${name};
+          ports = builtins.concatStringsSep ", " (map (p: "${toString p.port}/${p.protocol or "tcp"}") svc.ports);
+        in
+        map (
+          unit:
+          "portclaim: ${user}'s ${builtins.concatStringsSep ", " svc.userUnits} claims ${ports}, but the system "
+          + "enables ${unit}, which holds it. Let it yield: services.portclaim.yield.\"${unit}\".users = [ \"${user}\" ]; "
+          + "or turn it off: services.${(splitUnit unit).name}.enable = false;"
+        ) (builtins.filter (unit: builtins.elem unit enabledUnits && !(builtins.elem user (yield.${unit} or [ ]))) svc.systemUnits)
+      ) (sortedNames services);
+
     # Where NixOS configures a unit: systemd.services.<name> or
     # systemd.sockets.<name>.
     unitOption =

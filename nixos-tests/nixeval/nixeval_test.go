@@ -2,11 +2,15 @@ package nixeval
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portclaim/portclaim/pkg/manifest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -82,5 +86,97 @@ func TestRenderRejectsNonUnits(t *testing.T) {
 	err := Lib(context.Background(), `pc.unitOption "ollama"`, &out)
 	if err == nil || !strings.Contains(err.Error(), "is not a .service or .socket unit name") {
 		t.Fatalf("got %v, want the module's error", err)
+	}
+}
+
+// TestPortSpecs pins the podman port mapping parser.
+func TestPortSpecs(t *testing.T) {
+	need(t)
+	cases := map[string]string{
+		"8080:80":               `[{"address":"","port":8080,"protocol":"tcp"}]`,
+		"127.0.0.1:8080:80/udp": `[{"address":"127.0.0.1","port":8080,"protocol":"udp"}]`,
+		"[::1]:8080:80":         `[{"address":"::1","port":8080,"protocol":"tcp"}]`,
+		"[::]:6333:6333":        `[{"address":"::","port":6333,"protocol":"tcp"}]`,
+		"8000-8002:8000-8002":   `[{"address":"","port":8000,"protocol":"tcp"},{"address":"","port":8001,"protocol":"tcp"},{"address":"","port":8002,"protocol":"tcp"}]`,
+		"80":                    `[]`,
+		"127.0.0.1::80":         `[]`,
+		"5000:5000/sctp":        `[]`,
+	}
+	for spec, want := range cases {
+		out, err := Eval(context.Background(), fmt.Sprintf("(import %s).lib.parsePortSpec %s", filepath.Join(RepoRoot(), "module.nix"), nixString(spec)))
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("parsePortSpec %q = %s, want %s", spec, got, want)
+		}
+	}
+	for _, bad := range []string{"a:b:c:d:80", "99999:80", "9-1:80"} {
+		var out any
+		if err := Lib(context.Background(), "pc.parsePortSpec "+nixString(bad), &out); err == nil {
+			t.Errorf("parsePortSpec %q accepted: %v", bad, out)
+		}
+	}
+}
+
+// TestRenderedManifestIsValid renders the README's example home.nix
+// (derived claims plus an explicit entry) and checks the Go side accepts
+// exactly that manifest: the two halves of the contract agree.
+func TestRenderedManifestIsValid(t *testing.T) {
+	need(t)
+	data, err := Eval(context.Background(), fmt.Sprintf(`let pc = (import %s).lib; in pc.manifest {
+  services = pc.deriveClaims {
+    containers = {
+      local-ai-ollama.ports = [ "11434:11434" ];
+      local-ai-qdrant.ports = [ "6333:6333" "127.0.0.1:6334:6334" ];
+      dns.ports = [ "127.0.0.1:5353:53/udp" ];
+    };
+    ollama = null;
+  } // { searx = { systemUnits = [ "searx.service" ]; userUnits = [ "podman-searx.service" ]; ports = [ { port = 8888; } ]; }; };
+}`, filepath.Join(RepoRoot(), "module.nix")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js string
+	if err := json.Unmarshal(data, &js); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse("rendered", []byte(js))
+	if err != nil {
+		t.Fatalf("module.nix rendered a manifest portclaim rejects: %v\n%s", err, js)
+	}
+	var got []string
+	for _, s := range m.Services {
+		for _, p := range s.Ports {
+			got = append(got, fmt.Sprintf("%s %v %s/%s %v", s.Name, s.SystemUnits, p, p.Proto, s.UserUnits))
+		}
+	}
+	want := []string{
+		"dns [] 127.0.0.1:5353/udp [podman-dns.service]",
+		"ollama [ollama.service] *:11434/tcp [podman-local-ai-ollama.service]",
+		"qdrant [qdrant.service] *:6333/tcp [podman-local-ai-qdrant.service]",
+		"qdrant [qdrant.service] 127.0.0.1:6334/tcp [podman-local-ai-qdrant.service]",
+		"searx [searx.service] *:8888/tcp [podman-searx.service]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCollisionWarnings(t *testing.T) {
+	need(t)
+	var warnings []string
+	err := Lib(context.Background(), `pc.collisions {
+  user = "alice";
+  services = pc.deriveClaims { containers.local-ai-ollama.ports = [ "11434:11434" ]; containers.local-ai-qdrant.ports = [ "6333:6333" ]; };
+  enabledUnits = [ "ollama.service" "qdrant.service" "sshd.service" ];
+  yield = { "qdrant.service" = [ "alice" ]; };
+}`, &warnings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `services.portclaim.yield."ollama.service".users = [ "alice" ];`) ||
+		!strings.Contains(warnings[0], "services.ollama.enable = false;") || !strings.Contains(warnings[0], "11434/tcp") {
+		t.Errorf("warnings = %q; want one, for ollama.service, naming both fixes", warnings)
 	}
 }
