@@ -468,3 +468,25 @@ func TestUserManagerNotRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestOneDBusCallPerManager: however many units the manifest names, check
+// asks each manager once (ListUnitsByNames), when no unit is a latent
+// candidate that needs its unit file state.
+func TestOneDBusCallPerManager(t *testing.T) {
+	ctx := need(t)
+	var services []string
+	for i := 0; i < 60; i++ {
+		services = append(services, fmt.Sprintf(`{"name":"s%d","systemUnits":["pc-many%d.service"],"userUnits":["podman-many%d.service"],"ports":[{"port":%d}]}`, i, i, i, 7300+i))
+	}
+	systemUnit(t, ctx, "pc-many0.service", "", true, false, "tcp4:127.0.0.1:7300")
+	path := manifest(t, "many", `{"version":1,"services":[`+strings.Join(services, ",")+`]}`)
+	for _, r := range runners {
+		doc, res := check(t, ctx, r, path)
+		if doc.DBusCalls["system"] != 1 || doc.DBusCalls["user"] != 1 {
+			t.Errorf("as %s: D-Bus calls %v for 60 services, want one per manager\n%s", r.name, doc.DBusCalls, res)
+		}
+		if len(doc.Conflicts) != 1 || doc.Conflicts[0].Holder.Unit != "pc-many0.service" {
+			t.Errorf("as %s: want the one conflict on 7300\n%s", r.name, res)
+		}
+	}
+}

@@ -69,21 +69,61 @@ type Finding struct {
 	Next       string // what to do, in one sentence
 }
 
-// Classify returns the findings in manifest order.
+// Classify returns the findings in manifest order. It indexes the
+// sockets by port once, so its cost grows with sockets plus claimed
+// ports, not with their product.
 func Classify(in Input) []Finding {
+	byPort := indexByPort(in.Sockets)
 	var out []Finding
 	for _, svc := range in.Manifest.Services {
 		for _, want := range svc.Ports {
-			out = append(out, classifyPort(in, svc, want)...)
+			out = append(out, classifyPort(in, byPort[portKey{want.Proto, want.Port}], svc, want)...)
 		}
 	}
 	return out
 }
 
-func classifyPort(in Input, svc manifest.Service, want bind.Endpoint) []Finding {
+type portKey struct {
+	proto bind.Proto
+	port  uint16
+}
+
+// indexByPort maps each protocol and port to the sockets on it.
+func indexByPort(socks []sockets.Socket) map[portKey][]int {
+	idx := make(map[portKey][]int)
+	for i, s := range socks {
+		k := portKey{s.Proto, s.Port}
+		idx[k] = append(idx[k], i)
+	}
+	return idx
+}
+
+// InWay returns the sockets that overlap any port the manifest claims, in
+// one pass over all.
+func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
+	claimed := make(map[portKey][]bind.Endpoint)
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			k := portKey{p.Proto, p.Port}
+			claimed[k] = append(claimed[k], p)
+		}
+	}
+	var out []sockets.Socket
+	for _, s := range all {
+		for _, want := range claimed[portKey{s.Proto, s.Port}] {
+			if bind.Overlap(want, s.Endpoint) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func classifyPort(in Input, onPort []int, svc manifest.Service, want bind.Endpoint) []Finding {
 	var out []Finding
 	heldBySystemUnit := map[string]bool{}
-	for i := range in.Sockets {
+	for _, i := range onPort {
 		s := &in.Sockets[i]
 		if !bind.Overlap(want, s.Endpoint) {
 			continue

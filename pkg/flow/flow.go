@@ -109,6 +109,9 @@ func (r *run) close() {
 
 // keptDown are the system units this user's claims really keep down: a
 // transient mask is in place, or the unit's condition names the claim.
+// For a unit the trusted policy lets yield to this user, the NixOS module
+// that rendered the policy also rendered that condition, so it is taken
+// as given; other units are asked about (one D-Bus call each).
 func (r *run) keptDown(ctx context.Context) map[string]bool {
 	out := map[string]bool{}
 	for u, c := range r.claims {
@@ -116,6 +119,8 @@ func (r *run) keptDown(ctx context.Context) map[string]bool {
 		case c.Method == claims.ByTransientMask:
 			t, err := os.Readlink(filepath.Join(act.TransientDir, u))
 			out[u] = err == nil && t == "/dev/null"
+		case c.Method == claims.ByCondition && r.pol != nil && r.pol.Allows(r.opt.User, u):
+			out[u] = true
 		case r.sess.System != nil:
 			conds, err := r.sess.System.Conditions(ctx, u)
 			out[u] = err == nil && units.KeptDownBy(conds, filepath.Join(claims.Dir(r.claimsDir, r.opt.User), u))
@@ -180,12 +185,14 @@ func Resolve(ctx context.Context, opt Options) int {
 	return strictCode(opt, ExitConflicts)
 }
 
-// conditions reads the start conditions of every unit resolve may act on.
+// conditions reads the start conditions of every unit resolve may act on,
+// and completes their state in res.System.
 func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]units.Condition {
 	out := map[string][]units.Condition{}
 	if r.sess.System == nil {
 		return out
 	}
+	var inPlay []string
 	for _, f := range res.Findings {
 		if f.Kind != conflict.Resolvable && f.Kind != conflict.Latent {
 			continue
@@ -195,10 +202,15 @@ func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]u
 			if _, done := out[u]; done {
 				continue
 			}
+			inPlay = append(inPlay, u)
 			if conds, err := r.sess.System.Conditions(ctx, u); err == nil {
 				out[u] = conds
 			}
 		}
+	}
+	// The claims record whether each unit was enabled.
+	if err := r.sess.System.FillFileStates(ctx, inPlay, res.System); err != nil {
+		fmt.Fprintf(r.opt.Out, "note: %v\n", err)
 	}
 	return out
 }

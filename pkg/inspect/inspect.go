@@ -86,7 +86,7 @@ func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[s
 		res.Broken = append(res.Broken, err.Error())
 	}
 	res.Sockets = tab.Sockets
-	inWay := overlapping(tab.Sockets, m)
+	inWay := conflict.InWay(tab.Sockets, m)
 	holders := map[uint64]attrib.Holder{}
 	if len(inWay) > 0 {
 		holders, err = attribute(opt, inWay, m)
@@ -96,12 +96,15 @@ func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[s
 	}
 
 	sysNames, userNames := unitNames(m, holders, uint32(opt.UID))
-	system, err := ask(ctx, opt, s.System, s.SysErr, sysNames)
+	// The unit file state only matters for a stopped unit that may start
+	// at boot (latent) and that no claim keeps down.
+	latentCandidate := func(u units.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
+	system, err := ask(ctx, opt, s.System, s.SysErr, sysNames, latentCandidate)
 	if err != nil {
 		res.Broken = append(res.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 	}
 	res.System = system
-	res.UserUnits, err = ask(ctx, opt, s.User, s.UsrErr, userNames)
+	res.UserUnits, err = ask(ctx, opt, s.User, s.UsrErr, userNames, nil)
 	if err != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
 	}
@@ -152,27 +155,6 @@ func Who(opt Options, port uint16, proto bind.Proto, expected []procs.Unit) ([]H
 		out = append(out, Held{Socket: s, Holder: attrib.Attribute(s, ps, expected, fdLookup(opt.ProcRoot))})
 	}
 	return out, nil
-}
-
-func overlapping(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
-	var out []sockets.Socket
-	for _, s := range all {
-		if claimed(s, m) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func claimed(s sockets.Socket, m manifest.Manifest) bool {
-	for _, svc := range m.Services {
-		for _, p := range svc.Ports {
-			if bind.Overlap(p, s.Endpoint) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func attribute(opt Options, inWay []sockets.Socket, m manifest.Manifest) (map[uint64]attrib.Holder, error) {
@@ -251,13 +233,13 @@ func unitNames(m manifest.Manifest, holders map[uint64]attrib.Holder, uid uint32
 	return system, user
 }
 
-func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, names []string) (map[string]units.Unit, error) {
+func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, names []string, needFile func(units.Unit) bool) (map[string]units.Unit, error) {
 	if mgr == nil {
 		return nil, connErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	return mgr.Units(ctx, names)
+	return mgr.Units(ctx, names, needFile)
 }
 
 // NameOf returns the user name of uid, or the number when it has none.

@@ -79,6 +79,9 @@ type (
 		Ports     []Port     `json:"ports"`
 		Notes     []string   `json:"notes"`
 		Errors    []string   `json:"errors"`
+		// DBusCalls counts method calls per manager ("system", "user"):
+		// one each, however many units the manifest names.
+		DBusCalls map[string]int `json:"dbusCalls"`
 	}
 	Conflict struct {
 		Service    string  `json:"service"`
@@ -114,7 +117,7 @@ type (
 // Document builds the JSON document.
 func Document(source string, res inspect.Result) Doc {
 	d := Doc{User: res.UserName, Manifest: source, Conflicts: []Conflict{}, Ports: []Port{},
-		Notes: nonNil(res.Notes), Errors: nonNil(res.Broken)}
+		Notes: nonNil(res.Notes), Errors: nonNil(res.Broken), DBusCalls: res.DBusCalls}
 	for _, f := range res.Findings {
 		addr := ""
 		if !f.Want.All() {

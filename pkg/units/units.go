@@ -122,9 +122,11 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 func (m *Manager) Close() { m.conn.Close() }
 
 // Units returns the state of the named units (and of their sibling
-// .socket units, for TriggeredBy) in two calls: ListUnitsByNames for the
-// runtime state, ListUnitFilesByPatterns for the unit file state.
-func (m *Manager) Units(ctx context.Context, names []string) (map[string]Unit, error) {
+// .socket units, for TriggeredBy) in one ListUnitsByNames call, however
+// many there are. The unit file state (UnitFileState, FragmentPath) costs
+// a second call, ListUnitFilesByPatterns, made only for the units
+// needFile picks (nil: none) and only when it picks any.
+func (m *Manager) Units(ctx context.Context, names []string, needFile func(Unit) bool) (map[string]Unit, error) {
 	if len(names) == 0 {
 		return map[string]Unit{}, nil
 	}
@@ -143,17 +145,14 @@ func (m *Manager) Units(ctx context.Context, names []string) (map[string]Unit, e
 		// since systemd answers an alias with the unit's primary name.
 		out[query[i]] = Unit{Name: query[i], LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState}
 	}
-	m.Calls++
-	files, err := m.conn.ListUnitFilesByPatternsContext(ctx, nil, query)
-	if err != nil {
-		return nil, fmt.Errorf("ListUnitFilesByPatterns: %w", err)
-	}
-	for _, f := range files {
-		name := filepath.Base(f.Path)
-		if u, ok := out[name]; ok {
-			u.UnitFileState, u.FragmentPath = f.Type, f.Path
-			out[name] = u
+	var fileQuery []string
+	for _, n := range names {
+		if needFile != nil && needFile(out[n]) {
+			fileQuery = append(fileQuery, n)
 		}
+	}
+	if err := m.fileStates(ctx, fileQuery, out); err != nil {
+		return nil, err
 	}
 	for _, n := range names {
 		if sock, ok := out[socketOf(n)]; ok && sock.Exists() && n != sock.Name {
@@ -163,6 +162,32 @@ func (m *Manager) Units(ctx context.Context, names []string) (map[string]Unit, e
 		}
 	}
 	return out, nil
+}
+
+// FillFileStates adds UnitFileState and FragmentPath to the units in out
+// named by names (one call), for the record a claim keeps of them.
+func (m *Manager) FillFileStates(ctx context.Context, names []string, out map[string]Unit) error {
+	return m.fileStates(ctx, names, out)
+}
+
+// fileStates fills in UnitFileState and FragmentPath for names.
+func (m *Manager) fileStates(ctx context.Context, names []string, out map[string]Unit) error {
+	if len(names) == 0 {
+		return nil
+	}
+	m.Calls++
+	files, err := m.conn.ListUnitFilesByPatternsContext(ctx, nil, names)
+	if err != nil {
+		return fmt.Errorf("ListUnitFilesByPatterns: %w", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f.Path)
+		if u, ok := out[name]; ok {
+			u.UnitFileState, u.FragmentPath = f.Type, f.Path
+			out[name] = u
+		}
+	}
+	return nil
 }
 
 // socketOf names the socket unit that activates a service by default
@@ -274,11 +299,3 @@ func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan
 // Reload makes the manager re-read unit files (daemon-reload).
 func (m *Manager) Reload(ctx context.Context) error { return m.conn.ReloadContext(ctx) }
 
-// Unit returns one unit's state (the same two calls as Units).
-func (m *Manager) Unit(ctx context.Context, name string) (Unit, error) {
-	us, err := m.Units(ctx, []string{name})
-	if err != nil {
-		return Unit{}, err
-	}
-	return us[name], nil
-}
