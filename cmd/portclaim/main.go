@@ -116,6 +116,7 @@ func conflicts(fs []conflict.Finding) bool {
 type actFlags struct {
 	Manifest string        `help:"Manifest file (JSON, version 1). Default: the built-in map." placeholder:"FILE" type:"path"`
 	DryRun   bool          `name:"dry-run" help:"Print the plan, change nothing (also when $DRY_RUN is set, as home-manager does)."`
+	Verbose  bool          `short:"v" help:"Print the check report before acting (also when $VERBOSE is set)."`
 	User     string        `help:"Act for this user's claims (root only; default: you)." placeholder:"NAME"`
 	Policy   string        `default:"/etc/portclaim/policy.json" help:"The system policy (root-owned)." placeholder:"FILE"`
 	Wait     time.Duration `default:"10s" help:"How long to wait for each stop/start job and for ports to change hands."`
@@ -132,7 +133,7 @@ func (f actFlags) options(e *env) (flow.Options, error) {
 		return flow.Options{}, err
 	}
 	return flow.Options{Manifest: m, Source: source, ProcRoot: e.procRoot, UID: uid, User: inspect.NameOf(uint32(uid)),
-		PolicyPath: f.Policy, Timeout: f.Timeout, Wait: f.Wait, DryRun: f.DryRun || os.Getenv("DRY_RUN") != "", Out: e.stdout}, nil
+		PolicyPath: f.Policy, Timeout: f.Timeout, Wait: f.Wait, DryRun: f.DryRun || os.Getenv("DRY_RUN") != "", Verbose: f.Verbose || os.Getenv("VERBOSE") != "", Out: e.stdout}, nil
 }
 
 type resolveCmd struct {

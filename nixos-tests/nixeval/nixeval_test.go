@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -178,5 +180,114 @@ func TestCollisionWarnings(t *testing.T) {
 	if len(warnings) != 1 || !strings.Contains(warnings[0], `services.portclaim.yield."ollama.service".users = [ "alice" ];`) ||
 		!strings.Contains(warnings[0], "services.ollama.enable = false;") || !strings.Contains(warnings[0], "11434/tcp") {
 		t.Errorf("warnings = %q; want one, for ollama.service, naming both fixes", warnings)
+	}
+}
+
+// TestNixScenariosMatch: every subtest of the NixOS VM tests names a Go
+// end-to-end test that proves the same on systemd-nspawn machines.
+func TestNixScenariosMatch(t *testing.T) {
+	root := RepoRoot()
+	goTests := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(root, "nixos-tests", "*_test.go"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(?m)^func (Test\w+)\(`).FindAllStringSubmatch(string(data), -1) {
+			goTests[m[1]] = true
+		}
+	}
+	nixFiles, _ := filepath.Glob(filepath.Join(root, "nixos-tests", "*.nix"))
+	if len(nixFiles) == 0 {
+		t.Fatal("no NixOS VM tests in nixos-tests/")
+	}
+	for _, f := range nixFiles {
+		data, _ := os.ReadFile(f)
+		subtests := regexp.MustCompile(`subtest\("(Test\w+)`).FindAllStringSubmatch(string(data), -1)
+		if len(subtests) == 0 {
+			t.Errorf("%s has no subtest naming a Go scenario", filepath.Base(f))
+		}
+		for _, m := range subtests {
+			if !goTests[m[1]] {
+				t.Errorf("%s: subtest %s has no Go end-to-end test of that name", filepath.Base(f), m[1])
+			}
+		}
+	}
+}
+
+// TestVendorHashMatches: flake.nix's vendorHash is the hash of `go mod
+// vendor` for the committed go.sum, so the Nix build's module fetch works.
+func TestVendorHashMatches(t *testing.T) {
+	need(t)
+	root := RepoRoot()
+	flake, err := os.ReadFile(filepath.Join(root, "flake.nix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`vendorHash = "(sha256-[A-Za-z0-9+/=]+)";`).FindSubmatch(flake)
+	if m == nil {
+		t.Fatal("flake.nix has no vendorHash")
+	}
+	vendor := filepath.Join(t.TempDir(), "vendor")
+	cmd := exec.Command("go", "mod", "vendor", "-o", vendor)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod vendor: %v\n%s", err, out)
+	}
+	out, err := exec.Command("nix", "--extra-experimental-features", "nix-command", "--store", "dummy://", "hash", "path", vendor).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix hash path: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != string(m[1]) {
+		t.Errorf("flake.nix vendorHash = %s, but go mod vendor hashes to %s: update it (README \"Updating\")", m[1], got)
+	}
+}
+
+// TestFlakeLockPinsInputs: flake.lock pins both inputs of flake.nix to
+// real-looking revisions (40 hex digits, an SRI narHash, a timestamp), on
+// the branches flake.nix names, with home-manager following nixpkgs.
+func TestFlakeLockPinsInputs(t *testing.T) {
+	root := RepoRoot()
+	data, err := os.ReadFile(filepath.Join(root, "flake.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flake, _ := os.ReadFile(filepath.Join(root, "flake.nix"))
+	var lock struct {
+		Version int `json:"version"`
+		Nodes   map[string]struct {
+			Inputs map[string]any `json:"inputs"`
+			Locked struct {
+				Rev          string `json:"rev"`
+				NarHash      string `json:"narHash"`
+				LastModified int64  `json:"lastModified"`
+				Owner, Repo  string
+			} `json:"locked"`
+			Original struct {
+				Owner, Repo, Ref string
+			} `json:"original"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(data, &lock); err != nil {
+		t.Fatal(err)
+	}
+	rev := regexp.MustCompile(`^[0-9a-f]{40}$`)
+	hash := regexp.MustCompile(`^sha256-[A-Za-z0-9+/]{43}=$`)
+	for _, name := range []string{"nixpkgs", "home-manager"} {
+		n, ok := lock.Nodes[name]
+		if !ok {
+			t.Fatalf("flake.lock has no %s node", name)
+		}
+		if !rev.MatchString(n.Locked.Rev) || !hash.MatchString(n.Locked.NarHash) || n.Locked.LastModified < 1.7e9 {
+			t.Errorf("%s is not pinned: %+v", name, n.Locked)
+		}
+		url := fmt.Sprintf("github:%s/%s/%s", n.Original.Owner, n.Original.Repo, n.Original.Ref)
+		if !strings.Contains(string(flake), url) {
+			t.Errorf("flake.lock pins %s to %s, which flake.nix does not ask for", name, url)
+		}
+	}
+	if f := lock.Nodes["home-manager"].Inputs["nixpkgs"]; fmt.Sprint(f) != "[nixpkgs]" {
+		t.Errorf("home-manager's nixpkgs input = %v, want it to follow nixpkgs", f)
 	}
 }

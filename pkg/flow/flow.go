@@ -48,6 +48,7 @@ type Options struct {
 	Timeout    time.Duration // D-Bus conversation bound
 	Wait       time.Duration // stop/start job and port bound
 	DryRun     bool
+	Verbose    bool // print the check report before acting
 	All        bool // release: every claim
 	Confirm    func(string) bool
 	Out        io.Writer
@@ -159,6 +160,9 @@ func Resolve(ctx context.Context, opt Options) int {
 	}
 	defer r.close()
 	res := r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx))
+	if opt.Verbose {
+		report.Text(opt.Out, opt.Source, res)
+	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(opt.Out, "note: %s\n", n)
 	}
