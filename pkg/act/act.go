@@ -276,7 +276,11 @@ func (x *Executor) waitFree(ctx context.Context, ports []bind.Endpoint) string {
 
 // heldBy describes the first socket that overlaps ports and matches, or "".
 func (x *Executor) heldBy(ports []bind.Endpoint, match func(sockets.Socket) bool) string {
-	tab, err := sockets.Read(x.ProcRoot)
+	var nums []uint16
+	for _, p := range ports {
+		nums = append(nums, p.Port)
+	}
+	tab, err := sockets.Read(x.ProcRoot, sockets.Around(nums, 0)...)
 	if err != nil {
 		return err.Error()
 	}

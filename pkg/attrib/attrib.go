@@ -38,9 +38,9 @@ type Holder struct {
 // Known reports whether a holder was found at all.
 func (h Holder) Known() bool { return h.Confidence != Unknown }
 
-// FDLookup reports whether process pid has the socket inode open;
+// FDLookup reports whether process p has the socket inode open;
 // procs.ErrNoPermission when its files cannot be read.
-type FDLookup func(pid int, inode uint64) (bool, error)
+type FDLookup func(p procs.Process, inode uint64) (bool, error)
 
 // Attribute finds the holder of s among ps. expected lists the units that
 // should hold it (the manifest's units for this port), most likely first:
@@ -86,7 +86,7 @@ func confirm(s sockets.Socket, cands []procs.Process, hasSocket FDLookup) (Holde
 		// Errors (no permission: root's processes seen by a user, or a
 		// user's non-dumpable ones; or the process exited) only mean this
 		// process cannot confirm it.
-		if ok, _ := hasSocket(p.PID, s.Inode); ok {
+		if ok, _ := hasSocket(p, s.Inode); ok {
 			return Holder{Unit: p.Unit, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Confirmed,
 				Why: fmt.Sprintf("socket inode %d is open in pid %d", s.Inode, p.PID)}, true
 		}

@@ -31,13 +31,13 @@ func sock(uid uint32, inode uint64) sockets.Socket {
 
 // asRoot can read every process's fds; pid 71 holds inode 7.
 func asRoot(seen *[]int) FDLookup {
-	return func(pid int, inode uint64) (bool, error) {
-		*seen = append(*seen, pid)
-		return pid == 71 && inode == 7, nil
+	return func(p procs.Process, inode uint64) (bool, error) {
+		*seen = append(*seen, p.PID)
+		return p.PID == 71 && inode == 7, nil
 	}
 }
 
-func unprivileged(pid int, inode uint64) (bool, error) { return false, procs.ErrNoPermission }
+func unprivileged(procs.Process, uint64) (bool, error) { return false, procs.ErrNoPermission }
 
 func TestConfirmedReadsExpectedUnitsFirst(t *testing.T) {
 	var seen []int
@@ -95,8 +95,8 @@ func TestUnknownWhenRootOwnsItAndNothingIsExpected(t *testing.T) {
 }
 
 func TestOwnSocketsAreConfirmedUnprivileged(t *testing.T) {
-	own := func(pid int, inode uint64) (bool, error) {
-		if pid != 200 {
+	own := func(p procs.Process, inode uint64) (bool, error) {
+		if p.PID != 200 {
 			return false, procs.ErrNoPermission
 		}
 		return inode == 5, nil

@@ -196,12 +196,20 @@ func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]u
 	if r.sess.System == nil {
 		return out
 	}
-	var inPlay []string
+	var services []string
 	for _, f := range res.Findings {
-		if f.Kind != conflict.Resolvable && f.Kind != conflict.Latent {
-			continue
+		if (f.Kind == conflict.Resolvable || f.Kind == conflict.Latent) && !slices.Contains(services, f.SystemUnit) {
+			services = append(services, f.SystemUnit)
 		}
-		us := append([]string{f.SystemUnit}, res.System[f.SystemUnit].TriggeredBy...)
+	}
+	// A socket-activated service yields with its .socket, or the socket
+	// would keep the port (and start the service again).
+	if err := r.sess.System.AddTriggers(ctx, services, res.System); err != nil {
+		fmt.Fprintf(r.opt.Out, "note: %v\n", err)
+	}
+	var inPlay []string
+	for _, unit := range services {
+		us := append([]string{unit}, res.System[unit].TriggeredBy...)
 		for _, u := range us {
 			if _, done := out[u]; done {
 				continue
@@ -233,7 +241,13 @@ func Release(ctx context.Context, opt Options) int {
 		list = append(list, c)
 	}
 	sortClaims(list)
-	tab, err := sockets.Read(opt.ProcRoot)
+	var ports []uint16
+	for _, c := range list {
+		for _, e := range c.Endpoints() {
+			ports = append(ports, e.Port)
+		}
+	}
+	tab, err := sockets.Read(opt.ProcRoot, sockets.Around(ports, 0)...)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", err)
 		return strictCode(opt, ExitEnv)

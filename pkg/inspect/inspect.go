@@ -6,9 +6,11 @@ package inspect
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/attrib"
@@ -49,21 +51,35 @@ type Result struct {
 }
 
 // Session holds the connections to both managers for one run, so that
-// check, resolve and release share them.
+// check, resolve and release share them. The user manager is dialed only
+// when something needs it.
 type Session struct {
-	Opt            Options
-	System, User   *units.Manager // nil when not reachable
-	SysErr, UsrErr error
+	Opt    Options
+	System *units.Manager // nil when not reachable
+	SysErr error
+	ctx    context.Context
+	user   *units.Manager
+	usrErr error
+	dialed bool
 }
 
-// Open connects to the system manager and to the user manager of opt.UID.
+// Open connects to the system manager.
 func Open(ctx context.Context, opt Options) *Session {
 	// The connections live as long as ctx (godbus closes a connection
 	// when its dial context ends); each call is bounded by opt.Timeout.
-	s := &Session{Opt: opt}
+	s := &Session{Opt: opt, ctx: ctx}
 	s.System, s.SysErr = units.System(ctx)
-	s.User, s.UsrErr = units.User(ctx, opt.UID)
 	return s
+}
+
+// User returns the connection to the user manager of Opt.UID, dialing it
+// the first time.
+func (s *Session) User() (*units.Manager, error) {
+	if !s.dialed {
+		s.dialed = true
+		s.user, s.usrErr = units.User(s.ctx, s.Opt.UID)
+	}
+	return s.user, s.usrErr
 }
 
 // Close ends both connections.
@@ -71,55 +87,108 @@ func (s *Session) Close() {
 	if s.System != nil {
 		s.System.Close()
 	}
-	if s.User != nil {
-		s.User.Close()
+	if s.user != nil {
+		s.user.Close()
 	}
 }
 
 // Check looks at this machine for the manifest's claims. keptDown lists
 // the system units that this user's claims keep from starting.
+//
+// Its cost is one read of the socket tables, the processes of the units
+// expected on the ports in the way (their cgroups; every process only when
+// those do not hold the socket), one ListUnitsByNames on the system
+// manager, and only when there is a conflict, one on the user manager.
 func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[string]bool) Result {
 	opt := s.Opt
 	res := Result{UserName: NameOf(uint32(opt.UID)), DBusCalls: map[string]int{}}
-	tab, err := sockets.Read(opt.ProcRoot)
-	if err != nil {
-		res.Broken = append(res.Broken, err.Error())
-	}
-	res.Sockets = tab.Sockets
-	inWay := conflict.InWay(tab.Sockets, m)
-	holders := map[uint64]attrib.Holder{}
-	if len(inWay) > 0 {
-		holders, err = attribute(opt, inWay, m)
+	// The claimed ports and their neighbours (for a free port to suggest).
+	var tab sockets.Table
+	var err error
+	if ports := claimedPorts(m); len(ports) > 0 {
+		tab, err = sockets.Read(opt.ProcRoot, sockets.Around(ports, suggestMargin)...)
 		if err != nil {
 			res.Broken = append(res.Broken, err.Error())
 		}
 	}
+	res.Sockets = tab.Sockets
+	inWay := conflict.InWay(tab.Sockets, m)
+	holders := newAttributor(opt).attribute(inWay, m)
 
-	sysNames, userNames := unitNames(m, holders, uint32(opt.UID))
+	sysNames := systemNames(m, holders)
 	// The unit file state only matters for a stopped unit that may start
 	// at boot (latent) and that no claim keeps down.
 	latentCandidate := func(u units.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
-	system, err := ask(ctx, opt, s.System, s.SysErr, sysNames, latentCandidate)
+	system, err := ask(ctx, opt, s.System, s.SysErr, func(mgr *units.Manager, ctx context.Context) (map[string]units.Unit, error) {
+		us, err := mgr.Units(ctx, sysNames, latentCandidate)
+		if err == nil && heldByManager(holders, inWay) {
+			// A .socket unit's listener belongs to pid 1: find the
+			// sockets that activate the declared services.
+			err = mgr.AddTriggers(ctx, declaredSystemUnits(m), us)
+		}
+		return us, err
+	})
 	if err != nil {
 		res.Broken = append(res.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 	}
 	res.System = system
-	res.UserUnits, err = ask(ctx, opt, s.User, s.UsrErr, userNames, nil)
-	if err != nil {
-		res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
-	}
-	if s.System != nil {
-		res.DBusCalls["system"] = s.System.Calls
-	}
-	if s.User != nil {
-		res.DBusCalls["user"] = s.User.Calls
-	}
 	res.Findings = conflict.Classify(conflict.Input{
 		Manifest: m, UserUID: uint32(opt.UID), UserName: res.UserName,
 		Sockets: inWay, Holders: holders, System: system, Claimed: keptDown,
 		NameOf: NameOf,
 	})
+	s.userSide(ctx, &res)
+	if s.System != nil {
+		res.DBusCalls["system"] = s.System.Calls
+	}
+	if s.user != nil {
+		res.DBusCalls["user"] = s.user.Calls
+	}
 	return res
+}
+
+// userSide asks the user manager about the user units in conflicts (the
+// report shows their state), and notes when that manager is not running.
+func (s *Session) userSide(ctx context.Context, res *Result) {
+	var names []string
+	for _, f := range res.Findings {
+		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
+			names = append(names, f.UserUnit)
+		}
+	}
+	if len(names) == 0 {
+		if addr, _ := units.UserBus(s.Opt.UID, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); !exists(strings.TrimPrefix(addr, "unix:path=")) {
+			_, err := s.User() // says why, the same way as when it is needed
+			res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
+		}
+		return
+	}
+	mgr, err := s.User()
+	res.UserUnits, err = ask(ctx, s.Opt, mgr, err, func(mgr *units.Manager, ctx context.Context) (map[string]units.Unit, error) {
+		return mgr.Units(ctx, names, nil)
+	})
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
+	}
+}
+
+// suggestMargin is how far from a claimed port plan.SuggestPort looks for
+// a free one; keep in sync.
+const suggestMargin = 100
+
+func claimedPorts(m manifest.Manifest) []uint16 {
+	var out []uint16
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Held is one socket on a port, with its holder.
@@ -133,7 +202,7 @@ type Held struct {
 // processes are looked at first, and unprivileged they make a root-owned
 // socket's holder probable rather than unknown.
 func Who(opt Options, port uint16, proto bind.Proto, expected []procs.Unit) ([]Held, error) {
-	tab, err := sockets.Read(opt.ProcRoot)
+	tab, err := sockets.Read(opt.ProcRoot, sockets.Range{Lo: port, Hi: port})
 	if err != nil {
 		return nil, err
 	}
@@ -146,27 +215,77 @@ func Who(opt Options, port uint16, proto bind.Proto, expected []procs.Unit) ([]H
 	if len(on) == 0 {
 		return nil, nil
 	}
-	ps, err := procs.Scan(opt.ProcRoot)
-	if err != nil {
-		return nil, err
-	}
+	a := newAttributor(opt)
 	var out []Held
 	for _, s := range on {
-		out = append(out, Held{Socket: s, Holder: attrib.Attribute(s, ps, expected, fdLookup(opt.ProcRoot))})
+		out = append(out, Held{Socket: s, Holder: a.one(s, expected)})
 	}
 	return out, nil
 }
 
-func attribute(opt Options, inWay []sockets.Socket, m manifest.Manifest) (map[uint64]attrib.Holder, error) {
-	ps, err := procs.Scan(opt.ProcRoot)
-	if err != nil {
-		return nil, err
-	}
+// attributor finds holders, reading each process's files at most once.
+type attributor struct {
+	opt        Options
+	euid       int
+	cgroupRoot string
+	byUnit     map[procs.Unit][]procs.Process
+	all        []procs.Process // every process; read on first need
+	scanned    bool
+	fds        map[int]map[uint64]bool // socket inodes by pid; nil: unreadable
+	buf        []byte
+}
+
+func newAttributor(opt Options) *attributor {
+	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: procs.CgroupRoot("/sys"),
+		byUnit: map[procs.Unit][]procs.Process{}, fds: map[int]map[uint64]bool{}, buf: procs.NewBuffer()}
+}
+
+func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[uint64]attrib.Holder {
 	out := map[uint64]attrib.Holder{}
 	for _, s := range inWay {
-		out[s.Inode] = attrib.Attribute(s, ps, expected(s, m, uint32(opt.UID)), fdLookup(opt.ProcRoot))
+		out[s.Inode] = a.one(s, expected(s, m, uint32(a.opt.UID)))
 	}
-	return out, nil
+	return out
+}
+
+// one attributes s: first among the processes of the units expected to
+// hold it (read from their cgroups), then, when those do not hold it,
+// among every process.
+func (a *attributor) one(s sockets.Socket, expected []procs.Unit) attrib.Holder {
+	var cands []procs.Process
+	for _, u := range expected {
+		ps, ok := a.byUnit[u]
+		if !ok {
+			ps = procs.UnitProcesses(a.opt.ProcRoot, a.cgroupRoot, u, a.buf)
+			a.byUnit[u] = ps
+		}
+		cands = append(cands, ps...)
+	}
+	h := attrib.Attribute(s, cands, expected, a.hasSocket)
+	// Confirmed, or as sure as we may be (we cannot read that uid's
+	// files, so the full scan could only guess the same way).
+	if h.Confidence == attrib.Confirmed || h.Confidence == attrib.Probable && !a.canRead(s.UID) {
+		return h
+	}
+	if !a.scanned {
+		a.scanned = true
+		a.all, _ = procs.Scan(a.opt.ProcRoot)
+	}
+	return attrib.Attribute(s, a.all, expected, a.hasSocket)
+}
+
+func (a *attributor) canRead(uid uint32) bool { return a.euid == 0 || uint32(a.euid) == uid }
+
+func (a *attributor) hasSocket(p procs.Process, inode uint64) (bool, error) {
+	if !a.canRead(p.UID) {
+		return false, procs.ErrNoPermission // not worth a system call
+	}
+	set, seen := a.fds[p.PID]
+	if !seen {
+		set, _ = procs.SocketsOf(a.opt.ProcRoot, p.PID)
+		a.fds[p.PID] = set
+	}
+	return set[inode], nil
 }
 
 // Expected lists the units the manifest says may hold a socket on port.
@@ -200,46 +319,49 @@ func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []procs.Unit {
 	return out
 }
 
-func fdLookup(procRoot string) attrib.FDLookup {
-	return func(pid int, inode uint64) (bool, error) { return procs.HasSocket(procRoot, pid, inode) }
+// systemNames are the system units to ask about: the declared ones and
+// the holders found.
+func systemNames(m manifest.Manifest, holders map[uint64]attrib.Holder) []string {
+	names := declaredSystemUnits(m)
+	for _, h := range holders {
+		if h.Known() && !h.Unit.User && h.Unit.Name != "" && !slices.Contains(names, h.Unit.Name) {
+			names = append(names, h.Unit.Name)
+		}
+	}
+	return names
 }
 
-// unitNames are the units to ask each manager about: the declared ones and
-// the holders found.
-func unitNames(m manifest.Manifest, holders map[uint64]attrib.Holder, uid uint32) (system, user []string) {
-	add := func(list []string, n string) []string {
-		if n == "" || slices.Contains(list, n) {
-			return list
-		}
-		return append(list, n)
-	}
+func declaredSystemUnits(m manifest.Manifest) []string {
+	var names []string
 	for _, svc := range m.Services {
 		for _, u := range svc.SystemUnits {
-			system = add(system, u)
-		}
-		for _, u := range svc.UserUnits {
-			user = add(user, u)
-		}
-	}
-	for _, h := range holders {
-		switch {
-		case !h.Known():
-		case !h.Unit.User:
-			system = add(system, h.Unit.Name)
-		case h.Unit.UserUID == uid:
-			user = add(user, h.Unit.Name)
+			if !slices.Contains(names, u) {
+				names = append(names, u)
+			}
 		}
 	}
-	return system, user
+	return names
 }
 
-func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, names []string, needFile func(units.Unit) bool) (map[string]units.Unit, error) {
+// heldByManager reports whether a socket in the way may be a .socket
+// unit's: held by the system manager itself, or root's and unattributed.
+func heldByManager(holders map[uint64]attrib.Holder, inWay []sockets.Socket) bool {
+	for _, s := range inWay {
+		h := holders[s.Inode]
+		if h.Known() && !h.Unit.User && h.Unit.Name == "init.scope" || !h.Known() && s.UID == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, query func(*units.Manager, context.Context) (map[string]units.Unit, error)) (map[string]units.Unit, error) {
 	if mgr == nil {
 		return nil, connErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	return mgr.Units(ctx, names, needFile)
+	return query(mgr, ctx)
 }
 
 // NameOf returns the user name of uid, or the number when it has none.

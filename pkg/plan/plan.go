@@ -278,7 +278,7 @@ func SuggestPort(want bind.Endpoint, now []sockets.Socket, m manifest.Manifest) 
 		}
 		return true
 	}
-	for d := 1; d <= 100; d++ {
+	for d := 1; d <= 100; d++ { // inspect reads the sockets 100 ports around each claim
 		for _, p := range []int{int(want.Port) + d, int(want.Port) - d} {
 			if free(p) {
 				return uint16(p)

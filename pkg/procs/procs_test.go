@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -77,10 +78,57 @@ func TestScanAndHasSocket(t *testing.T) {
 	link, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	var ino uint64
 	fmt.Sscanf(link, "socket:[%d]", &ino)
-	if ok, err := HasSocket("/proc", os.Getpid(), ino); !ok || err != nil {
-		t.Fatalf("HasSocket(self, %d) = %v, %v; want true", ino, ok, err)
+	socks, err := SocketsOf("/proc", os.Getpid())
+	if err != nil || !socks[ino] {
+		t.Fatalf("SocketsOf(self) = %v, %v; want it to hold %d", socks, err, ino)
 	}
-	if ok, _ := HasSocket("/proc", os.Getpid(), ino+1_000_000_000); ok {
-		t.Fatal("HasSocket found an inode we do not hold")
+}
+
+func TestUnitCgroup(t *testing.T) {
+	if got := UnitCgroup(Unit{Name: "ollama.service"}); got != "/system.slice/ollama.service" {
+		t.Error(got)
+	}
+	if got := UnitCgroup(Unit{User: true, UserUID: 1000, Name: "podman-x.service"}); got != "/user.slice/user-1000.slice/user@1000.service/app.slice/podman-x.service" {
+		t.Error(got)
+	}
+}
+
+func TestUnitProcessesReadsTheCgroupTree(t *testing.T) {
+	cg := t.TempDir()
+	dir := filepath.Join(cg, "system.slice", "x.service")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(cg, "cgroup.procs"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644)
+	os.WriteFile(filepath.Join(dir, "sub", "cgroup.procs"), []byte("999999999\n"), 0o644) // not read: the top has processes
+	ps := UnitProcesses("/proc", cg, Unit{Name: "x.service"}, NewBuffer())
+	if len(ps) != 1 || ps[0].PID != os.Getpid() || ps[0].Unit.Name != "x.service" || ps[0].UID != uint32(os.Getuid()) {
+		t.Fatalf("UnitProcesses = %+v", ps)
+	}
+}
+
+func TestCgroupRoot(t *testing.T) {
+	sys := t.TempDir()
+	if got := CgroupRoot(sys); got != "" {
+		t.Errorf("CgroupRoot of an empty tree = %q", got)
+	}
+	os.MkdirAll(filepath.Join(sys, "fs/cgroup/unified"), 0o755) // hybrid: tmpfs at fs/cgroup
+	os.WriteFile(filepath.Join(sys, "fs/cgroup/unified/cgroup.procs"), nil, 0o644)
+	if got := CgroupRoot(sys); got != filepath.Join(sys, "fs/cgroup/unified") {
+		t.Errorf("hybrid: CgroupRoot = %q", got)
+	}
+	os.WriteFile(filepath.Join(sys, "fs/cgroup/cgroup.procs"), nil, 0o644) // unified
+	if got := CgroupRoot(sys); got != filepath.Join(sys, "fs/cgroup") {
+		t.Errorf("unified: CgroupRoot = %q", got)
+	}
+}
+
+func TestUnitProcessesInSubCgroups(t *testing.T) {
+	cg := t.TempDir()
+	dir := filepath.Join(cg, "system.slice", "x.service")
+	os.MkdirAll(filepath.Join(dir, "payload"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cgroup.procs"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "payload", "cgroup.procs"), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644)
+	if ps := UnitProcesses("/proc", cg, Unit{Name: "x.service"}, NewBuffer()); len(ps) != 1 || ps[0].PID != os.Getpid() {
+		t.Fatalf("UnitProcesses = %+v", ps)
 	}
 }

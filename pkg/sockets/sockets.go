@@ -48,31 +48,55 @@ var tables = []table{
 	{"udp", bind.UDP, false}, {"udp6", bind.UDP, true},
 }
 
-// Read reads each table once from procRoot (normally "/proc"). bindV6Only
-// is the value of net.ipv6.bindv6only: when set, "::" sockets are taken to
-// be v6-only. (The tables do not show IPV6_V6ONLY per socket; the sysctl
-// is what a socket gets unless its program says otherwise.)
+// Read reads every listening TCP and bound UDP socket on the given port
+// ranges (every port when none) once: through
+// sock_diag when procRoot is this process's own /proc (see diag.go), else
+// (a copy of /proc, in tests) from procRoot/net/{tcp,tcp6,udp,udp6}.
+//
+// From the text tables, IPV6_V6ONLY is not visible per socket: "::"
+// sockets are taken to be v6-only when net.ipv6.bindv6only is 1, which is
+// what a socket gets unless its program says otherwise.
 //
 // It fails only when no IPv4 table can be read: that is not a usable
 // Linux /proc.
-func Read(procRoot string) (Table, error) {
+func Read(procRoot string, ranges ...Range) (Table, error) {
+	if live(procRoot) {
+		return ReadLive(procRoot, ranges...)
+	}
 	var t Table
 	v6only := readBindV6Only(procRoot)
 	for _, tb := range tables {
-		path := filepath.Join(procRoot, "net", tb.file)
-		data, err := os.ReadFile(path)
+		one, err := readTable(procRoot, tb, v6only, ranges)
 		if err != nil {
-			if tb.v6 && errors.Is(err, fs.ErrNotExist) {
-				t.Missing = append(t.Missing, path)
-				continue
-			}
-			return t, fmt.Errorf("reading the socket table: %w", err)
+			return t, err
 		}
-		socks, err := Parse(data, tb.proto, tb.v6, v6only)
-		if err != nil {
-			return t, fmt.Errorf("%s: %w", path, err)
+		t.Sockets = append(t.Sockets, one.Sockets...)
+		t.Missing = append(t.Missing, one.Missing...)
+	}
+	return t, nil
+}
+
+// readTable reads one /proc/net table; a missing IPv6 table (no IPv6) is
+// noted, not an error.
+func readTable(procRoot string, tb table, v6only bool, ranges []Range) (Table, error) {
+	var t Table
+	path := filepath.Join(procRoot, "net", tb.file)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if tb.v6 && errors.Is(err, fs.ErrNotExist) {
+			t.Missing = append(t.Missing, path)
+			return t, nil
 		}
-		t.Sockets = append(t.Sockets, socks...)
+		return t, fmt.Errorf("reading the socket table: %w", err)
+	}
+	socks, err := Parse(data, tb.proto, tb.v6, v6only)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, s := range socks {
+		if in(s.Port, ranges) {
+			t.Sockets = append(t.Sockets, s)
+		}
 	}
 	return t, nil
 }
@@ -86,7 +110,9 @@ func readBindV6Only(procRoot string) bool {
 // UDP sockets bound to a port; connections are not port holders.
 // It fails on a line it cannot read rather than guess.
 func Parse(data []byte, proto bind.Proto, v6, bindV6Only bool) ([]Socket, error) {
-	var out []Socket
+	// One allocation at the most sockets there can be, rather than
+	// growing through copies.
+	out := make([]Socket, 0, bytes.Count(data, []byte{'\n'}))
 	first := true
 	for len(data) > 0 {
 		var line []byte

@@ -167,3 +167,121 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDiagAgreesWithProcNet: the netlink dump and the /proc/net text
+// describe the same sockets the same way.
+func TestDiagAgreesWithProcNet(t *testing.T) {
+	l6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	defer l6.Close()
+	u, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+	defer u.Close()
+	live, err := ReadLive("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text Table
+	for _, tb := range tables {
+		one, err := readTable("/proc", tb, readBindV6Only("/proc"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.Sockets = append(text.Sockets, one.Sockets...)
+	}
+	key := func(s Socket) string { return fmt.Sprintf("%s %s uid=%d", s.Proto, s.Endpoint, s.UID) }
+	fromText := map[uint64]string{}
+	for _, s := range text.Sockets {
+		fromText[s.Inode] = key(s)
+	}
+	found := 0
+	for _, s := range live.Sockets {
+		if k, ok := fromText[s.Inode]; ok {
+			found++
+			if k != key(s) {
+				t.Errorf("inode %d: sock_diag says %s, /proc/net says %s", s.Inode, key(s), k)
+			}
+		}
+	}
+	for _, want := range []string{"tcp " + l6.Addr().String(), "udp " + u.LocalAddr().String()} {
+		ok := false
+		for _, s := range live.Sockets {
+			ok = ok || fmt.Sprintf("%s %s", s.Proto, s.Endpoint) == want
+		}
+		if !ok {
+			t.Errorf("sock_diag did not report %s", want)
+		}
+	}
+	if found < 2 {
+		t.Errorf("only %d sockets in common between sock_diag and /proc/net", found)
+	}
+}
+
+func FuzzParseDiag(f *testing.F) {
+	msg := make([]byte, 16+72+8)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], sockDiagByFamily)
+	msg[16] = 10 // AF_INET6
+	msg[16+5] = 0x1f
+	binary.NativeEndian.PutUint16(msg[16+72:], 5)
+	binary.NativeEndian.PutUint16(msg[16+72+2:], attrSkV6Only)
+	msg[16+72+4] = 1
+	f.Add(msg)
+	f.Add([]byte{16, 0, 0, 0, 3, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		socks, _, err := ParseDiag(b, bind.TCP)
+		if err != nil {
+			return
+		}
+		for _, s := range socks {
+			if s.Port == 0 || !s.Addr.IsValid() {
+				t.Fatalf("accepted %+v", s)
+			}
+		}
+	})
+}
+
+// TestPortFilterInTheKernel: a dump filtered to some ports returns the
+// sockets on them and none other, through the kernel's bytecode filter.
+func TestPortFilterInTheKernel(t *testing.T) {
+	var ls []net.Listener
+	var ports []uint16
+	for i := 0; i < 4; i++ {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ls = append(ls, l)
+		ports = append(ports, uint16(l.Addr().(*net.TCPAddr).Port))
+	}
+	want := []uint16{ports[0], ports[2]}
+	tab, err := ReadLive("/proc", Around(want, 0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16]bool{}
+	for _, s := range tab.Sockets {
+		got[s.Port] = true
+		if !in(s.Port, Around(want, 0)) {
+			t.Errorf("the filtered dump returned port %d", s.Port)
+		}
+	}
+	if !got[ports[0]] || !got[ports[2]] || got[ports[1]] || got[ports[3]] {
+		t.Errorf("asked for %v of %v, got %v", want, ports, got)
+	}
+	// The kernel rejects a malformed program (EINVAL) rather than
+	// filtering wrongly; a good one is accepted by its audit.
+	if _, err := dump(bind.TCP, false, Around([]uint16{1, 100, 1000, 40000, 65535}, 3)); err != nil {
+		t.Fatalf("the kernel refused the filter: %v", err)
+	}
+}
+
+func TestAround(t *testing.T) {
+	got := Around([]uint16{6334, 6333, 11434, 2, 65534}, 5)
+	want := []Range{{1, 7}, {6328, 6339}, {11429, 11439}, {65529, 65535}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Around = %v, want %v", got, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,7 +42,7 @@ func (u Unit) Active() bool {
 	return false
 }
 
-// Exists reports whether systemd knows a unit file for it.
+// Exists reports whether systemd has it loaded from a unit file.
 func (u Unit) Exists() bool { return u.LoadState != "" && u.LoadState != "not-found" }
 
 // StartsAtBoot reports whether an inactive unit will be started at boot:
@@ -61,11 +62,46 @@ type Manager struct {
 
 // System connects to the system manager over the system bus.
 func System(ctx context.Context) (*Manager, error) {
-	c, err := sd.NewSystemConnectionContext(ctx)
+	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
+		conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return authHello(conn, true)
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the system bus: %w", err)
 	}
 	return &Manager{conn: c}, nil
+}
+
+// once makes go-systemd use one bus connection for its calls and for the
+// job signals, instead of dialing (and authenticating) two: a check runs
+// in a few milliseconds, and each handshake costs one.
+func once(dial func() (*dbus.Conn, error)) func() (*dbus.Conn, error) {
+	var conn *dbus.Conn
+	return func() (*dbus.Conn, error) {
+		if conn != nil {
+			return conn, nil
+		}
+		var err error
+		conn, err = dial()
+		return conn, err
+	}
+}
+
+func authHello(conn *dbus.Conn, hello bool) (*dbus.Conn, error) {
+	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if hello {
+		if err := conn.Hello(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
 }
 
 // UserBus returns where the user manager of uid listens: its session bus
@@ -90,24 +126,13 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist; is lingering on? `loginctl enable-linger`)", uid, path)
 	}
-	dial := func() (*dbus.Conn, error) {
+	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
 		conn, err := dbus.Dial(addr, dbus.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
-		if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		if hello {
-			if err := conn.Hello(); err != nil {
-				conn.Close()
-				return nil, err
-			}
-		}
-		return conn, nil
-	}
-	c, err := sd.NewConnection(dial)
+		return authHello(conn, hello)
+	}))
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
 			// The runtime directory outlives its manager for a moment.
@@ -121,29 +146,19 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 // Close ends the connection.
 func (m *Manager) Close() { m.conn.Close() }
 
-// Units returns the state of the named units (and of their sibling
-// .socket units, for TriggeredBy) in one ListUnitsByNames call, however
-// many there are. The unit file state (UnitFileState, FragmentPath) costs
-// a second call, ListUnitFilesByPatterns, made only for the units
-// needFile picks (nil: none) and only when it picks any.
+// Units returns the state of the named units in one call, however many
+// there are. It asks with ListUnitsByPatterns, which answers from the
+// units systemd has loaded: ListUnitsByNames would load every stopped,
+// unreferenced unit from disk to answer (80 ms for 500 units on the test
+// machine). A unit systemd has not loaded is stopped and wanted by
+// nothing that runs; it is reported inactive with an empty LoadState.
+// The unit file state (UnitFileState, FragmentPath) costs a second call,
+// ListUnitFilesByPatterns, made only for the units needFile picks (nil:
+// none) and only when it picks any.
 func (m *Manager) Units(ctx context.Context, names []string, needFile func(Unit) bool) (map[string]Unit, error) {
-	if len(names) == 0 {
-		return map[string]Unit{}, nil
-	}
-	query := withSockets(names)
-	m.Calls++
-	st, err := m.conn.ListUnitsByNamesContext(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("ListUnitsByNames: %w", err)
-	}
-	if len(st) != len(query) {
-		return nil, fmt.Errorf("ListUnitsByNames: asked for %d units, got %d", len(query), len(st))
-	}
-	out := make(map[string]Unit, len(query))
-	for i, s := range st {
-		// Results come in the order asked; key by the name asked for,
-		// since systemd answers an alias with the unit's primary name.
-		out[query[i]] = Unit{Name: query[i], LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState}
+	out := make(map[string]Unit, len(names))
+	if err := m.list(ctx, names, out); err != nil {
+		return nil, err
 	}
 	var fileQuery []string
 	for _, n := range names {
@@ -154,14 +169,63 @@ func (m *Manager) Units(ctx context.Context, names []string, needFile func(Unit)
 	if err := m.fileStates(ctx, fileQuery, out); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+func (m *Manager) list(ctx context.Context, names []string, out map[string]Unit) error {
+	if len(names) == 0 {
+		return nil
+	}
 	for _, n := range names {
-		if sock, ok := out[socketOf(n)]; ok && sock.Exists() && n != sock.Name {
+		out[n] = Unit{Name: n, ActiveState: "inactive"}
+	}
+	m.Calls++
+	st, err := m.conn.ListUnitsByPatternsContext(ctx, nil, patterns(names))
+	if err != nil {
+		return fmt.Errorf("ListUnitsByPatterns: %w", err)
+	}
+	for _, s := range st {
+		if _, asked := out[s.Name]; asked {
+			out[s.Name] = Unit{Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState}
+		}
+	}
+	return nil
+}
+
+// patterns escapes unit names for systemd's fnmatch: a unit name's only
+// special character is the backslash of its \xNN escapes.
+func patterns(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.ReplaceAll(n, `\`, `\\`)
+	}
+	return out
+}
+
+// AddTriggers looks up, in one call, the .socket units that activate the
+// named services (foo.socket for foo.service, systemd.socket(5)); for each
+// that exists it sets the service's TriggeredBy and adds the socket's own
+// state to out.
+func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[string]Unit) error {
+	var socks []string
+	for _, n := range services {
+		if s := socketOf(n); s != "" && !slices.Contains(socks, s) {
+			if _, known := out[s]; !known {
+				socks = append(socks, s)
+			}
+		}
+	}
+	if err := m.list(ctx, socks, out); err != nil {
+		return err
+	}
+	for _, n := range services {
+		if sock, ok := out[socketOf(n)]; ok && sock.Exists() {
 			u := out[n]
 			u.TriggeredBy = []string{sock.Name}
 			out[n] = u
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // FillFileStates adds UnitFileState and FragmentPath to the units in out
@@ -197,24 +261,6 @@ func socketOf(name string) string {
 		return base + ".socket"
 	}
 	return ""
-}
-
-func withSockets(names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(n string) {
-		if n != "" && !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	for _, n := range names {
-		add(n)
-	}
-	for _, n := range names {
-		add(socketOf(n))
-	}
-	return out
 }
 
 // Condition is one of a unit's Condition*= settings.

@@ -1,9 +1,6 @@
 package units
 
-import (
-	"slices"
-	"testing"
-)
+import "testing"
 
 func TestUserBus(t *testing.T) {
 	cases := []struct {
@@ -25,14 +22,6 @@ func TestUserBus(t *testing.T) {
 	}
 }
 
-func TestWithSockets(t *testing.T) {
-	got := withSockets([]string{"a.service", "a.socket", "b.service", "c.scope"})
-	want := []string{"a.service", "a.socket", "b.service", "c.scope", "b.socket"}
-	if !slices.Equal(got, want) {
-		t.Errorf("withSockets = %v, want %v", got, want)
-	}
-}
-
 func TestStartsAtBoot(t *testing.T) {
 	if !(Unit{UnitFileState: "enabled"}).StartsAtBoot() || (Unit{UnitFileState: "static"}).StartsAtBoot() {
 		t.Error("StartsAtBoot wrong")
@@ -51,5 +40,12 @@ func TestKeptDownBy(t *testing.T) {
 	}
 	if KeptDownBy(conds, "/etc/x") || KeptDownBy(conds, "/var/lib/portclaim/claims/carol/q.service") {
 		t.Error("a positive or triggering condition counted as keeping the unit down")
+	}
+}
+
+func TestPatternsEscapeBackslashes(t *testing.T) {
+	got := patterns([]string{"ollama.service", `dev-disk-by\x2duuid.device`})
+	if got[0] != "ollama.service" || got[1] != `dev-disk-by\\x2duuid.device` {
+		t.Errorf("patterns = %q", got)
 	}
 }

@@ -1,0 +1,223 @@
+// Command bench measures what portclaim adds to a switch, on a booted test
+// machine, against the shell approach it replaces (baseline.sh), in one run:
+// for N = 2, 50 and 500 mapped services (each a system unit holding its
+// port, the manifest declaring a user unit for it) plus 5,000 unrelated
+// listening sockets, it times `portclaim check` as a whole process, as
+// root and as alice, and the baseline on the same machine state; then the
+// activation entries' commands when nothing conflicts. Run as root:
+//
+//	sudo go run ./nixos-tests/bench
+//
+// Benchmarks are not tests: nothing here passes or fails on a time.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/portclaim/portclaim/nixos-tests/machine"
+	"github.com/portclaim/portclaim/nixos-tests/nixeval"
+)
+
+const (
+	noiseSockets = 5000
+	noiseBase    = 20000 // ports of the unrelated sockets
+	mappedBase   = 30000 // port of mapped service i: mappedBase+i
+	freeBase     = 40000 // ports nobody holds, for the switch cost
+	dir          = "/etc/portclaim-bench"
+)
+
+type timing struct {
+	Runs      int     `json:"runs"`
+	MedianMS  float64 `json:"medianMs"`
+	MinMS     float64 `json:"minMs"`
+	MaxMS     float64 `json:"maxMs"`
+	MaxRSSKB  int64   `json:"maxRssKb"`
+	ExitCodes []int   `json:"exitCodes"`
+}
+
+func main() {
+	runs := flag.Int("runs", 30, "measured runs of portclaim per configuration")
+	flag.Parse()
+	if err := run(*runs); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(runs int) error {
+	if err := machine.Prereqs(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bins, err := os.MkdirTemp("", "portclaim-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bins)
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/holdport", "./nixos-tests/bench/benchrun"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bins, filepath.Base(pkg)), pkg)
+		cmd.Dir = nixeval.RepoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+	m, err := machine.Boot(ctx, machine.Config{BindRO: map[string]string{
+		filepath.Join(bins, "portclaim"):                                         "/usr/local/bin/portclaim",
+		filepath.Join(bins, "holdport"):                                          "/usr/local/bin/holdport",
+		filepath.Join(bins, "benchrun"):                                          "/usr/local/bin/benchrun",
+		filepath.Join(nixeval.RepoRoot(), "nixos-tests", "bench", "baseline.sh"): "/usr/local/bin/baseline.sh",
+	}})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	b := &bench{m: m, ctx: ctx}
+
+	fmt.Fprintf(os.Stderr, "starting %d unrelated listening sockets\n", noiseSockets)
+	var specs []string
+	for i := 0; i < noiseSockets; i++ {
+		specs = append(specs, fmt.Sprintf("tcp4:127.0.0.1:%d", noiseBase+i))
+	}
+	b.unit("pc-noise.service", "[Service]\nLimitNOFILE=16384\nExecStart=/usr/local/bin/holdport "+strings.Join(specs, " ")+"\n")
+	b.must("root", "systemctl", "daemon-reload")
+	b.must("root", "systemctl", "start", "pc-noise.service")
+	b.waitSockets(noiseSockets)
+
+	fmt.Printf("| N | sockets | portclaim check, root (median) | as alice (median) | baseline (median) | baseline / portclaim | peak RSS |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	installed := 0
+	for _, n := range []int{2, 50, 500} {
+		var names []string
+		for i := installed; i < n; i++ {
+			name := fmt.Sprintf("pc-bench-%d.service", i)
+			b.unit(name, fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport tcp4:127.0.0.1:%d\n", mappedBase+i))
+			names = append(names, name)
+		}
+		b.must("root", "systemctl", "daemon-reload")
+		b.must("root", append([]string{"systemctl", "start"}, names...)...)
+		b.userUnits(installed, n)
+		installed = n
+		b.waitSockets(noiseSockets + n)
+		manifest, mapFile := b.manifest(n, mappedBase, "pc-bench-%d.service")
+		root := b.time("root", runs, "portclaim", "check", "--user", "alice", "--manifest", manifest)
+		alice := b.time("alice", runs, "portclaim", "check", "--manifest", manifest)
+		baseRuns := 10
+		if n >= 500 {
+			baseRuns = 3
+		}
+		base := b.timeN("root", baseRuns, 1, "sh", "/usr/local/bin/baseline.sh", mapFile)
+		fmt.Printf("| %d | %d | %.1f ms (min %.1f, max %.1f) | %.1f ms (min %.1f, max %.1f) | %.0f ms | %.0fx | %.1f MB |\n",
+			n, noiseSockets+n, root.MedianMS, root.MinMS, root.MaxMS, alice.MedianMS, alice.MinMS, alice.MaxMS,
+			base.MedianMS, base.MedianMS/root.MedianMS, float64(max(root.MaxRSSKB, alice.MaxRSSKB))/1024)
+		if !contains(root.ExitCodes, 1) || !contains(alice.ExitCodes, 1) {
+			fmt.Fprintf(os.Stderr, "warning: check did not report the %d conflicts (exit codes root %v, alice %v)\n", n, root.ExitCodes, alice.ExitCodes)
+		}
+	}
+
+	// The cost of a switch when nothing conflicts: the two activation
+	// entries' commands, as home-manager runs them (as the user).
+	manifest, _ := b.manifest(50, freeBase, "pc-free-%d.service")
+	res := b.time("alice", runs, "portclaim", "resolve", "--manifest", manifest)
+	rel := b.time("alice", runs, "portclaim", "release", "--manifest", manifest)
+	fmt.Printf("\nswitch cost with 50 mapped services, nothing conflicting, %d sockets: resolve %.1f ms (min %.1f, max %.1f), release %.1f ms (min %.1f, max %.1f), peak RSS %.1f MB\n",
+		noiseSockets+installed, res.MedianMS, res.MinMS, res.MaxMS, rel.MedianMS, rel.MinMS, rel.MaxMS, float64(max(res.MaxRSSKB, rel.MaxRSSKB))/1024)
+	return nil
+}
+
+type bench struct {
+	m   *machine.Machine
+	ctx context.Context
+}
+
+func (b *bench) must(user string, args ...string) string {
+	r := b.m.Run(b.ctx, user, args...)
+	if r.ExitCode != 0 {
+		fmt.Fprintf(os.Stderr, "%s\n", r)
+		os.Exit(1)
+	}
+	return r.Stdout
+}
+
+func (b *bench) unit(name, body string) {
+	if err := b.m.WriteFile("/etc/systemd/system/"+name, []byte(body), 0o644, ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// userUnits writes alice's user units for services from..to-1, as
+// home-manager would have (not started: their system twins hold the ports).
+func (b *bench) userUnits(from, to int) {
+	for i := from; i < to; i++ {
+		body := fmt.Sprintf("[Service]\nExecStart=/usr/local/bin/holdport tcp::%d\n", mappedBase+i)
+		if err := b.m.WriteFile(fmt.Sprintf("/home/alice/.config/systemd/user/podman-bench-%d.service", i), []byte(body), 0o644, "alice"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	b.m.RunEnv(b.ctx, "alice", []string{"XDG_RUNTIME_DIR=/run/user/1000"}, "systemctl", "--user", "daemon-reload")
+}
+
+// waitSockets waits until at least n TCP sockets listen.
+func (b *bench) waitSockets(n int) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got := strings.Count(b.must("root", "ss", "-Htln"), "\n")
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "only %d of %d sockets listening\n", got, n)
+			os.Exit(1)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// manifest writes the manifest for n services and the baseline's map.
+func (b *bench) manifest(n, base int, unitFormat string) (manifest, mapFile string) {
+	var services, lines []string
+	for i := 0; i < n; i++ {
+		unit := fmt.Sprintf(unitFormat, i)
+		services = append(services, fmt.Sprintf(`{"name":"b%d","systemUnits":[%q],"userUnits":["podman-bench-%d.service"],"ports":[{"port":%d}]}`, i, unit, i, base+i))
+		lines = append(lines, fmt.Sprintf("%s %d", unit, base+i))
+	}
+	manifest = fmt.Sprintf("%s/%d-%d.json", dir, base, n)
+	mapFile = fmt.Sprintf("%s/%d-%d.map", dir, base, n)
+	b.m.WriteFile(manifest, []byte(`{"version":1,"services":[`+strings.Join(services, ",")+"]}"), 0o644, "")
+	b.m.WriteFile(mapFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644, "")
+	return manifest, mapFile
+}
+
+func (b *bench) time(user string, runs int, args ...string) timing {
+	return b.timeN(user, runs, 3, args...)
+}
+
+func (b *bench) timeN(user string, runs, warmup int, args ...string) timing {
+	out := b.must(user, append([]string{"benchrun", "-n", fmt.Sprint(runs), "-warmup", fmt.Sprint(warmup), "--"}, args...)...)
+	var t timing
+	if err := json.Unmarshal([]byte(out), &t); err != nil {
+		fmt.Fprintf(os.Stderr, "benchrun said %q: %v\n", out, err)
+		os.Exit(1)
+	}
+	return t
+}
+
+func contains(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
