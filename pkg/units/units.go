@@ -344,4 +344,3 @@ func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan
 
 // Reload makes the manager re-read unit files (daemon-reload).
 func (m *Manager) Reload(ctx context.Context) error { return m.conn.ReloadContext(ctx) }
-
