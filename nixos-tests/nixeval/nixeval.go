@@ -56,7 +56,7 @@ func Eval(ctx context.Context, expr string) ([]byte, error) {
 
 // Parse checks that file parses (nix-instantiate --parse).
 func Parse(ctx context.Context, file string) error {
-	cmd := exec.CommandContext(ctx, "nix-instantiate", "--parse", file)
+	cmd := exec.CommandContext(ctx, "nix-instantiate", "--store", "dummy://", "--parse", file)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s does not parse: %v\n%s", file, err, out)
 	}
