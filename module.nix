@@ -215,17 +215,38 @@ let
       in
       if hits == [ ] then null else builtins.head hits;
 
+    # The address a home-manager `host` option binds, as the manifest
+    # wants it: "[::]" -> "::", "localhost" -> "127.0.0.1", another host
+    # name -> "" (all addresses: claim too much rather than too little).
+    hostAddress =
+      host:
+      let
+        bracketed = builtins.match "\\[(.*)]" host;
+      in
+      if bracketed != null then
+        builtins.head bracketed
+      else if host == "localhost" then
+        "127.0.0.1"
+      else if builtins.match "[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*" host != null then
+        host
+      else
+        "";
+
     # Claims derived from home-manager's configuration:
     #   containers: services.podman.containers (name -> { ports = [ spec ]; })
     #   ollama:     home-manager's services.ollama, or null
     # Returns manifest services by name. A container paired with a known
-    # service takes that service's name and system units.
+    # service takes that service's name and system units, unless another
+    # container pairs with it too: then each keeps its own name, so no
+    # claim is lost to a name clash.
     deriveClaims =
       {
         containers ? { },
         ollama ? null,
       }:
       let
+        pairs = builtins.filter (n: knownServiceOf n != null) (builtins.attrNames containers);
+        pairedWith = key: builtins.length (builtins.filter (n: knownServiceOf n == key) pairs);
         fromContainer =
           name:
           let
@@ -233,7 +254,7 @@ let
             ports = builtins.concatLists (map parsePortSpec (containers.${name}.ports or [ ]));
           in
           {
-            name = if known == null then name else known;
+            name = if known == null || pairedWith known > 1 then name else known;
             value = {
               systemUnits = if known == null then [ ] else knownServices.${known}.systemUnits;
               userUnits = [ "podman-${name}.service" ];
@@ -241,9 +262,10 @@ let
             };
           };
         fromContainers = builtins.filter (c: c.value.ports != [ ]) (map fromContainer (sortedNames containers));
+        containerNames = map (c: c.name) fromContainers;
         fromOllama = if ollama == null then [ ] else [
           {
-            name = "ollama";
+            name = if builtins.elem "ollama" containerNames then "home-manager-ollama" else "ollama";
             value = {
               systemUnits = [ "ollama.service" ];
               userUnits = [ "ollama.service" ];
@@ -251,7 +273,7 @@ let
                 {
                   port = ollama.port;
                   protocol = "tcp";
-                  address = ollama.host;
+                  address = hostAddress ollama.host;
                 }
               ];
             };
@@ -575,7 +597,9 @@ let
       options.services.portclaim = {
         enable = lib.mkEnableOption "portclaim's system policy: which system units may yield to which users";
         claimsDir = lib.mkOption {
-          type = lib.types.path;
+          # A string, not a path: a path literal would be copied to the
+          # store. Clean and absolute, as pkg/policy requires.
+          type = lib.types.strMatching "/([^/]+/)*[^/]+";
           default = pc.defaultClaimsDir;
           description = "Where users' claim files live: <claimsDir>/<user>/<unit>. Each user's directory is theirs; the parent is root's.";
         };

@@ -140,7 +140,7 @@ func installUnit(t *testing.T, ctx context.Context, name, body string, wanted bo
 		m.Run(ctx, "root", "systemctl", "stop", name)
 		os.Remove(filepath.Join(m.Root(), "etc/systemd/system", name))
 		os.Remove(filepath.Join(m.Root(), "etc/systemd/system/multi-user.target.wants", name))
-		m.Run(ctx, "root", "rm", "-f", claimsDir+"/alice/"+name, "/run/systemd/transient/"+name)
+		m.Run(ctx, "root", "rm", "-f", claimsDir+"/alice/"+name, claimsDir+"/.masks/alice/"+name, "/run/systemd/transient/"+name)
 		m.Run(ctx, "root", "systemctl", "daemon-reload")
 		m.Run(ctx, "root", "systemctl", "reset-failed")
 	})
@@ -487,6 +487,28 @@ func TestOneDBusCallPerManager(t *testing.T) {
 		}
 		if len(doc.Conflicts) != 1 || doc.Conflicts[0].Holder.Unit != "pc-many0.service" {
 			t.Errorf("as %s: want the one conflict on 7300\n%s", r.name, res)
+		}
+	}
+}
+
+// TestUnprivilegedAttributionFollowsTheSocketsCgroup: a declared root unit
+// runs (on another port) while an undeclared root unit holds the claimed
+// port. Alice cannot read either's files; the uid alone would blame the
+// declared unit. The kernel's cgroup id of the socket names the real one.
+func TestUnprivilegedAttributionFollowsTheSocketsCgroup(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-decoy.service", "", true, false, "tcp4:127.0.0.1:7221")
+	systemUnit(t, ctx, "pc-real.service", "", true, false, "tcp4:127.0.0.1:7220")
+	path := manifest(t, "decoy", oneService("decoy", "pc-decoy.service", "podman-decoy.service", 7220, ""))
+	pid := mainPID(t, ctx, "pc-real.service")
+	for _, r := range runners {
+		doc, res := check(t, ctx, r, path)
+		if len(doc.Conflicts) != 1 {
+			t.Fatalf("as %s: want one conflict\n%s", r.name, res)
+		}
+		c := doc.Conflicts[0]
+		if c.Kind != "system-other" || c.Holder.Unit != "pc-real.service" || c.Holder.PID != pid || c.Holder.Confidence != wantConfidence(r) {
+			t.Errorf("as %s: got %+v %+v; want system-other, pc-real.service pid %d, %s", r.name, c, *c.Holder, pid, wantConfidence(r))
 		}
 	}
 }

@@ -58,7 +58,13 @@ type claimFile struct {
 // readClaim reads alice's claim on unit; ok is false when there is none.
 func readClaim(t *testing.T, ctx context.Context, unit string) (c claimFile, ok bool) {
 	t.Helper()
-	r := m.Run(ctx, "root", "cat", claimsDir+"/alice/"+unit)
+	return readClaimIn(t, ctx, claimsDir+"/alice", unit)
+}
+
+// readClaimIn reads the claim on unit in dir.
+func readClaimIn(t *testing.T, ctx context.Context, dir, unit string) (c claimFile, ok bool) {
+	t.Helper()
+	r := m.Run(ctx, "root", "cat", dir+"/"+unit)
 	if r.ExitCode != 0 {
 		return c, false
 	}
@@ -376,15 +382,12 @@ func TestRootMasksAUnitWithoutConditions(t *testing.T) {
 	// (/run/systemd/system) loses against /etc/systemd/system.
 	systemUnit(t, ctx, "pc-naive.service", "", false, false, "tcp4:127.0.0.1:7212")
 	t.Cleanup(func() { m.Run(context.Background(), "root", "systemctl", "unmask", "--runtime", "pc-naive.service") })
-	if r := m.Run(ctx, "root", "systemctl", "mask", "--runtime", "pc-naive.service"); r.ExitCode != 0 {
-		t.Logf("mask --runtime refused: %s", r)
-	}
+	mask := m.Run(ctx, "root", "systemctl", "mask", "--runtime", "pc-naive.service")
 	m.Run(ctx, "root", "systemctl", "start", "pc-naive.service")
 	if s := isActive(ctx, "pc-naive.service"); s != "active" {
-		t.Logf("note: mask --runtime kept pc-naive.service down here (%s)", s)
-	} else {
-		t.Log("confirmed: `systemctl mask --runtime` does not stop a unit in /etc/systemd/system from starting")
+		t.Fatalf("mask --runtime (%s) kept a unit in /etc/systemd/system down (%s): the design's premise changed", mask.Stderr, s)
 	}
+	t.Logf("`systemctl mask --runtime` said %q, exit %d, and the unit in /etc/systemd/system still started", strings.TrimSpace(mask.Stderr), mask.ExitCode)
 
 	systemUnit(t, ctx, "pc-root.service", "", true, true, "tcp4:127.0.0.1:7213")
 	path := manifest(t, "root", oneService("root", "pc-root.service", "podman-root.service", 7213, ""))
@@ -396,8 +399,12 @@ func TestRootMasksAUnitWithoutConditions(t *testing.T) {
 	if link := must(t, ctx, "root", "readlink", "/run/systemd/transient/pc-root.service"); strings.TrimSpace(link) != "/dev/null" {
 		t.Fatalf("transient mask link -> %q", link)
 	}
-	if c, ok := readClaim(t, ctx, "pc-root.service"); !ok || c.Method != "transient-mask" {
-		t.Fatalf("claim %+v, want method transient-mask", c)
+	// Root's mask claims live where users cannot write (and forge them).
+	if c, ok := readClaimIn(t, ctx, claimsDir+"/.masks/alice", "pc-root.service"); !ok || c.Method != "transient-mask" {
+		t.Fatalf("claim %+v (exists %v), want method transient-mask in %s/.masks/alice", c, ok, claimsDir)
+	}
+	if owner := must(t, ctx, "root", "stat", "-c", "%U %a", claimsDir+"/.masks"); strings.TrimSpace(owner) != "root 755" {
+		t.Errorf("%s/.masks is %q, want root's", claimsDir, owner)
 	}
 	if r := m.Run(ctx, "root", "systemctl", "start", "pc-root.service"); r.ExitCode == 0 || isActive(ctx, "pc-root.service") != "inactive" {
 		t.Fatalf("systemctl start brought the root-claimed unit back\n%s", r)
@@ -421,4 +428,45 @@ func TestStatusShowsClaimsAndHolders(t *testing.T) {
 	contains(t, "status", out, "policy: "+policyPath, "may yield: pc-dry.service (alice)", "claim: pc-dry.service yields to alice", "7205/tcp: free")
 	rootOut, _ := portclaim(t, ctx, "root", nil, "status")
 	contains(t, "root status", rootOut, "claim: pc-dry.service yields to alice")
+}
+
+// TestForgedClaimsAreNotActedOn: alice's claims directory is hers to
+// write. A claim file there for a unit the policy does not let yield to
+// her, or pretending to be root's transient mask, makes nobody start,
+// stop or unmask anything, not even root releasing everything for her.
+func TestForgedClaimsAreNotActedOn(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-forge.service", "", false, false, "tcp4:127.0.0.1:7222")
+	systemUnit(t, ctx, "pc-y2.service", "", true, false, "tcp4:127.0.0.1:7223")
+	must(t, ctx, "root", "sh", "-c", "mkdir -p /run/systemd/transient && ln -sf /dev/null /run/systemd/transient/pc-y2.service")
+	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/run/systemd/transient/pc-y2.service") })
+	forged := map[string]string{
+		"pc-forge.service": `{"version":1,"service":"x","prior":{"activeState":"active"}}`,
+		"pc-y2.service":    `{"version":1,"service":"y","method":"transient-mask","prior":{"activeState":"inactive"}}`,
+		"poweroff.target":  `{"version":1,"service":"z","prior":{"activeState":"active"}}`,
+	}
+	for unit := range forged {
+		t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", claimsDir+"/alice/"+unit) })
+	}
+	empty := manifest(t, "forge", `{"version":1,"services":[]}`)
+	for _, r := range []runner{{"root", "root", []string{"--user", "alice"}}, {"alice", "alice", nil}} {
+		for unit, body := range forged {
+			if err := m.WriteFile(claimsDir+"/alice/"+unit, []byte(body), 0o644, "alice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, code := portclaim(t, ctx, r.user, nil, append([]string{"release", "--all", "--manifest", empty}, r.extra...)...)
+		if code != 0 {
+			t.Fatalf("as %s: exit %d\n%s", r.name, code, out)
+		}
+		if s := isActive(ctx, "pc-forge.service"); s != "inactive" {
+			t.Fatalf("as %s: a forged claim got pc-forge.service started (%s)\n%s", r.name, s, out)
+		}
+		if link := m.Run(ctx, "root", "readlink", "/run/systemd/transient/pc-y2.service"); strings.TrimSpace(link.Stdout) != "/dev/null" {
+			t.Fatalf("as %s: a forged mask claim got root's mask removed\n%s", r.name, out)
+		}
+		if s := strings.TrimSpace(must(t, ctx, "root", "systemctl", "is-system-running")); s != "running" && s != "degraded" {
+			t.Fatalf("as %s: the system is %s", r.name, s)
+		}
+	}
 }

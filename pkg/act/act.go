@@ -49,6 +49,15 @@ type Executor struct {
 
 func (x *Executor) dir() string { return claims.Dir(x.ClaimsDir, x.User) }
 
+// dirFor is where a claim made by method lives: the user's directory (the
+// path its unit's condition names), or for a transient mask, root's.
+func (x *Executor) dirFor(method string) string {
+	if method == claims.ByTransientMask {
+		return claims.MaskDir(x.ClaimsDir, x.User)
+	}
+	return x.dir()
+}
+
 func (x *Executor) say(verb, format string, args ...any) {
 	fmt.Fprintf(x.Out, "%-8s %s\n", verb, fmt.Sprintf(format, args...))
 }
@@ -110,26 +119,27 @@ func (x *Executor) yield(ctx context.Context, st plan.Step) bool {
 	}
 	crashPoint("after-claim")
 	if st.Action == plan.Yield {
+		var stopped []string
 		for _, u := range st.Units {
 			if err := x.stop(ctx, u, st.Ports); err != nil {
-				x.undo(ctx, st, st.Units)
-				x.say("failed", "%s: %v; its claim was removed again, the unit is as systemd left it", u, err)
+				x.rollback(ctx, st, written, stopped, u, err)
 				return false
 			}
+			stopped = append(stopped, u)
 		}
 	}
 	if holder := x.waitFree(ctx, st.Ports); holder != "" {
 		x.say("held", "%s stopped and claimed, but %s", what, holder)
 		return false
 	}
-	x.say("yielded", "%s to %s: claimed in %s (%s); %s free", what, x.User, x.dir(), methodText(st.Method), portsText(st.Ports))
+	x.say("yielded", "%s to %s: claimed in %s (%s); %s free", what, x.User, x.dirFor(st.Method), methodText(st.Method), portsText(st.Ports))
 	return true
 }
 
 func (x *Executor) claimPaths(st plan.Step) string {
 	var ps []string
 	for _, u := range st.Units {
-		ps = append(ps, filepath.Join(x.dir(), u))
+		ps = append(ps, filepath.Join(x.dirFor(st.Method), u))
 	}
 	return strings.Join(ps, ", ")
 }
@@ -149,8 +159,9 @@ func (x *Executor) verbs(st plan.Step) string {
 // claim writes the claim files (and for root without conditions, the
 // transient masks); it returns the units it wrote claims for.
 func (x *Executor) claim(ctx context.Context, st plan.Step) ([]string, error) {
-	if err := os.MkdirAll(x.dir(), 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w (the NixOS module creates it: is services.portclaim enabled?)", x.dir(), err)
+	dir := x.dirFor(st.Method)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w (the NixOS module creates it: is services.portclaim enabled?)", dir, err)
 	}
 	var written []string
 	for _, u := range st.Units {
@@ -161,7 +172,7 @@ func (x *Executor) claim(ctx context.Context, st plan.Step) ([]string, error) {
 		c := claims.Claim{Version: 1, User: x.User, Unit: u, Service: st.Service, Ports: claims.PortsOf(st.Ports),
 			ClaimedAt: time.Now().UTC(), Method: st.Method,
 			Prior: claims.Prior{ActiveState: prior.ActiveState, UnitFileState: prior.UnitFileState}}
-		if err := claims.Write(x.dir(), c); err != nil {
+		if err := claims.Write(dir, c); err != nil {
 			return written, err
 		}
 		written = append(written, u)
@@ -208,11 +219,35 @@ func (x *Executor) unmask(unit string) bool {
 	return true
 }
 
+// rollback puts a group back as it was after the stop of failed did not
+// work: the claims this run wrote are removed (a claim from an earlier
+// run keeps its unit down, as it did before), and the units this run
+// stopped before it are started again.
+func (x *Executor) rollback(ctx context.Context, st plan.Step, written, stopped []string, failed string, err error) {
+	x.undo(ctx, st, written)
+	what := "the unit is as systemd left it"
+	if slices.Contains(written, failed) {
+		what = "its claim was removed again, " + what
+	}
+	x.say("failed", "%s: %v; %s", failed, err, what)
+	for i := len(stopped) - 1; i >= 0; i-- {
+		u := stopped[i]
+		if !x.System[u].Active() {
+			continue
+		}
+		if err := x.start(ctx, u, st.Ports); err != nil {
+			x.say("failed", "%s was stopped before %s failed, and %v", u, failed, err)
+			continue
+		}
+		x.say("restored", "%s: started again, as it was", u)
+	}
+}
+
 // undo removes the claims of units (and their masks) after a failure.
 func (x *Executor) undo(ctx context.Context, st plan.Step, us []string) {
 	reload := false
 	for _, u := range us {
-		if err := claims.Remove(x.dir(), u); err != nil {
+		if err := claims.Remove(x.dirFor(st.Method), u); err != nil {
 			x.say("failed", "%v", err)
 		} else {
 			x.Log.Add(record.Entry{Action: "unclaim", Unit: u, Ports: st.Ports, Result: "done", Msg: "undoing a failed yield"})
@@ -311,10 +346,10 @@ func (x *Executor) Release(ctx context.Context, steps []plan.ReleaseStep) (left 
 			if st.Start {
 				then = "start it again"
 			}
-			x.say("would", "release %s: remove %s, %s", c.Unit, filepath.Join(x.dir(), c.Unit), then)
+			x.say("would", "release %s: remove %s, %s", c.Unit, filepath.Join(x.dirFor(c.Method), c.Unit), then)
 			continue
 		}
-		if err := claims.Remove(x.dir(), c.Unit); err != nil {
+		if err := claims.Remove(x.dirFor(c.Method), c.Unit); err != nil {
 			x.say("failed", "%v", err)
 			left++
 			continue

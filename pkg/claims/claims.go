@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -136,10 +137,10 @@ func List(dir string) ([]Claim, error) {
 	}
 	var out []Claim
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || unitname.Validate(e.Name()) != nil || !e.Type().IsRegular() {
+		if strings.HasPrefix(e.Name(), ".") || !Claimable(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		data, err := readClaimFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("reading claim %s: %w", e.Name(), err)
 		}
@@ -155,6 +156,41 @@ func List(dir string) ([]Claim, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Unit < out[j].Unit })
 	return out, nil
 }
+
+// Claimable reports whether a claim may name unit: a valid service or
+// socket unit. A file named after anything else (a target, a template) in
+// a claims directory is not portclaim's, and is never acted on.
+func Claimable(unit string) bool {
+	t := unitname.Type(unit)
+	return unitname.Validate(unit) == nil && (t == "service" || t == "socket")
+}
+
+// maxClaimSize bounds what is read from a claim file: a user writes these
+// files and root may read them.
+const maxClaimSize = 64 << 10
+
+// readClaimFile reads a claim without following a symlink and without
+// blocking on a FIFO swapped in after the directory was listed.
+func readClaimFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxClaimSize {
+		return nil, fmt.Errorf("not a claim file (%v, %d bytes)", fi.Mode().Type(), fi.Size())
+	}
+	return io.ReadAll(io.LimitReader(f, maxClaimSize))
+}
+
+// MaskDir is where root keeps the claims it made with a transient mask,
+// for user: a root-owned directory (its name cannot be a user's), so that
+// no user can forge one and have root unmask a unit.
+func MaskDir(claimsDir, user string) string { return filepath.Join(claimsDir, ".masks", user) }
 
 // Lock takes an exclusive lock on dir so two portclaim runs for the same
 // user never interleave. It waits up to timeout.

@@ -63,6 +63,7 @@ type run struct {
 	noPolicy  string
 	claimsDir string
 	claims    map[string]claims.Claim
+	ignored   []string // claim files not acted on (see loadClaims)
 	unlock    func()
 	log       *record.Log
 }
@@ -75,26 +76,76 @@ func start(ctx context.Context, opt Options, acting bool) (*run, error) {
 		r.noPolicy = err.Error()
 	}
 	dir := claims.Dir(r.claimsDir, opt.User)
-	if _, err := os.Stat(dir); err == nil && acting && !opt.DryRun {
-		unlock, err := claims.Lock(dir, opt.Timeout)
-		if err != nil {
-			return nil, err
+	root := os.Geteuid() == 0
+	if acting && !opt.DryRun {
+		if root {
+			// The NixOS module's tmpfiles rule makes it; root acting for
+			// a user before that must not leave it root's.
+			if err := ensureUserDir(dir, opt.UID); err != nil {
+				return nil, err
+			}
 		}
-		r.unlock = unlock
+		if _, err := os.Stat(dir); err == nil {
+			unlock, err := claims.Lock(dir, opt.Timeout)
+			if err != nil {
+				return nil, err
+			}
+			r.unlock = unlock
+		}
 	}
-	list, err := claims.List(dir)
-	if err != nil {
+	if err := r.loadClaims(dir, root); err != nil {
 		r.unlock()
 		return nil, err
-	}
-	for _, c := range list {
-		r.claims[c.Unit] = c
 	}
 	r.sess = inspect.Open(ctx, inspect.Options{ProcRoot: opt.ProcRoot, UID: opt.UID, Timeout: opt.Timeout})
 	if acting && !opt.DryRun {
 		r.log = record.Open(record.StateDir())
 	}
 	return r, nil
+}
+
+// loadClaims reads the claims portclaim may act on. The user's own
+// directory is the user's to write, so a claim there counts only for a
+// service or socket the policy lets yield to that user, and only as a
+// condition claim: whatever else a file there says, root will not start,
+// stop or unmask a unit because of it. Claims root made with a transient
+// mask live in a root-owned directory, read only by root.
+func (r *run) loadClaims(dir string, root bool) error {
+	list, err := claims.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if r.pol == nil || !r.pol.Allows(r.opt.User, c.Unit) {
+			r.ignored = append(r.ignored, c.Unit)
+			continue
+		}
+		c.Method = claims.ByCondition
+		r.claims[c.Unit] = c
+	}
+	if !root {
+		return nil
+	}
+	masks, err := claims.List(claims.MaskDir(r.claimsDir, r.opt.User))
+	if err != nil {
+		return err
+	}
+	for _, c := range masks {
+		c.Method = claims.ByTransientMask
+		r.claims[c.Unit] = c
+	}
+	return nil
+}
+
+// ensureUserDir creates a user's claims directory owned by the user.
+func ensureUserDir(dir string, uid int) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return os.Chown(dir, uid, -1)
 }
 
 func (r *run) close() {
@@ -110,9 +161,9 @@ func (r *run) close() {
 
 // keptDown are the system units this user's claims really keep down: a
 // transient mask is in place, or the unit's condition names the claim.
-// For a unit the trusted policy lets yield to this user, the NixOS module
-// that rendered the policy also rendered that condition, so it is taken
-// as given; other units are asked about (one D-Bus call each).
+// Condition claims are kept only for units the trusted policy lets yield
+// to this user, and the NixOS module that rendered the policy rendered
+// that condition too, so it is taken as given (no D-Bus call per claim).
 func (r *run) keptDown(ctx context.Context) map[string]bool {
 	out := map[string]bool{}
 	for u, c := range r.claims {
@@ -120,11 +171,8 @@ func (r *run) keptDown(ctx context.Context) map[string]bool {
 		case c.Method == claims.ByTransientMask:
 			t, err := os.Readlink(filepath.Join(act.TransientDir, u))
 			out[u] = err == nil && t == "/dev/null"
-		case c.Method == claims.ByCondition && r.pol != nil && r.pol.Allows(r.opt.User, u):
-			out[u] = true
-		case r.sess.System != nil:
-			conds, err := r.sess.System.Conditions(ctx, u)
-			out[u] = err == nil && units.KeptDownBy(conds, filepath.Join(claims.Dir(r.claimsDir, r.opt.User), u))
+		default:
+			out[u] = true // loadClaims kept only condition claims of policy units
 		}
 	}
 	return out
@@ -252,7 +300,19 @@ func Release(ctx context.Context, opt Options) int {
 		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", err)
 		return strictCode(opt, ExitEnv)
 	}
-	steps := plan.Release(list, opt.Manifest, opt.All, tab.Sockets)
+	running := map[string]bool{}
+	if r.sess.System != nil {
+		var names []string
+		for _, c := range list {
+			names = append(names, c.Unit)
+		}
+		if states, err := r.sess.System.Units(ctx, names, nil); err == nil {
+			for n, u := range states {
+				running[n] = u.Active()
+			}
+		}
+	}
+	steps := plan.Release(list, opt.Manifest, opt.All, tab.Sockets, running)
 	if len(steps) == 0 {
 		fmt.Fprintf(opt.Out, "portclaim release: nothing to give back (%d claim(s), all still declared)\n", len(list))
 		return ExitOK

@@ -6,11 +6,14 @@ package inspect
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/attrib"
@@ -233,10 +236,12 @@ type attributor struct {
 	scanned    bool
 	fds        map[int]map[uint64]bool // socket inodes by pid; nil: unreadable
 	buf        []byte
+	cgroupV2   string            // where cgroup ids are directory inodes; "" without v2
+	cgroupIDs  map[uint64]string // cgroup directory by inode, walked on first need
 }
 
 func newAttributor(opt Options) *attributor {
-	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: procs.CgroupRoot("/sys"),
+	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: procs.CgroupRoot("/sys"), cgroupV2: procs.CgroupV2Root("/sys"),
 		byUnit: map[procs.Unit][]procs.Process{}, fds: map[int]map[uint64]bool{}, buf: procs.NewBuffer()}
 }
 
@@ -262,16 +267,78 @@ func (a *attributor) one(s sockets.Socket, expected []procs.Unit) attrib.Holder 
 		cands = append(cands, ps...)
 	}
 	h := attrib.Attribute(s, cands, expected, a.hasSocket)
-	// Confirmed, or as sure as we may be (we cannot read that uid's
-	// files, so the full scan could only guess the same way).
-	if h.Confidence == attrib.Confirmed || h.Confidence == attrib.Probable && !a.canRead(s.UID) {
+	if h.Confidence == attrib.Confirmed {
 		return h
+	}
+	if !a.canRead(s.UID) {
+		// The holder's files are closed to us. The kernel says which
+		// cgroup created the socket: that names the unit, where the uid
+		// alone would only say an expected unit runs as that uid too.
+		if ch, ok := a.fromCgroup(s, expected); ok {
+			return ch
+		}
+		if h.Confidence == attrib.Probable && s.CgroupID == 0 {
+			return h // no cgroup to go by; the full scan would guess the same
+		}
 	}
 	if !a.scanned {
 		a.scanned = true
 		a.all, _ = procs.Scan(a.opt.ProcRoot)
 	}
 	return attrib.Attribute(s, a.all, expected, a.hasSocket)
+}
+
+// fromCgroup attributes s to the unit whose cgroup created it (sock_diag's
+// cgroup id is the inode of that cgroup v2 directory), with the lowest pid
+// of that cgroup running as the socket's owner.
+func (a *attributor) fromCgroup(s sockets.Socket, expected []procs.Unit) (attrib.Holder, bool) {
+	if s.CgroupID == 0 || a.cgroupV2 == "" {
+		return attrib.Holder{}, false
+	}
+	dir, ok := a.cgroupDir(s.CgroupID, expected)
+	if !ok {
+		return attrib.Holder{}, false // created outside our cgroup tree
+	}
+	rel := strings.TrimPrefix(dir, a.cgroupV2)
+	u := procs.UnitOfCgroup(rel)
+	h := attrib.Holder{Unit: u, UID: s.UID, Confidence: attrib.Probable,
+		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, rel)}
+	for _, p := range procs.CgroupProcesses(a.opt.ProcRoot, dir, u, a.buf) {
+		if p.UID == s.UID && (h.PID == 0 || p.PID < h.PID) {
+			h.PID, h.Command = p.PID, p.Command
+		}
+	}
+	return h, true
+}
+
+// cgroupDir finds the cgroup directory whose inode is id: first among the
+// expected units' own (one stat each), else by one walk of the tree.
+func (a *attributor) cgroupDir(id uint64, expected []procs.Unit) (string, bool) {
+	for _, u := range expected {
+		dir := filepath.Join(a.cgroupV2, procs.UnitCgroup(u))
+		if inode(dir) == id {
+			return dir, true
+		}
+	}
+	if a.cgroupIDs == nil {
+		a.cgroupIDs = map[uint64]string{}
+		filepath.WalkDir(a.cgroupV2, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				a.cgroupIDs[inode(path)] = path
+			}
+			return nil
+		})
+	}
+	dir, ok := a.cgroupIDs[id]
+	return dir, ok
+}
+
+func inode(path string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 func (a *attributor) canRead(uid uint32) bool { return a.euid == 0 || uint32(a.euid) == uid }

@@ -207,14 +207,20 @@ type ReleaseStep struct {
 	Deferred string
 }
 
-// Release plans which claims to give back: those whose service the
-// manifest no longer declares with that system unit (all of them with
-// all). A claim whose ports are still held is deferred: starting the unit
-// now would only fail, or take the port from a user unit.
-func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []sockets.Socket) []ReleaseStep {
+// Release plans which claims to give back: those whose unit no service of
+// the manifest names any more (all of them with all). A claim whose ports
+// are still held is deferred: starting the unit now would only fail, or
+// take the port from a user unit. A claimed unit that runs anyway (its
+// claim kept nothing down) has its claim removed, and is not started.
+// Steps come socket first, so a service starts after the socket it needs.
+func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []sockets.Socket, running map[string]bool) []ReleaseStep {
 	var out []ReleaseStep
 	for _, c := range cs {
 		if !all && declared(m, c) {
+			continue
+		}
+		if running[c.Unit] {
+			out = append(out, ReleaseStep{Claim: c})
 			continue
 		}
 		st := ReleaseStep{Claim: c, Start: c.Prior.WasActive()}
@@ -231,14 +237,23 @@ func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []sockets.Soc
 		}
 		out = append(out, st)
 	}
+	slices.SortStableFunc(out, func(a, b ReleaseStep) int { return strings.Compare(releaseKey(a.Claim.Unit), releaseKey(b.Claim.Unit)) })
 	return out
 }
 
+// releaseKey orders foo.socket before foo.service.
+func releaseKey(unit string) string {
+	if base, ok := strings.CutSuffix(unit, ".socket"); ok {
+		return base + ".0"
+	}
+	return unitname.Base(unit) + ".1"
+}
+
+// declared reports whether any service still names the claimed unit (by
+// unit, not by service name: renaming a service in home.nix must not give
+// its port away), or the service it activates.
 func declared(m manifest.Manifest, c claims.Claim) bool {
 	for _, svc := range m.Services {
-		if svc.Name != c.Service {
-			continue
-		}
 		if slices.Contains(svc.SystemUnits, c.Unit) {
 			return true
 		}

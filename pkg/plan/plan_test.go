@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -117,12 +118,12 @@ func TestRelease(t *testing.T) {
 		Prior: claims.Prior{ActiveState: "active"}}
 	held := claims.Claim{Unit: "busy.service", Service: "busy", Ports: []claims.Port{{Port: 7001, Protocol: "tcp"}}}
 	now := []sockets.Socket{{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
-	steps := Release([]claims.Claim{kept, gone, held}, m, false, now)
-	if len(steps) != 2 || steps[0].Claim.Unit != "old.service" || !steps[0].Start || steps[0].Deferred != "" ||
-		steps[1].Claim.Unit != "busy.service" || !strings.Contains(steps[1].Deferred, "still held") {
+	steps := Release([]claims.Claim{kept, gone, held}, m, false, now, nil)
+	if len(steps) != 2 || steps[1].Claim.Unit != "old.service" || !steps[1].Start || steps[1].Deferred != "" ||
+		steps[0].Claim.Unit != "busy.service" || !strings.Contains(steps[0].Deferred, "still held") {
 		t.Fatalf("got %+v", steps)
 	}
-	if all := Release([]claims.Claim{kept}, m, true, nil); len(all) != 1 {
+	if all := Release([]claims.Claim{kept}, m, true, nil, nil); len(all) != 1 {
 		t.Fatalf("--all: got %+v", all)
 	}
 }
@@ -137,5 +138,31 @@ func TestSuggestPortAndMoveLine(t *testing.T) {
 	f := finding("qdrant", "qdrant.service", conflict.SystemOther, 6333)
 	if got := MoveLine(f, 6335); got != `services.podman.containers.local-ai-qdrant.ports = [ "6335:6333" ];` {
 		t.Errorf("MoveLine = %s", got)
+	}
+}
+
+func TestReleaseKeepsAClaimWhoseUnitIsStillNamed(t *testing.T) {
+	// The service was renamed in home.nix ("ollama" -> "llm"), the unit and
+	// port stayed: the claim stays.
+	m, _ := manifest.Parse("t", []byte(`{"version":1,"services":[{"name":"llm","systemUnits":["ollama.service"],"userUnits":["podman-llm.service"],"ports":[{"port":11434}]}]}`))
+	c := claims.Claim{Unit: "ollama.service", Service: "ollama", Prior: claims.Prior{ActiveState: "active"}}
+	if steps := Release([]claims.Claim{c}, m, false, nil, nil); len(steps) != 0 {
+		t.Fatalf("released a claim whose unit is still named: %+v", steps)
+	}
+}
+
+func TestReleaseOrderAndRunningUnits(t *testing.T) {
+	cs := []claims.Claim{
+		{Unit: "q.service", Prior: claims.Prior{ActiveState: "inactive"}},
+		{Unit: "q.socket", Prior: claims.Prior{ActiveState: "active"}},
+		{Unit: "r.service", Prior: claims.Prior{ActiveState: "active"}},
+	}
+	steps := Release(cs, manifest.Manifest{}, true, nil, map[string]bool{"r.service": true})
+	var order []string
+	for _, s := range steps {
+		order = append(order, fmt.Sprintf("%s start=%v", s.Claim.Unit, s.Start))
+	}
+	if got := strings.Join(order, ", "); got != "q.socket start=true, q.service start=false, r.service start=false" {
+		t.Errorf("release order = %s", got)
 	}
 }

@@ -160,7 +160,20 @@ var ErrNoPermission = errors.New("not permitted to read its open files")
 // unified hierarchy (/sys/fs/cgroup), its hybrid mount
 // (/sys/fs/cgroup/unified), or the legacy name=systemd one. "" when none.
 func CgroupRoot(sysRoot string) string {
-	for _, dir := range []string{"fs/cgroup", "fs/cgroup/unified", "fs/cgroup/systemd"} {
+	if v2 := CgroupV2Root(sysRoot); v2 != "" {
+		return v2
+	}
+	return cgroupRootIn(sysRoot, "fs/cgroup/systemd")
+}
+
+// CgroupV2Root is the cgroup v2 mount alone, whose directory inodes are
+// the cgroup ids sock_diag reports. "" when there is none.
+func CgroupV2Root(sysRoot string) string {
+	return cgroupRootIn(sysRoot, "fs/cgroup", "fs/cgroup/unified")
+}
+
+func cgroupRootIn(sysRoot string, dirs ...string) string {
+	for _, dir := range dirs {
 		p := filepath.Join(sysRoot, dir)
 		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err == nil {
 			return p
@@ -190,7 +203,12 @@ func UnitProcesses(procRoot, cgroupRoot string, u Unit, buf []byte) []Process {
 	if cgroupRoot == "" {
 		return nil
 	}
-	dir := filepath.Join(cgroupRoot, UnitCgroup(u))
+	return CgroupProcesses(procRoot, filepath.Join(cgroupRoot, UnitCgroup(u)), u, buf)
+}
+
+// CgroupProcesses reads the processes of the cgroup directory dir (and
+// those below it when it has none itself), all taken to be in unit u.
+func CgroupProcesses(procRoot, dir string, u Unit, buf []byte) []Process {
 	pids := readPIDs(filepath.Join(dir, "cgroup.procs"), buf)
 	if len(pids) == 0 {
 		// A unit with sub-cgroups (cgroup v2 keeps processes in leaves).

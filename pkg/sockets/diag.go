@@ -28,6 +28,7 @@ const (
 	msgLen           = 72 // struct inet_diag_msg
 	attrSkV6Only     = 11 // INET_DIAG_SKV6ONLY
 	attrReqBytecode  = 1  // INET_DIAG_REQ_BYTECODE
+	attrCgroupID     = 21 // INET_DIAG_CGROUP_ID: the cgroup (v2) the socket was created in
 	bcJMP            = 1  // INET_DIAG_BC_JMP: jump by "no"
 	bcSGE            = 2  // INET_DIAG_BC_S_GE: source port >= next op's "no"
 	bcSLE            = 3  // INET_DIAG_BC_S_LE
@@ -218,8 +219,11 @@ func parseDiagMsg(m []byte, proto bind.Proto) (Socket, bool, error) {
 		if al < 4 || al > len(a) {
 			break
 		}
-		if at == attrSkV6Only && al >= 5 {
+		switch {
+		case at == attrSkV6Only && al >= 5:
 			s.V6Only = a[4] != 0
+		case at == attrCgroupID && al >= 12:
+			s.CgroupID = binary.NativeEndian.Uint64(a[4:])
 		}
 		a = a[min(align(al), len(a)):]
 	}

@@ -23,6 +23,9 @@ type Socket struct {
 	bind.Endpoint
 	UID   uint32
 	Inode uint64
+	// CgroupID is the id (the inode) of the cgroup v2 directory of the
+	// process that created the socket, from sock_diag; 0 when unknown.
+	CgroupID uint64
 }
 
 // Table is the result of one read of the four tables.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/bind"
@@ -283,5 +284,44 @@ func TestAround(t *testing.T) {
 	want := []Range{{1, 7}, {6328, 6339}, {11429, 11439}, {65529, 65535}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Around = %v, want %v", got, want)
+	}
+}
+
+// TestCgroupIDIsTheCreatorsCgroup: sock_diag tells which cgroup created a
+// socket, as the inode of its cgroup v2 directory, which any user may read.
+func TestCgroupIDIsTheCreatorsCgroup(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip(err)
+	}
+	var path string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "0::") {
+			path = line[3:]
+		}
+	}
+	var dir string
+	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if _, err := os.Stat(root + "/cgroup.procs"); err == nil {
+			dir = filepath.Join(root, path)
+			break
+		}
+	}
+	fi, err := os.Stat(dir)
+	if path == "" || dir == "" || err != nil {
+		t.Skip("no cgroup v2 hierarchy here")
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	tab, err := ReadLive("/proc", Range{port, port})
+	if err != nil || len(tab.Sockets) != 1 {
+		t.Fatalf("ReadLive: %v, %d sockets", err, len(tab.Sockets))
+	}
+	if got, want := tab.Sockets[0].CgroupID, fi.Sys().(*syscall.Stat_t).Ino; got != want {
+		t.Errorf("CgroupID = %d, want the inode %d of %s", got, want, dir)
 	}
 }
