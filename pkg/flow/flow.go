@@ -101,6 +101,10 @@ func start(ctx context.Context, opt Options, acting bool) (*run, error) {
 	if acting && !opt.DryRun {
 		r.log = record.Open(record.StateDir())
 	}
+	if acting && len(r.ignored) > 0 {
+		fmt.Fprintf(opt.Out, "note: not acting on %s in %s: the policy does not let %s yield to %s\n",
+			strings.Join(r.ignored, ", "), dir, strings.Join(r.ignored, ", "), opt.User)
+	}
 	return r, nil
 }
 
@@ -289,6 +293,11 @@ func Release(ctx context.Context, opt Options) int {
 		list = append(list, c)
 	}
 	sortClaims(list)
+	if len(list) == 0 {
+		// The common switch: nothing claimed, nothing to read.
+		fmt.Fprintln(opt.Out, "portclaim release: no claims")
+		return ExitOK
+	}
 	var ports []uint16
 	for _, c := range list {
 		for _, e := range c.Endpoints() {

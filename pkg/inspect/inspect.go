@@ -303,7 +303,11 @@ func (a *attributor) fromCgroup(s sockets.Socket, expected []procs.Unit) (attrib
 	u := procs.UnitOfCgroup(rel)
 	h := attrib.Holder{Unit: u, UID: s.UID, Confidence: attrib.Probable,
 		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, rel)}
-	for _, p := range procs.CgroupProcesses(a.opt.ProcRoot, dir, u, a.buf) {
+	ps, read := a.byUnit[u]
+	if !read || dir != filepath.Join(a.cgroupV2, procs.UnitCgroup(u)) {
+		ps = procs.CgroupProcesses(a.opt.ProcRoot, dir, u, a.buf)
+	}
+	for _, p := range ps {
 		if p.UID == s.UID && (h.PID == 0 || p.PID < h.PID) {
 			h.PID, h.Command = p.PID, p.Command
 		}
