@@ -11,15 +11,7 @@ pkgs.testers.runNixOSTest {
   nodes.machine =
     { pkgs, ... }:
     {
-      imports = [
-        home-manager.nixosModules.home-manager
-        portclaimModules.nixos
-      ];
-      users.users.alice = {
-        isNormalUser = true;
-        uid = 1000;
-        linger = true;
-      };
+      imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
       systemd.services.ollama = {
         wantedBy = [ "multi-user.target" ];
         serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 11434";
@@ -30,8 +22,6 @@ pkgs.testers.runNixOSTest {
         serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 6333";
       };
       home-manager.users.alice = {
-        imports = [ portclaimModules.homeManager ];
-        home.stateVersion = "26.05";
         services.portclaim = {
           enable = true;
           strategy = "report";

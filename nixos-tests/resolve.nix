@@ -34,15 +34,7 @@ pkgs.testers.runNixOSTest (
     nodes.machine =
       { lib, ... }:
       {
-        imports = [
-          home-manager.nixosModules.home-manager
-          portclaimModules.nixos
-        ];
-        users.users.alice = {
-          isNormalUser = true;
-          uid = 1000;
-          linger = true;
-        };
+        imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
         # System units as NixOS writes them, holding the ports alice wants.
         systemd.services.ollama = {
           wantedBy = [ "multi-user.target" ];
@@ -58,8 +50,6 @@ pkgs.testers.runNixOSTest (
           yield."ollama.service".users = [ "alice" ];
         };
         home-manager.users.alice = {
-          imports = [ portclaimModules.homeManager ];
-          home.stateVersion = "26.05";
           services.portclaim.enable = true;
           services.portclaim.services = aliceClaims;
           systemd.user.services.podman-local-ai-ollama = userUnit 11434;

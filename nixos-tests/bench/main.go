@@ -19,9 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/portclaim/portclaim/nixos-tests/bench/timing"
 	"github.com/portclaim/portclaim/nixos-tests/machine"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 )
@@ -33,15 +35,6 @@ const (
 	freeBase     = 40000 // ports nobody holds, for the switch cost
 	dir          = "/etc/portclaim-bench"
 )
-
-type timing struct {
-	Runs      int     `json:"runs"`
-	MedianMS  float64 `json:"medianMs"`
-	MinMS     float64 `json:"minMs"`
-	MaxMS     float64 `json:"maxMs"`
-	MaxRSSKB  int64   `json:"maxRssKb"`
-	ExitCodes []int   `json:"exitCodes"`
-}
 
 func main() {
 	runs := flag.Int("runs", 30, "measured runs of portclaim per configuration")
@@ -119,7 +112,7 @@ func run(runs int) error {
 		fmt.Printf("| %d | %d | %.1f ms (min %.1f, max %.1f) | %.1f ms (min %.1f, max %.1f) | %.0f ms | %.0fx | %.1f MB |\n",
 			n, noiseSockets+n, root.MedianMS, root.MinMS, root.MaxMS, alice.MedianMS, alice.MinMS, alice.MaxMS,
 			base.MedianMS, base.MedianMS/root.MedianMS, float64(max(root.MaxRSSKB, alice.MaxRSSKB))/1024)
-		if !contains(root.ExitCodes, 1) || !contains(alice.ExitCodes, 1) {
+		if !slices.Contains(root.ExitCodes, 1) || !slices.Contains(alice.ExitCodes, 1) {
 			fmt.Fprintf(os.Stderr, "warning: check did not report the %d conflicts (exit codes root %v, alice %v)\n", n, root.ExitCodes, alice.ExitCodes)
 		}
 	}
@@ -199,25 +192,16 @@ func (b *bench) manifest(n, base int, unitFormat string) (manifest, mapFile stri
 	return manifest, mapFile
 }
 
-func (b *bench) time(user string, runs int, args ...string) timing {
+func (b *bench) time(user string, runs int, args ...string) timing.Result {
 	return b.timeN(user, runs, 3, args...)
 }
 
-func (b *bench) timeN(user string, runs, warmup int, args ...string) timing {
+func (b *bench) timeN(user string, runs, warmup int, args ...string) timing.Result {
 	out := b.must(user, append([]string{"benchrun", "-n", fmt.Sprint(runs), "-warmup", fmt.Sprint(warmup), "--"}, args...)...)
-	var t timing
+	var t timing.Result
 	if err := json.Unmarshal([]byte(out), &t); err != nil {
 		fmt.Fprintf(os.Stderr, "benchrun said %q: %v\n", out, err)
 		os.Exit(1)
 	}
 	return t
-}
-
-func contains(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

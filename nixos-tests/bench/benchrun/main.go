@@ -14,16 +14,9 @@ import (
 	"slices"
 	"syscall"
 	"time"
-)
 
-type result struct {
-	Runs      int     `json:"runs"`
-	MedianMS  float64 `json:"medianMs"`
-	MinMS     float64 `json:"minMs"`
-	MaxMS     float64 `json:"maxMs"`
-	MaxRSSKB  int64   `json:"maxRssKb"`
-	ExitCodes []int   `json:"exitCodes"`
-}
+	"github.com/portclaim/portclaim/nixos-tests/bench/timing"
+)
 
 func main() {
 	n := flag.Int("n", 30, "measured runs")
@@ -34,7 +27,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: benchrun [-n N] [-warmup W] -- command args...")
 		os.Exit(2)
 	}
-	var r result
+	var r timing.Result
 	var times []float64
 	codes := map[int]bool{}
 	for i := 0; i < *warmup+*n; i++ {
