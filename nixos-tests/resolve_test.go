@@ -10,6 +10,7 @@ import (
 
 	"github.com/portclaim/portclaim/nixos-tests/fixture"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
+	"github.com/portclaim/portclaim/pkg/report"
 )
 
 const (
@@ -468,5 +469,36 @@ func TestForgedClaimsAreNotActedOn(t *testing.T) {
 		if s := strings.TrimSpace(must(t, ctx, "root", "systemctl", "is-system-running")); s != "running" && s != "degraded" {
 			t.Fatalf("as %s: the system is %s", r.name, s)
 		}
+	}
+}
+
+// TestWithoutTheSystemBusNothingChanges: check still reports what it can
+// see (exit 3); resolve changes nothing, says why, and exits 0 (1 strict).
+func TestWithoutTheSystemBusNothingChanges(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-nobus.service", "", true, false, "tcp4:127.0.0.1:7224")
+	body := oneService("nobus", "pc-nobus.service", "podman-nobus.service", 7224, "")
+	path := manifest(t, "nobus", body)
+	noBus := []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/nonexistent-bus"}
+	res := m.RunEnv(ctx, "alice", noBus, "portclaim", "check", "--json", "--manifest", path)
+	var doc report.Doc
+	if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil || res.ExitCode != 3 {
+		t.Fatalf("check without the system bus: want exit 3 and the JSON report\n%s", res)
+	}
+	if len(doc.Errors) == 0 || !strings.Contains(doc.Errors[0], "system bus") || len(doc.Conflicts) != 1 || doc.Conflicts[0].Holder.Unit != "pc-nobus.service" {
+		t.Errorf("want the system bus named as the problem and the conflict still seen\n%s", res)
+	}
+	before := state(t, ctx, "pc-nobus.service")
+	out, code := portclaim(t, ctx, "alice", noBus, "resolve", "--manifest", path)
+	if code != 0 {
+		t.Fatalf("resolve exit %d, want 0\n%s", code, out)
+	}
+	contains(t, "resolve output", out, "nothing was changed", "system bus")
+	if after := state(t, ctx, "pc-nobus.service"); after != before {
+		t.Errorf("state changed:\n%s\n---\n%s", before, after)
+	}
+	strict := manifest(t, "nobus-strict", strings.Replace(body, `"version":1,`, `"version":1,"strict":true,`, 1))
+	if out, code := portclaim(t, ctx, "alice", noBus, "resolve", "--manifest", strict); code != 1 {
+		t.Errorf("strict resolve exit %d, want 1\n%s", code, out)
 	}
 }

@@ -202,13 +202,13 @@ func Check(ctx context.Context, opt Options) (inspect.Result, error) {
 }
 
 // Resolve checks, then acts per the manifest's strategy. It returns 0
-// unless the manifest is strict and conflicts are left (1); or the
-// environment is unusable and strict (3).
+// unless the manifest is strict and conflicts are left, or it could not
+// act (no system bus, a claims directory it cannot lock): then 1.
 func Resolve(ctx context.Context, opt Options) int {
 	r, err := start(ctx, opt, true)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "portclaim resolve: %v; nothing was changed\n", err)
-		return strictCode(opt, ExitEnv)
+		return strictCode(opt, ExitConflicts)
 	}
 	defer r.close()
 	res := r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx))
@@ -222,8 +222,9 @@ func Resolve(ctx context.Context, opt Options) int {
 		for _, b := range res.Broken {
 			fmt.Fprintf(opt.Out, "error: %s\n", b)
 		}
-		fmt.Fprintln(opt.Out, "nothing was changed")
-		return strictCode(opt, ExitEnv)
+		fmt.Fprintln(opt.Out, "nothing was changed: portclaim stops units through the system manager, which it could not reach; "+
+			"run it where the system bus is (on the host, not in a container), or as root stop the units that hold your ports (portclaim check names them)")
+		return strictCode(opt, ExitConflicts)
 	}
 	in := plan.Input{Manifest: opt.Manifest, Findings: res.Findings, User: opt.User, Root: os.Geteuid() == 0,
 		Policy: r.pol, NoPolicy: r.noPolicy, ClaimsDir: r.claimsDir, System: res.System,
@@ -285,7 +286,7 @@ func Release(ctx context.Context, opt Options) int {
 	r, err := start(ctx, opt, true)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "portclaim release: %v; nothing was changed\n", err)
-		return strictCode(opt, ExitEnv)
+		return strictCode(opt, ExitConflicts)
 	}
 	defer r.close()
 	var list []claims.Claim
@@ -307,7 +308,7 @@ func Release(ctx context.Context, opt Options) int {
 	tab, err := sockets.Read(opt.ProcRoot, sockets.Around(ports, 0)...)
 	if err != nil {
 		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", err)
-		return strictCode(opt, ExitEnv)
+		return strictCode(opt, ExitConflicts)
 	}
 	running := map[string]bool{}
 	if r.sess.System != nil {
@@ -328,7 +329,7 @@ func Release(ctx context.Context, opt Options) int {
 	}
 	if r.sess.System == nil {
 		fmt.Fprintf(opt.Out, "error: %v; nothing was changed\n", r.sess.SysErr)
-		return strictCode(opt, ExitEnv)
+		return strictCode(opt, ExitConflicts)
 	}
 	if left := r.executor(inspect.Result{}).Release(ctx, steps); left > 0 {
 		return strictCode(opt, ExitConflicts)
@@ -340,7 +341,8 @@ func sortClaims(cs []claims.Claim) {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Unit < cs[j].Unit })
 }
 
-// strictCode is code under strict = true, else 0: home-manager's
+// strictCode is code under strict = true, else 0 (code is 1, "conflicts
+// left", whatever kept portclaim from resolving them): home-manager's
 // activation is one `set -eu` script, and portclaim must not break it.
 func strictCode(opt Options, code int) int {
 	if opt.Manifest.Strict {
