@@ -228,6 +228,17 @@ func check(t *testing.T, ctx context.Context, r runner, manifestPath string) (re
 	return doc, res
 }
 
+// oneConflict runs check as r and returns its one conflict, failing the
+// test unless check found exactly one and exited 1.
+func oneConflict(t *testing.T, ctx context.Context, r runner, path string) report.Conflict {
+	t.Helper()
+	doc, res := check(t, ctx, r, path)
+	if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
+		t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
+	}
+	return doc.Conflicts[0]
+}
+
 func mainPID(t *testing.T, ctx context.Context, unit string) int {
 	t.Helper()
 	var pid int
@@ -269,11 +280,7 @@ func TestSystemUnitOnLoopbackBlocksUserUnit(t *testing.T) {
 	path := manifest(t, "loop", oneService("loop", "pc-loop.service", "podman-loop.service", 7101, ""))
 	pid := mainPID(t, ctx, "pc-loop.service")
 	for _, r := range runners {
-		doc, res := check(t, ctx, r, path)
-		if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
-			t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
-		}
-		c := doc.Conflicts[0]
+		c := oneConflict(t, ctx, r, path)
 		h := c.Holder
 		if c.Kind != "resolvable" || c.Port != 7101 || c.HeldAt != "127.0.0.1" || c.UserUnit != "podman-loop.service" ||
 			h.Manager != "system" || h.Unit != "pc-loop.service" || h.PID != pid || h.Command != "holdport" ||
@@ -345,11 +352,7 @@ func TestUndeclaredSystemUnitIsReportedNotTouched(t *testing.T) {
 	systemUnit(t, ctx, "pc-other.service", "DynamicUser=yes", true, false, "tcp4:0.0.0.0:7104")
 	path := manifest(t, "other", oneService("other", "pc-declared.service", "podman-other.service", 7104, ""))
 	for _, r := range runners {
-		doc, res := check(t, ctx, r, path)
-		if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
-			t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
-		}
-		c := doc.Conflicts[0]
+		c := oneConflict(t, ctx, r, path)
 		if c.Kind != "system-other" || c.Holder.Unit != "pc-other.service" || c.Holder.Confidence != wantConfidence(r) ||
 			!strings.Contains(c.Next, "pc-other.service is not among other's systemUnits") {
 			t.Errorf("as %s: got %+v %+v; want system-other naming pc-other.service", r.name, c, *c.Holder)
@@ -369,11 +372,7 @@ func TestAnotherUsersUnit(t *testing.T) {
 	waitListening(t, ctx, "tcp:*:7105")
 	path := manifest(t, "shared", oneService("shared", "pc-shared.service", "podman-shared.service", 7105, ""))
 	for _, r := range runners {
-		doc, res := check(t, ctx, r, path)
-		if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
-			t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
-		}
-		c := doc.Conflicts[0]
+		c := oneConflict(t, ctx, r, path)
 		if c.Kind != "other-user" || c.Holder.Manager != "user bob" || c.Holder.Unit != "podman-shared.service" || c.Holder.Confidence != wantConfidence(r) {
 			t.Errorf("as %s: got %+v %+v; want other-user, bob's podman-shared.service", r.name, c, *c.Holder)
 		}
@@ -392,11 +391,7 @@ func TestProcessOutsideAnyUnit(t *testing.T) {
 	fmt.Sscanf(must(t, ctx, "root", "cat", "/run/outside.pid"), "%d", &pid)
 	path := manifest(t, "outside", oneService("outside", "pc-outside.service", "podman-outside.service", 7106, ""))
 	for _, r := range runners {
-		doc, res := check(t, ctx, r, path)
-		if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
-			t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
-		}
-		c := doc.Conflicts[0]
+		c := oneConflict(t, ctx, r, path)
 		if c.Kind != "no-unit" || c.Holder.Unit != "" || c.Holder.PID != pid || c.Holder.Command != "holdport" {
 			t.Errorf("as %s: got %+v %+v; want no-unit, pid %d holdport", r.name, c, c.Holder, pid)
 		}
@@ -411,11 +406,7 @@ func TestEnabledButStoppedIsLatent(t *testing.T) {
 	}
 	path := manifest(t, "latent", oneService("latent", "pc-latent.service", "podman-latent.service", 7107, ""))
 	for _, r := range runners {
-		doc, res := check(t, ctx, r, path)
-		if res.ExitCode != 1 || len(doc.Conflicts) != 1 {
-			t.Fatalf("as %s: want exit 1 and one conflict\n%s", r.name, res)
-		}
-		c := doc.Conflicts[0]
+		c := oneConflict(t, ctx, r, path)
 		if c.Kind != "latent" || c.SystemUnit != "pc-latent.service" || !strings.Contains(c.Next, "takes 7107/tcp at boot") {
 			t.Errorf("as %s: got %+v; want latent pc-latent.service", r.name, c)
 		}

@@ -193,20 +193,29 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 func TestUnitNotInThePolicyIsLeftAlone(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-np.service", "", true, false, "tcp4:127.0.0.1:7202")
-	body := oneService("np", "pc-np.service", "podman-np.service", 7202, "")
-	path := manifest(t, "np", body)
-	before := state(t, ctx, "pc-np.service")
-	out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	refusedUnchanged(t, ctx, "np", "pc-np.service", 7202, nil,
+		`services.portclaim.yield."pc-np.service".users = [ "alice" ];`, "services.pc-np.enable = false;", "nothing was changed",
+		`services.podman.containers.np.ports = [ "7203:7202" ];`)
+}
+
+// refusedUnchanged runs resolve as alice on a one-service manifest for
+// unit on port, with env: it must exit 0, say each of wants, change
+// neither the unit nor the claims directory, and exit 1 when strict.
+func refusedUnchanged(t *testing.T, ctx context.Context, name, unit string, port int, env []string, wants ...string) {
+	t.Helper()
+	body := oneService(name, unit, "podman-"+name+".service", port, "")
+	path := manifest(t, name, body)
+	before := state(t, ctx, unit)
+	out, code := portclaim(t, ctx, "alice", env, "resolve", "--manifest", path)
 	if code != 0 {
 		t.Fatalf("resolve exit %d, want 0 (not strict)\n%s", code, out)
 	}
-	contains(t, "resolve output", out, `services.portclaim.yield."pc-np.service".users = [ "alice" ];`, "services.pc-np.enable = false;", "nothing was changed")
-	contains(t, "resolve output", out, `services.podman.containers.np.ports = [ "7203:7202" ];`)
-	if after := state(t, ctx, "pc-np.service"); after != before {
+	contains(t, "resolve output", out, wants...)
+	if after := state(t, ctx, unit); after != before {
 		t.Errorf("state changed:\n%s\n---\n%s", before, after)
 	}
-	strict := manifest(t, "np-strict", strings.Replace(body, `"version":1,`, `"version":1,"strict":true,`, 1))
-	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", strict); code != 1 {
+	strict := manifest(t, name+"-strict", strings.Replace(body, `"version":1,`, `"version":1,"strict":true,`, 1))
+	if out, code := portclaim(t, ctx, "alice", env, "resolve", "--manifest", strict); code != 1 {
 		t.Errorf("strict resolve exit %d, want 1\n%s", code, out)
 	}
 }
@@ -217,21 +226,8 @@ func TestWithoutThePolkitRuleNothingChanges(t *testing.T) {
 	must(t, ctx, "root", "mv", polkitRulePath, polkitRulePath+".off")
 	t.Cleanup(func() { m.Run(context.Background(), "root", "mv", polkitRulePath+".off", polkitRulePath) })
 	time.Sleep(500 * time.Millisecond) // polkitd reloads its rules on inotify
-	body := oneService("y2", "pc-y2.service", "podman-y2.service", 7204, "")
-	path := manifest(t, "y2", body)
-	before := state(t, ctx, "pc-y2.service")
-	out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
-	if code != 0 {
-		t.Fatalf("resolve exit %d, want 0\n%s", code, out)
-	}
-	contains(t, "resolve output", out, "systemd refused to stop it", `services.portclaim.yield."pc-y2.service".users = [ "alice" ];`, "its claim was removed again")
-	if after := state(t, ctx, "pc-y2.service"); after != before {
-		t.Errorf("state changed:\n%s\n---\n%s", before, after)
-	}
-	strict := manifest(t, "y2-strict", strings.Replace(body, `"version":1,`, `"version":1,"strict":true,`, 1))
-	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", strict); code != 1 {
-		t.Errorf("strict resolve exit %d, want 1\n%s", code, out)
-	}
+	refusedUnchanged(t, ctx, "y2", "pc-y2.service", 7204, nil,
+		"systemd refused to stop it", `services.portclaim.yield."pc-y2.service".users = [ "alice" ];`, "its claim was removed again")
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
@@ -477,8 +473,7 @@ func TestForgedClaimsAreNotActedOn(t *testing.T) {
 func TestWithoutTheSystemBusNothingChanges(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-nobus.service", "", true, false, "tcp4:127.0.0.1:7224")
-	body := oneService("nobus", "pc-nobus.service", "podman-nobus.service", 7224, "")
-	path := manifest(t, "nobus", body)
+	path := manifest(t, "nobus-check", oneService("nobus", "pc-nobus.service", "podman-nobus.service", 7224, ""))
 	noBus := []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/nonexistent-bus"}
 	res := m.RunEnv(ctx, "alice", noBus, "portclaim", "check", "--json", "--manifest", path)
 	var doc report.Doc
@@ -488,17 +483,5 @@ func TestWithoutTheSystemBusNothingChanges(t *testing.T) {
 	if len(doc.Errors) == 0 || !strings.Contains(doc.Errors[0], "system bus") || len(doc.Conflicts) != 1 || doc.Conflicts[0].Holder.Unit != "pc-nobus.service" {
 		t.Errorf("want the system bus named as the problem and the conflict still seen\n%s", res)
 	}
-	before := state(t, ctx, "pc-nobus.service")
-	out, code := portclaim(t, ctx, "alice", noBus, "resolve", "--manifest", path)
-	if code != 0 {
-		t.Fatalf("resolve exit %d, want 0\n%s", code, out)
-	}
-	contains(t, "resolve output", out, "nothing was changed", "system bus")
-	if after := state(t, ctx, "pc-nobus.service"); after != before {
-		t.Errorf("state changed:\n%s\n---\n%s", before, after)
-	}
-	strict := manifest(t, "nobus-strict", strings.Replace(body, `"version":1,`, `"version":1,"strict":true,`, 1))
-	if out, code := portclaim(t, ctx, "alice", noBus, "resolve", "--manifest", strict); code != 1 {
-		t.Errorf("strict resolve exit %d, want 1\n%s", code, out)
-	}
+	refusedUnchanged(t, ctx, "nobus", "pc-nobus.service", 7224, noBus, "nothing was changed", "system bus")
 }
