@@ -26,12 +26,12 @@ import (
 	"github.com/portclaim/portclaim/pkg/report"
 )
 
-// Exit codes (README "Exit codes").
+// Exit codes (README "Exit codes"), defined once in pkg/flow.
 const (
-	exitOK        = 0
-	exitConflicts = 1
-	exitBadInput  = 2
-	exitEnv       = 3
+	exitOK        = flow.ExitOK
+	exitConflicts = flow.ExitConflicts
+	exitBadInput  = flow.ExitBadInput
+	exitEnv       = flow.ExitEnv
 )
 
 // version is set by the Nix build (-X main.version=...).
