@@ -24,7 +24,7 @@ func result() inspect.Result {
 			{Service: "ollama", Want: bind.Endpoint{Proto: bind.TCP, Port: 11434}, UserUnit: "podman-local-ai-ollama.service",
 				Kind: conflict.Resolvable, Socket: sock, Manager: "system", Unit: "ollama.service", SystemUnit: "ollama.service",
 				Holder: attrib.Holder{Unit: procs.Unit{Name: "ollama.service"}, PID: 70, Command: "ollama", Confidence: attrib.Confirmed},
-				Next: "stop it"},
+				Next:   "stop it"},
 			{Service: "qdrant", Want: bind.Endpoint{Proto: bind.TCP, Port: 6333}, UserUnit: "podman-local-ai-qdrant.service", Kind: conflict.Free},
 		},
 		UserUnits: map[string]units.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
