@@ -298,7 +298,7 @@ func isAccessDenied(err error) bool {
 func (x *Executor) waitFree(ctx context.Context, ports []bind.Endpoint) string {
 	deadline := time.Now().Add(x.Wait)
 	for {
-		held := x.heldBy(ports, func(s sockets.Socket) bool { return s.UID != uint32(x.UID) })
+		held := x.heldBy(ports)
 		if held == "" || time.Now().After(deadline) || ctx.Err() != nil {
 			if held != "" {
 				return fmt.Sprintf("after %s %s (`portclaim who %d` names the holder)", x.Wait, held, firstPort(ports))
@@ -309,24 +309,31 @@ func (x *Executor) waitFree(ctx context.Context, ports []bind.Endpoint) string {
 	}
 }
 
-// heldBy describes the first socket that overlaps ports and matches, or "".
-func (x *Executor) heldBy(ports []bind.Endpoint, match func(sockets.Socket) bool) string {
-	var nums []uint16
-	for _, p := range ports {
-		nums = append(nums, p.Port)
-	}
-	tab, err := sockets.Read(x.ProcRoot, sockets.Around(nums, 0)...)
+// heldBy describes the first socket of another uid than the user's that
+// overlaps ports (the user's own are theirs to hold), or "".
+func (x *Executor) heldBy(ports []bind.Endpoint) string {
+	socks, err := x.onPorts(ports)
 	if err != nil {
 		return err.Error()
 	}
 	for _, want := range ports {
-		for _, s := range tab.Sockets {
-			if bind.Overlap(want, s.Endpoint) && match(s) {
+		for _, s := range socks {
+			if bind.Overlap(want, s.Endpoint) && s.UID != uint32(x.UID) {
 				return fmt.Sprintf("%d/%s is still held at %s by uid %d", want.Port, want.Proto, s.Endpoint, s.UID)
 			}
 		}
 	}
 	return ""
+}
+
+// onPorts reads the sockets on ports, in one read of the tables.
+func (x *Executor) onPorts(ports []bind.Endpoint) ([]sockets.Socket, error) {
+	var nums []uint16
+	for _, p := range ports {
+		nums = append(nums, p.Port)
+	}
+	tab, err := sockets.Read(x.ProcRoot, sockets.Around(nums, 0)...)
+	return tab.Sockets, err
 }
 
 // Release carries out release steps; it returns how many were deferred or
@@ -403,9 +410,10 @@ func (x *Executor) holdsAgain(ctx context.Context, ports []bind.Endpoint) string
 	}
 	deadline := time.Now().Add(x.Wait)
 	for {
+		socks, _ := x.onPorts(ports)
 		missing := ""
 		for _, want := range ports {
-			if x.heldBy([]bind.Endpoint{want}, func(sockets.Socket) bool { return true }) == "" {
+			if !slices.ContainsFunc(socks, func(s sockets.Socket) bool { return bind.Overlap(want, s.Endpoint) }) {
 				missing = fmt.Sprintf("%d/%s", want.Port, want.Proto)
 				break
 			}

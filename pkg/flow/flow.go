@@ -102,8 +102,8 @@ func start(ctx context.Context, opt Options, acting bool) (*run, error) {
 		r.log = record.Open(record.StateDir())
 	}
 	if acting && len(r.ignored) > 0 {
-		fmt.Fprintf(opt.Out, "note: not acting on %s in %s: the policy does not let %s yield to %s\n",
-			strings.Join(r.ignored, ", "), dir, strings.Join(r.ignored, ", "), opt.User)
+		fmt.Fprintf(opt.Out, "note: not acting on the claim files %s in %s: the policy does not let those units yield to %s\n",
+			strings.Join(r.ignored, ", "), dir, opt.User)
 	}
 	return r, nil
 }
@@ -168,15 +168,13 @@ func (r *run) close() {
 // Condition claims are kept only for units the trusted policy lets yield
 // to this user, and the NixOS module that rendered the policy rendered
 // that condition too, so it is taken as given (no D-Bus call per claim).
-func (r *run) keptDown(ctx context.Context) map[string]bool {
+func (r *run) keptDown() map[string]bool {
 	out := map[string]bool{}
 	for u, c := range r.claims {
-		switch {
-		case c.Method == claims.ByTransientMask:
+		out[u] = true // loadClaims kept only condition claims of policy units, and root's masks
+		if c.Method == claims.ByTransientMask {
 			t, err := os.Readlink(filepath.Join(act.TransientDir, u))
 			out[u] = err == nil && t == "/dev/null"
-		default:
-			out[u] = true // loadClaims kept only condition claims of policy units
 		}
 	}
 	return out
@@ -198,7 +196,7 @@ func Check(ctx context.Context, opt Options) (inspect.Result, error) {
 		return inspect.Result{}, err
 	}
 	defer r.close()
-	return r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx)), nil
+	return r.sess.Check(ctx, opt.Manifest, r.keptDown()), nil
 }
 
 // Resolve checks, then acts per the manifest's strategy. It returns 0
@@ -211,7 +209,7 @@ func Resolve(ctx context.Context, opt Options) int {
 		return strictCode(opt, ExitConflicts)
 	}
 	defer r.close()
-	res := r.sess.Check(ctx, opt.Manifest, r.keptDown(ctx))
+	res := r.sess.Check(ctx, opt.Manifest, r.keptDown())
 	if opt.Verbose {
 		report.Text(opt.Out, opt.Source, res)
 	}

@@ -47,7 +47,8 @@ type Result struct {
 	// System is the state of the system units involved; nil when the
 	// system manager could not be asked.
 	System map[string]units.Unit
-	// Sockets is every socket of this run's one read of the tables.
+	// Sockets are those on and around the claimed ports, from this run's
+	// one read of the tables.
 	Sockets []sockets.Socket
 	// DBusCalls counts D-Bus method calls, per manager.
 	DBusCalls map[string]int
@@ -100,7 +101,7 @@ func (s *Session) Close() {
 //
 // Its cost is one read of the socket tables, the processes of the units
 // expected on the ports in the way (their cgroups; every process only when
-// those do not hold the socket), one ListUnitsByNames on the system
+// those do not hold the socket), one ListUnitsByPatterns on the system
 // manager, and only when there is a conflict, one on the user manager.
 func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[string]bool) Result {
 	opt := s.Opt
@@ -160,7 +161,7 @@ func (s *Session) userSide(ctx context.Context, res *Result) {
 		}
 	}
 	if len(names) == 0 {
-		if addr, _ := units.UserBus(s.Opt.UID, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); !exists(strings.TrimPrefix(addr, "unix:path=")) {
+		if path, _ := units.UserBus(s.Opt.UID, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); !exists(path) {
 			_, err := s.User() // says why, the same way as when it is needed
 			res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
 		}

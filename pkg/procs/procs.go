@@ -44,12 +44,13 @@ func Scan(procRoot string) ([]Process, error) {
 		return nil, fmt.Errorf("listing processes: %w", err)
 	}
 	out := make([]Process, 0, len(entries))
+	buf := NewBuffer()
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid <= 0 {
 			continue
 		}
-		p, err := read(procRoot, pid)
+		p, err := read(procRoot, pid, buf)
 		if err != nil {
 			continue // gone, or a kernel thread without status
 		}
@@ -58,9 +59,9 @@ func Scan(procRoot string) ([]Process, error) {
 	return out, nil
 }
 
-func read(procRoot string, pid int) (Process, error) {
+func read(procRoot string, pid int, buf []byte) (Process, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
-	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	status, err := readSmall(filepath.Join(dir, "status"), buf)
 	if err != nil {
 		return Process{}, err
 	}
@@ -69,7 +70,7 @@ func read(procRoot string, pid int) (Process, error) {
 	if p.Command, p.UID, ok = parseStatus(status); !ok {
 		return Process{}, fmt.Errorf("%s/status: no Name or Uid", dir)
 	}
-	cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
+	cg, err := readSmall(filepath.Join(dir, "cgroup"), buf)
 	if err != nil {
 		return Process{}, err
 	}
@@ -198,7 +199,8 @@ func UnitCgroup(u Unit) string {
 // there (or lives in another slice); the caller then falls back to Scan.
 //
 // It runs once per conflicting unit, so it reads with plain open/read/
-// close and one buffer: with 500 conflicts the system calls are the cost.
+// close and one buffer (readSmall): with 500 conflicts the system calls
+// are the cost.
 func UnitProcesses(procRoot, cgroupRoot string, u Unit, buf []byte) []Process {
 	if cgroupRoot == "" {
 		return nil

@@ -108,26 +108,25 @@ func authHello(conn *dbus.Conn, hello bool) (*dbus.Conn, error) {
 // ($XDG_RUNTIME_DIR/bus, the default for the user itself, found even
 // without DBUS_SESSION_BUS_ADDRESS), or for root asking about another user,
 // that manager's private socket (systemd lets root in, dbus-daemon does
-// not). It reports whether the address needs the bus Hello.
-func UserBus(uid int, euid int, runtimeDir string) (address string, hello bool) {
+// not). It returns the socket's path, and whether it needs the bus Hello.
+func UserBus(uid int, euid int, runtimeDir string) (path string, hello bool) {
 	if runtimeDir == "" || euid != uid {
 		runtimeDir = "/run/user/" + strconv.Itoa(uid)
 	}
 	if euid == 0 && uid != 0 {
-		return "unix:path=" + filepath.Join(runtimeDir, "systemd/private"), false
+		return filepath.Join(runtimeDir, "systemd/private"), false
 	}
-	return "unix:path=" + filepath.Join(runtimeDir, "bus"), true
+	return filepath.Join(runtimeDir, "bus"), true
 }
 
 // User connects to the user manager of uid.
 func User(ctx context.Context, uid int) (*Manager, error) {
-	addr, hello := UserBus(uid, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
-	path := strings.TrimPrefix(addr, "unix:path=")
+	path, hello := UserBus(uid, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist; is lingering on? `loginctl enable-linger`)", uid, path)
 	}
 	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
-		conn, err := dbus.Dial(addr, dbus.WithContext(ctx))
+		conn, err := dbus.Dial("unix:path="+path, dbus.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}

@@ -9,10 +9,10 @@ func TestUserBus(t *testing.T) {
 		want      string
 		hello     bool
 	}{
-		{1000, 1000, "", "unix:path=/run/user/1000/bus", true},
-		{1000, 1000, "/tmp/xdg", "unix:path=/tmp/xdg/bus", true},
-		{1000, 0, "/run/user/0", "unix:path=/run/user/1000/systemd/private", false},
-		{0, 0, "", "unix:path=/run/user/0/bus", true},
+		{1000, 1000, "", "/run/user/1000/bus", true},
+		{1000, 1000, "/tmp/xdg", "/tmp/xdg/bus", true},
+		{1000, 0, "/run/user/0", "/run/user/1000/systemd/private", false},
+		{0, 0, "", "/run/user/0/bus", true},
 	}
 	for _, c := range cases {
 		got, hello := UserBus(c.uid, c.euid, c.xdg)
