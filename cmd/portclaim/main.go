@@ -18,8 +18,8 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
-	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/flow"
 	"github.com/portclaim/portclaim/pkg/inspect"
 	"github.com/portclaim/portclaim/pkg/manifest"
@@ -234,7 +234,7 @@ func (c *whoCmd) Run(e *env) error {
 }
 
 // parsePortArg reads "11434", "11434/tcp" or "53/udp".
-func parsePortArg(s string) (uint16, bind.Proto, error) {
+func parsePortArg(s string) (uint16, endpoint.Proto, error) {
 	num, proto, hasProto := strings.Cut(s, "/")
 	n, err := strconv.ParseUint(num, 10, 16)
 	if err != nil || n == 0 {
@@ -243,7 +243,7 @@ func parsePortArg(s string) (uint16, bind.Proto, error) {
 	if hasProto && proto != "tcp" && proto != "udp" {
 		return 0, "", fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
 	}
-	return uint16(n), bind.Proto(proto), nil
+	return uint16(n), endpoint.Proto(proto), nil
 }
 
 type validateCmd struct {

@@ -15,13 +15,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claims"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
-	"github.com/portclaim/portclaim/pkg/record"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // TransientDir is the highest-priority unit directory: a /dev/null link
@@ -30,8 +30,8 @@ const TransientDir = "/run/systemd/transient"
 
 // Executor runs plans for one user.
 type Executor struct {
-	Sys      *units.Manager
-	System   map[string]units.Unit // state before acting, for the claims' Prior
+	Sys      *systemd.Manager
+	System   map[string]systemd.Unit // state before acting, for the claims' Prior
 	ProcRoot string
 	UID      int // the user's: sockets of this uid are the user's own
 	User     string
@@ -43,7 +43,7 @@ type Executor struct {
 	// Confirm asks before a step; nil acts without asking.
 	Confirm  func(question string) bool
 	Manifest manifest.Manifest
-	Log      *record.Log
+	Log      *actionlog.Log
 	Out      io.Writer
 }
 
@@ -69,7 +69,7 @@ func (x *Executor) Resolve(ctx context.Context, steps []plan.Step, now []sockets
 		case plan.Refuse, plan.Report:
 			x.say(string(st.Action), "%s (%s): %s", strings.Join(st.Units, ", "), st.Service, st.Fix)
 			if st.Action == plan.Refuse {
-				x.Log.Add(record.Entry{Action: "refuse", Unit: strings.Join(st.Units, ","), Ports: st.Ports, Result: "refused", Msg: st.Fix})
+				x.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(st.Units, ","), Ports: st.Ports, Result: "refused", Msg: st.Fix})
 			}
 			x.suggest(st, now)
 			left += len(st.Findings)
@@ -176,7 +176,7 @@ func (x *Executor) claim(ctx context.Context, st plan.Step) ([]string, error) {
 			return written, err
 		}
 		written = append(written, u)
-		x.Log.Add(record.Entry{Action: "claim", Unit: u, Ports: st.Ports, Result: "done", Msg: "for " + x.User})
+		x.Log.Add(actionlog.Entry{Action: "claim", Unit: u, Ports: st.Ports, Result: "done", Msg: "for " + x.User})
 	}
 	if st.Method == claims.ByTransientMask {
 		for _, u := range st.Units {
@@ -202,7 +202,7 @@ func (x *Executor) mask(unit string) error {
 	if err := os.Symlink("/dev/null", link); err != nil {
 		return fmt.Errorf("masking %s: %w", unit, err)
 	}
-	x.Log.Add(record.Entry{Action: "mask", Unit: unit, Result: "done", Msg: link + " -> /dev/null"})
+	x.Log.Add(actionlog.Entry{Action: "mask", Unit: unit, Result: "done", Msg: link + " -> /dev/null"})
 	return nil
 }
 
@@ -215,7 +215,7 @@ func (x *Executor) unmask(unit string) bool {
 	if err := os.Remove(link); err != nil {
 		return false
 	}
-	x.Log.Add(record.Entry{Action: "unmask", Unit: unit, Result: "done", Msg: link})
+	x.Log.Add(actionlog.Entry{Action: "unmask", Unit: unit, Result: "done", Msg: link})
 	return true
 }
 
@@ -250,7 +250,7 @@ func (x *Executor) undo(ctx context.Context, st plan.Step, us []string) {
 		if err := claims.Remove(x.dirFor(st.Method), u); err != nil {
 			x.say("failed", "%v", err)
 		} else {
-			x.Log.Add(record.Entry{Action: "unclaim", Unit: u, Ports: st.Ports, Result: "done", Msg: "undoing a failed yield"})
+			x.Log.Add(actionlog.Entry{Action: "unclaim", Unit: u, Ports: st.Ports, Result: "done", Msg: "undoing a failed yield"})
 		}
 		if st.Method == claims.ByTransientMask && x.unmask(u) {
 			reload = true
@@ -261,7 +261,7 @@ func (x *Executor) undo(ctx context.Context, st plan.Step, us []string) {
 	}
 }
 
-func (x *Executor) stop(ctx context.Context, unit string, ports []bind.Endpoint) error {
+func (x *Executor) stop(ctx context.Context, unit string, ports []endpoint.Endpoint) error {
 	res, err := x.Sys.Stop(ctx, unit, x.Wait)
 	result := string(res)
 	switch {
@@ -273,7 +273,7 @@ func (x *Executor) stop(ctx context.Context, unit string, ports []bind.Endpoint)
 	case res == "":
 		result = "timeout"
 	}
-	x.Log.Add(record.Entry{Action: "stop", Unit: unit, Ports: ports, Result: result, Msg: "for " + x.User})
+	x.Log.Add(actionlog.Entry{Action: "stop", Unit: unit, Ports: ports, Result: result, Msg: "for " + x.User})
 	switch {
 	case err != nil && isAccessDenied(err):
 		return fmt.Errorf("systemd refused to stop it for %s (%v): polkit grants no \"stop\" on %s; on NixOS add services.portclaim.yield.%q.users = [ %q ];", x.User, err, unit, unit, x.User)
@@ -295,7 +295,7 @@ func isAccessDenied(err error) bool {
 
 // waitFree polls the socket tables until no socket of another uid
 // overlaps ports, up to x.Wait; it returns who still holds one, or "".
-func (x *Executor) waitFree(ctx context.Context, ports []bind.Endpoint) string {
+func (x *Executor) waitFree(ctx context.Context, ports []endpoint.Endpoint) string {
 	deadline := time.Now().Add(x.Wait)
 	for {
 		held := x.heldBy(ports)
@@ -311,14 +311,14 @@ func (x *Executor) waitFree(ctx context.Context, ports []bind.Endpoint) string {
 
 // heldBy describes the first socket of another uid than the user's that
 // overlaps ports (the user's own are theirs to hold), or "".
-func (x *Executor) heldBy(ports []bind.Endpoint) string {
+func (x *Executor) heldBy(ports []endpoint.Endpoint) string {
 	socks, err := x.onPorts(ports)
 	if err != nil {
 		return err.Error()
 	}
 	for _, want := range ports {
 		for _, s := range socks {
-			if bind.Overlap(want, s.Endpoint) && s.UID != uint32(x.UID) {
+			if endpoint.Overlap(want, s.Endpoint) && s.UID != uint32(x.UID) {
 				return fmt.Sprintf("%d/%s is still held at %s by uid %d", want.Port, want.Proto, s.Endpoint, s.UID)
 			}
 		}
@@ -327,7 +327,7 @@ func (x *Executor) heldBy(ports []bind.Endpoint) string {
 }
 
 // onPorts reads the sockets on ports, in one read of the tables.
-func (x *Executor) onPorts(ports []bind.Endpoint) ([]sockets.Socket, error) {
+func (x *Executor) onPorts(ports []endpoint.Endpoint) ([]sockets.Socket, error) {
 	var nums []uint16
 	for _, p := range ports {
 		nums = append(nums, p.Port)
@@ -344,7 +344,7 @@ func (x *Executor) Release(ctx context.Context, steps []plan.ReleaseStep) (left 
 		ports := c.Endpoints()
 		if st.Deferred != "" {
 			x.say("defer", "%s (%s): %s", c.Unit, c.Service, st.Deferred)
-			x.Log.Add(record.Entry{Action: "release", Unit: c.Unit, Ports: ports, Result: "deferred", Msg: st.Deferred})
+			x.Log.Add(actionlog.Entry{Action: "release", Unit: c.Unit, Ports: ports, Result: "deferred", Msg: st.Deferred})
 			left++
 			continue
 		}
@@ -361,7 +361,7 @@ func (x *Executor) Release(ctx context.Context, steps []plan.ReleaseStep) (left 
 			left++
 			continue
 		}
-		x.Log.Add(record.Entry{Action: "unclaim", Unit: c.Unit, Ports: ports, Result: "done", Msg: "released by " + x.User})
+		x.Log.Add(actionlog.Entry{Action: "unclaim", Unit: c.Unit, Ports: ports, Result: "done", Msg: "released by " + x.User})
 		if c.Method == claims.ByTransientMask && x.unmask(c.Unit) {
 			if err := x.Sys.Reload(ctx); err != nil {
 				x.say("failed", "daemon-reload after unmasking %s: %v", c.Unit, err)
@@ -381,7 +381,7 @@ func (x *Executor) Release(ctx context.Context, steps []plan.ReleaseStep) (left 
 	return left
 }
 
-func (x *Executor) start(ctx context.Context, unit string, ports []bind.Endpoint) error {
+func (x *Executor) start(ctx context.Context, unit string, ports []endpoint.Endpoint) error {
 	res, err := x.Sys.Start(ctx, unit, x.Wait)
 	result := string(res)
 	if err != nil {
@@ -389,7 +389,7 @@ func (x *Executor) start(ctx context.Context, unit string, ports []bind.Endpoint
 	} else if res == "" {
 		result = "timeout"
 	}
-	x.Log.Add(record.Entry{Action: "start", Unit: unit, Ports: ports, Result: result, Msg: "released by " + x.User})
+	x.Log.Add(actionlog.Entry{Action: "start", Unit: unit, Ports: ports, Result: result, Msg: "released by " + x.User})
 	switch {
 	case err != nil && isAccessDenied(err):
 		return fmt.Errorf("systemd refused to start it (%v): it starts at the next boot, or as root now: systemctl start %s", err, unit)
@@ -404,7 +404,7 @@ func (x *Executor) start(ctx context.Context, unit string, ports []bind.Endpoint
 }
 
 // holdsAgain waits, bounded, for the restarted unit to hold its ports.
-func (x *Executor) holdsAgain(ctx context.Context, ports []bind.Endpoint) string {
+func (x *Executor) holdsAgain(ctx context.Context, ports []endpoint.Endpoint) string {
 	if len(ports) == 0 {
 		return ""
 	}
@@ -413,7 +413,7 @@ func (x *Executor) holdsAgain(ctx context.Context, ports []bind.Endpoint) string
 		socks, _ := x.onPorts(ports)
 		missing := ""
 		for _, want := range ports {
-			if !slices.ContainsFunc(socks, func(s sockets.Socket) bool { return bind.Overlap(want, s.Endpoint) }) {
+			if !slices.ContainsFunc(socks, func(s sockets.Socket) bool { return endpoint.Overlap(want, s.Endpoint) }) {
 				missing = fmt.Sprintf("%d/%s", want.Port, want.Proto)
 				break
 			}
@@ -447,7 +447,7 @@ func methodText(m string) string {
 	return "nothing keeps it down at boot"
 }
 
-func portsText(ps []bind.Endpoint) string {
+func portsText(ps []endpoint.Endpoint) string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, fmt.Sprintf("%d/%s", p.Port, p.Proto))
@@ -455,7 +455,7 @@ func portsText(ps []bind.Endpoint) string {
 	return strings.Join(out, ", ")
 }
 
-func firstPort(ps []bind.Endpoint) uint16 {
+func firstPort(ps []endpoint.Endpoint) uint16 {
 	if len(ps) == 0 {
 		return 0
 	}

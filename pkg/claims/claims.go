@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -223,7 +223,7 @@ func syncDir(dir string) error {
 }
 
 // PortsOf converts claimed endpoints for storage.
-func PortsOf(eps []bind.Endpoint) []Port {
+func PortsOf(eps []endpoint.Endpoint) []Port {
 	out := make([]Port, 0, len(eps))
 	for _, e := range eps {
 		p := Port{Port: e.Port, Protocol: string(e.Proto)}
@@ -237,10 +237,10 @@ func PortsOf(eps []bind.Endpoint) []Port {
 
 // Endpoints converts stored ports back; entries that do not parse (a
 // hand-written file) are skipped.
-func (c Claim) Endpoints() []bind.Endpoint {
-	var out []bind.Endpoint
+func (c Claim) Endpoints() []endpoint.Endpoint {
+	var out []endpoint.Endpoint
 	for _, p := range c.Ports {
-		e := bind.Endpoint{Proto: bind.Proto(p.Protocol), Port: p.Port}
+		e := endpoint.Endpoint{Proto: endpoint.Proto(p.Protocol), Port: p.Port}
 		if p.Address != "" {
 			a, err := netip.ParseAddr(p.Address)
 			if err != nil {
@@ -248,7 +248,7 @@ func (c Claim) Endpoints() []bind.Endpoint {
 			}
 			e.Addr = a
 		}
-		if (e.Proto == bind.TCP || e.Proto == bind.UDP) && e.Port != 0 {
+		if (e.Proto == endpoint.TCP || e.Proto == endpoint.UDP) && e.Port != 0 {
 			out = append(out, e)
 		}
 	}

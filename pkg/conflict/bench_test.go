@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
 )
 
@@ -24,14 +24,14 @@ func benchInput(b *testing.B) (Input, []sockets.Socket) {
 		b.Fatal(err)
 	}
 	all := make([]sockets.Socket, 0, 100_000)
-	holders := map[uint64]attrib.Holder{}
+	holders := map[uint64]holder.Holder{}
 	for i := 0; i < 100_000; i++ {
 		port := uint16(1024 + i%28000) // unrelated ports below the claims
 		if i < 100 {
 			port = uint16(30000 + i*10)
-			holders[uint64(i)] = attrib.Holder{Unit: procs.Unit{Name: fmt.Sprintf("s%d.service", i*10)}, PID: 100 + i, Confidence: attrib.Confirmed}
+			holders[uint64(i)] = holder.Holder{Unit: processes.Unit{Name: fmt.Sprintf("s%d.service", i*10)}, PID: 100 + i, Confidence: holder.Confirmed}
 		}
-		all = append(all, sockets.Socket{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(i)})
+		all = append(all, sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(i)})
 	}
 	return Input{Manifest: m, UserUID: 1000, UserName: "alice", Holders: holders}, all
 }

@@ -9,12 +9,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/unitname"
-	"github.com/portclaim/portclaim/pkg/units"
 )
 
 // Kind classifies one claimed port.
@@ -41,11 +41,11 @@ type Input struct {
 	UserUID  uint32 // whose user units the manifest declares
 	UserName string
 	Sockets  []sockets.Socket
-	Holders  map[uint64]attrib.Holder // by socket inode
+	Holders  map[uint64]holder.Holder // by socket inode
 	// System and User are unit states by name; nil when that manager
 	// could not be asked.
-	System map[string]units.Unit
-	User   map[string]units.Unit
+	System map[string]systemd.Unit
+	User   map[string]systemd.Unit
 	// Claimed lists the system units this user's claims keep down: an
 	// enabled but stopped unit that is claimed is not latent, its claim
 	// keeps it from starting at boot.
@@ -58,11 +58,11 @@ type Input struct {
 // holding it: a port held on two addresses gives two findings).
 type Finding struct {
 	Service    string
-	Want       bind.Endpoint // the claim: where the user unit binds
+	Want       endpoint.Endpoint // the claim: where the user unit binds
 	UserUnit   string
 	Kind       Kind
 	Socket     *sockets.Socket // the socket in the way, when held
-	Holder     attrib.Holder
+	Holder     holder.Holder
 	Manager    string // "system", "user alice", "" when unknown
 	Unit       string // the unit holding it (or, for latent, that will)
 	SystemUnit string // the manifest's system unit involved, if any
@@ -84,7 +84,7 @@ func Classify(in Input) []Finding {
 }
 
 type portKey struct {
-	proto bind.Proto
+	proto endpoint.Proto
 	port  uint16
 }
 
@@ -101,7 +101,7 @@ func indexByPort(socks []sockets.Socket) map[portKey][]int {
 // InWay returns the sockets that overlap any port the manifest claims, in
 // one pass over all.
 func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
-	claimed := make(map[portKey][]bind.Endpoint)
+	claimed := make(map[portKey][]endpoint.Endpoint)
 	for _, svc := range m.Services {
 		for _, p := range svc.Ports {
 			k := portKey{p.Proto, p.Port}
@@ -111,7 +111,7 @@ func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
 	var out []sockets.Socket
 	for _, s := range all {
 		for _, want := range claimed[portKey{s.Proto, s.Port}] {
-			if bind.Overlap(want, s.Endpoint) {
+			if endpoint.Overlap(want, s.Endpoint) {
 				out = append(out, s)
 				break
 			}
@@ -120,12 +120,12 @@ func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
 	return out
 }
 
-func classifyPort(in Input, onPort []int, svc manifest.Service, want bind.Endpoint) []Finding {
+func classifyPort(in Input, onPort []int, svc manifest.Service, want endpoint.Endpoint) []Finding {
 	var out []Finding
 	heldBySystemUnit := map[string]bool{}
 	for _, i := range onPort {
 		s := &in.Sockets[i]
-		if !bind.Overlap(want, s.Endpoint) {
+		if !endpoint.Overlap(want, s.Endpoint) {
 			continue
 		}
 		f := held(in, svc, want, s)
@@ -153,7 +153,7 @@ func classifyPort(in Input, onPort []int, svc manifest.Service, want bind.Endpoi
 	return out
 }
 
-func base(svc manifest.Service, want bind.Endpoint) Finding {
+func base(svc manifest.Service, want endpoint.Endpoint) Finding {
 	f := Finding{Service: svc.Name, Want: want}
 	if len(svc.UserUnits) > 0 {
 		f.UserUnit = svc.UserUnits[0]
@@ -161,12 +161,12 @@ func base(svc manifest.Service, want bind.Endpoint) Finding {
 	return f
 }
 
-func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket) Finding {
+func held(in Input, svc manifest.Service, want endpoint.Endpoint, s *sockets.Socket) Finding {
 	f := base(svc, want)
 	f.Socket = s
 	h, ok := in.Holders[s.Inode]
 	if !ok {
-		h = attrib.Holder{UID: s.UID, Confidence: attrib.Unknown}
+		h = holder.Holder{UID: s.UID, Confidence: holder.Unknown}
 	}
 	f.Holder = h
 	u := h.Unit
@@ -181,7 +181,7 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 	heldByManager := u.Name == "init.scope" && !u.User && h.Known()
 	if service, sock := triggeringSocket(in, svc); sock != "" && (heldByManager || !h.Known() && s.UID == 0 && in.System[sock].Active()) {
 		if !h.Known() {
-			f.Holder.Confidence = attrib.Probable
+			f.Holder.Confidence = holder.Probable
 			f.Holder.Why = fmt.Sprintf("socket owned by root, and %s, which activates %s, is listening", sock, service)
 		}
 		f.Kind, f.Manager, f.Unit, f.SystemUnit = Resolvable, "system", sock, service
@@ -211,10 +211,10 @@ func held(in Input, svc manifest.Service, want bind.Endpoint, s *sockets.Socket)
 	case slices.Contains(svc.SystemUnits, u.Name):
 		f.Manager, f.SystemUnit = "system", u.Name
 		f.Kind = Resolvable
-		if st, known := in.System[u.Name]; known && h.Confidence == attrib.Probable && !st.Active() {
+		if st, known := in.System[u.Name]; known && h.Confidence == holder.Probable && !st.Active() {
 			// Its processes hold the port, yet systemd says it is down:
 			// the guess does not agree with the unit state.
-			f.Kind, f.Holder.Confidence = Unknown, attrib.Unknown
+			f.Kind, f.Holder.Confidence = Unknown, holder.Unknown
 			f.Next = fmt.Sprintf("a process of uid %d holds it and %s is %s; as root, `portclaim who %d/%s` names it", s.UID, u.Name, st.ActiveState, want.Port, want.Proto)
 			break
 		}
@@ -263,7 +263,7 @@ func nixOff(unit string) string {
 	return fmt.Sprintf("`services.%s.enable = false;` in configuration.nix", unitname.Base(unit))
 }
 
-func portProto(e bind.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
+func portProto(e endpoint.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
 
 // Summary counts findings by kind, e.g. "2 conflicts (1 resolvable, 1 latent)".
 func Summary(fs []Finding) string {

@@ -5,25 +5,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 const alice = 1000
 
 func sock(addr string, port uint16, uid uint32, inode uint64) sockets.Socket {
-	return sockets.Socket{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr(addr), Port: port}, UID: uid, Inode: inode}
+	return sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr(addr), Port: port}, UID: uid, Inode: inode}
 }
 
-func holder(unit procs.Unit, c attrib.Confidence) attrib.Holder {
-	return attrib.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
+func heldBy(unit processes.Unit, c holder.Confidence) holder.Holder {
+	return holder.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
 }
 
-func input(socks []sockets.Socket, holders map[uint64]attrib.Holder, system map[string]units.Unit) Input {
+func input(socks []sockets.Socket, holders map[uint64]holder.Holder, system map[string]systemd.Unit) Input {
 	return Input{
 		Manifest: manifest.Default(), UserUID: alice, UserName: "alice",
 		Sockets: socks, Holders: holders, System: system,
@@ -60,14 +60,14 @@ func TestEachKind(t *testing.T) {
 		sock("127.0.0.1", 3001, 1000, 5), // alice's other unit: user-other
 		sock("0.0.0.0", 9999, 0, 6),      // a port nobody claims
 	}
-	holders := map[uint64]attrib.Holder{
-		1: holder(procs.Unit{Name: "ollama.service"}, attrib.Confirmed),
-		2: holder(procs.Unit{User: true, UserUID: alice, Name: "podman-local-ai-qdrant.service"}, attrib.Confirmed),
-		3: holder(procs.Unit{Name: "sshd.service"}, attrib.Confirmed),
-		4: holder(procs.Unit{User: true, UserUID: 1001, Name: "podman-local-ai-llama-cpp.service"}, attrib.Probable),
-		5: holder(procs.Unit{User: true, UserUID: alice, Name: "devserver.service"}, attrib.Confirmed),
+	holders := map[uint64]holder.Holder{
+		1: heldBy(processes.Unit{Name: "ollama.service"}, holder.Confirmed),
+		2: heldBy(processes.Unit{User: true, UserUID: alice, Name: "podman-local-ai-qdrant.service"}, holder.Confirmed),
+		3: heldBy(processes.Unit{Name: "sshd.service"}, holder.Confirmed),
+		4: heldBy(processes.Unit{User: true, UserUID: 1001, Name: "podman-local-ai-llama-cpp.service"}, holder.Probable),
+		5: heldBy(processes.Unit{User: true, UserUID: alice, Name: "devserver.service"}, holder.Confirmed),
 	}
-	system := map[string]units.Unit{
+	system := map[string]systemd.Unit{
 		"ollama.service":  {ActiveState: "active", UnitFileState: "enabled", LoadState: "loaded"},
 		"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"},
 		"qdrant.service":  {ActiveState: "inactive", UnitFileState: "disabled", LoadState: "loaded"},
@@ -106,10 +106,10 @@ func TestEachKind(t *testing.T) {
 
 func TestNoUnitAndUnknown(t *testing.T) {
 	socks := []sockets.Socket{sock("0.0.0.0", 11434, 65534, 1), sock("::1", 6333, 0, 2), sock("::1", 6334, 0, 3)}
-	holders := map[uint64]attrib.Holder{
-		1: holder(procs.Unit{}, attrib.Probable),
-		2: {UID: 0, Confidence: attrib.Unknown, Why: "socket owned by uid 0"},
-		3: holder(procs.Unit{Name: "session-4.scope"}, attrib.Confirmed),
+	holders := map[uint64]holder.Holder{
+		1: heldBy(processes.Unit{}, holder.Probable),
+		2: {UID: 0, Confidence: holder.Unknown, Why: "socket owned by uid 0"},
+		3: heldBy(processes.Unit{Name: "session-4.scope"}, holder.Confirmed),
 	}
 	got := kinds(Classify(input(socks, holders, nil)))
 	if !strings.Contains(got, "ollama *:11434 no-unit") || !strings.Contains(got, "qdrant *:6333 unknown") || !strings.Contains(got, "qdrant *:6334 no-unit") {
@@ -119,8 +119,8 @@ func TestNoUnitAndUnknown(t *testing.T) {
 
 func TestProbableHolderThatSystemdCallsInactiveIsUnknown(t *testing.T) {
 	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
-	holders := map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "ollama.service"}, attrib.Probable)}
-	fs := Classify(input(socks, holders, map[string]units.Unit{"ollama.service": {ActiveState: "inactive"}}))
+	holders := map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "ollama.service"}, holder.Probable)}
+	fs := Classify(input(socks, holders, map[string]systemd.Unit{"ollama.service": {ActiveState: "inactive"}}))
 	if fs[0].Kind != Unknown {
 		t.Errorf("kind %s, want unknown", fs[0].Kind)
 	}
@@ -131,7 +131,7 @@ func TestNonOverlappingSocketIsNotAConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := input([]sockets.Socket{sock("127.0.0.2", 7000, 0, 1)}, map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "a.service"}, attrib.Confirmed)}, nil)
+	in := input([]sockets.Socket{sock("127.0.0.2", 7000, 0, 1)}, map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "a.service"}, holder.Confirmed)}, nil)
 	in.Manifest = m
 	if got := kinds(Classify(in)); got != "a 127.0.0.3:7000 free" {
 		t.Errorf("got %q", got)
@@ -140,8 +140,8 @@ func TestNonOverlappingSocketIsNotAConflict(t *testing.T) {
 
 func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 	socks := []sockets.Socket{sock("0.0.0.0", 11434, 0, 1)}
-	holders := map[uint64]attrib.Holder{1: holder(procs.Unit{Name: "init.scope"}, attrib.Confirmed)}
-	system := map[string]units.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
+	holders := map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "init.scope"}, holder.Confirmed)}
+	system := map[string]systemd.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
 	fs := Classify(input(socks, holders, system))
 	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].SystemUnit != "ollama.service" || !strings.Contains(fs[0].Next, "systemctl stop ollama.socket ollama.service") {
 		t.Errorf("got %+v, want resolvable, held by ollama.socket for ollama.service", fs[0])
@@ -149,7 +149,7 @@ func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 }
 
 func TestClaimedUnitIsNotLatent(t *testing.T) {
-	system := map[string]units.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
+	system := map[string]systemd.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
 	in := input(nil, nil, system)
 	in.Claimed = map[string]bool{"mindsdb.service": true}
 	if got := Summary(Classify(in)); got != "no conflicts" {
@@ -159,16 +159,16 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 
 func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
 	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
-	holders := map[uint64]attrib.Holder{1: {UID: 0, Confidence: attrib.Unknown}}
-	system := map[string]units.Unit{
+	holders := map[uint64]holder.Holder{1: {UID: 0, Confidence: holder.Unknown}}
+	system := map[string]systemd.Unit{
 		"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}},
 		"ollama.socket":  {ActiveState: "active"},
 	}
 	fs := Classify(input(socks, holders, system))
-	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].Holder.Confidence != attrib.Probable {
+	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].Holder.Confidence != holder.Probable {
 		t.Errorf("got %+v", fs[0])
 	}
-	system["ollama.socket"] = units.Unit{ActiveState: "inactive"}
+	system["ollama.socket"] = systemd.Unit{ActiveState: "inactive"}
 	if fs := Classify(input(socks, holders, system)); fs[0].Kind != Unknown {
 		t.Errorf("socket not listening: got %s, want unknown", fs[0].Kind)
 	}

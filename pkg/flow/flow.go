@@ -16,17 +16,17 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/act"
+	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/inspect"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/procs"
-	"github.com/portclaim/portclaim/pkg/record"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // Exit codes (README "Exit codes").
@@ -65,7 +65,7 @@ type run struct {
 	claims    map[string]claims.Claim
 	ignored   []string // claim files not acted on (see loadClaims)
 	unlock    func()
-	log       *record.Log
+	log       *actionlog.Log
 }
 
 func start(ctx context.Context, opt Options, acting bool) (*run, error) {
@@ -99,7 +99,7 @@ func start(ctx context.Context, opt Options, acting bool) (*run, error) {
 	}
 	r.sess = inspect.Open(ctx, inspect.Options{ProcRoot: opt.ProcRoot, UID: opt.UID, Timeout: opt.Timeout})
 	if acting && !opt.DryRun {
-		r.log = record.Open(record.StateDir())
+		r.log = actionlog.Open(actionlog.StateDir())
 	}
 	if acting && len(r.ignored) > 0 {
 		fmt.Fprintf(opt.Out, "note: not acting on the claim files %s in %s: the policy does not let those units yield to %s\n",
@@ -242,8 +242,8 @@ func Resolve(ctx context.Context, opt Options) int {
 
 // conditions reads the start conditions of every unit resolve may act on,
 // and completes their state in res.System.
-func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]units.Condition {
-	out := map[string][]units.Condition{}
+func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]systemd.Condition {
+	out := map[string][]systemd.Condition{}
 	if r.sess.System == nil {
 		return out
 	}
@@ -400,7 +400,7 @@ func Status(opt Options) int {
 			fmt.Fprintf(out, "claim: %s yields to %s (service %s%s, kept down by %s; was %s)\n",
 				c.Unit, user, c.Service, since, orNone(c.Method), orNone(c.Prior.ActiveState))
 			for _, p := range c.Endpoints() {
-				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto, []procs.Unit{{Name: c.Unit}})
+				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto, []processes.Unit{{Name: c.Unit}})
 				switch {
 				case err != nil:
 					fmt.Fprintf(out, "  %d/%s: %v\n", p.Port, p.Proto, err)

@@ -16,13 +16,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
-	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // Options say where to look and for whom.
@@ -38,7 +38,7 @@ type Result struct {
 	Findings []conflict.Finding
 	// UserUnits is the state of the declared user units; nil when the
 	// user manager could not be asked.
-	UserUnits map[string]units.Unit
+	UserUnits map[string]systemd.Unit
 	// Notes explain a partial view that is still useful (no user manager).
 	Notes []string
 	// Broken lists what made the view unusable: no socket table, no
@@ -46,7 +46,7 @@ type Result struct {
 	Broken []string
 	// System is the state of the system units involved; nil when the
 	// system manager could not be asked.
-	System map[string]units.Unit
+	System map[string]systemd.Unit
 	// Sockets are those on and around the claimed ports, from this run's
 	// one read of the tables.
 	Sockets []sockets.Socket
@@ -59,10 +59,10 @@ type Result struct {
 // when something needs it.
 type Session struct {
 	Opt    Options
-	System *units.Manager // nil when not reachable
+	System *systemd.Manager // nil when not reachable
 	SysErr error
 	ctx    context.Context
-	user   *units.Manager
+	user   *systemd.Manager
 	usrErr error
 	dialed bool
 }
@@ -72,16 +72,16 @@ func Open(ctx context.Context, opt Options) *Session {
 	// The connections live as long as ctx (godbus closes a connection
 	// when its dial context ends); each call is bounded by opt.Timeout.
 	s := &Session{Opt: opt, ctx: ctx}
-	s.System, s.SysErr = units.System(ctx)
+	s.System, s.SysErr = systemd.System(ctx)
 	return s
 }
 
 // User returns the connection to the user manager of Opt.UID, dialing it
 // the first time.
-func (s *Session) User() (*units.Manager, error) {
+func (s *Session) User() (*systemd.Manager, error) {
 	if !s.dialed {
 		s.dialed = true
-		s.user, s.usrErr = units.User(s.ctx, s.Opt.UID)
+		s.user, s.usrErr = systemd.User(s.ctx, s.Opt.UID)
 	}
 	return s.user, s.usrErr
 }
@@ -122,8 +122,8 @@ func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[s
 	sysNames := systemNames(m, holders)
 	// The unit file state only matters for a stopped unit that may start
 	// at boot (latent) and that no claim keeps down.
-	latentCandidate := func(u units.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
-	system, err := ask(ctx, opt, s.System, s.SysErr, func(mgr *units.Manager, ctx context.Context) (map[string]units.Unit, error) {
+	latentCandidate := func(u systemd.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
+	system, err := ask(ctx, opt, s.System, s.SysErr, func(mgr *systemd.Manager, ctx context.Context) (map[string]systemd.Unit, error) {
 		us, err := mgr.Units(ctx, sysNames, latentCandidate)
 		if err == nil && heldByManager(holders, inWay) {
 			// A .socket unit's listener belongs to pid 1: find the
@@ -161,14 +161,14 @@ func (s *Session) userSide(ctx context.Context, res *Result) {
 		}
 	}
 	if len(names) == 0 {
-		if path, _ := units.UserBus(s.Opt.UID, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); !exists(path) {
+		if path, _ := systemd.UserBus(s.Opt.UID, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR")); !exists(path) {
 			_, err := s.User() // says why, the same way as when it is needed
 			res.Notes = append(res.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, res.UserName))
 		}
 		return
 	}
 	mgr, err := s.User()
-	res.UserUnits, err = ask(ctx, s.Opt, mgr, err, func(mgr *units.Manager, ctx context.Context) (map[string]units.Unit, error) {
+	res.UserUnits, err = ask(ctx, s.Opt, mgr, err, func(mgr *systemd.Manager, ctx context.Context) (map[string]systemd.Unit, error) {
 		return mgr.Units(ctx, names, nil)
 	})
 	if err != nil {
@@ -198,14 +198,14 @@ func exists(path string) bool {
 // Held is one socket on a port, with its holder.
 type Held struct {
 	Socket sockets.Socket
-	Holder attrib.Holder
+	Holder holder.Holder
 }
 
 // Who lists every socket bound to port (proto "" for both). expected
 // names the units that should hold it (the manifest's, a claim's): their
 // processes are looked at first, and unprivileged they make a root-owned
 // socket's holder probable rather than unknown.
-func Who(opt Options, port uint16, proto bind.Proto, expected []procs.Unit) ([]Held, error) {
+func Who(opt Options, port uint16, proto endpoint.Proto, expected []processes.Unit) ([]Held, error) {
 	tab, err := sockets.Read(opt.ProcRoot, sockets.Range{Lo: port, Hi: port})
 	if err != nil {
 		return nil, err
@@ -232,8 +232,8 @@ type attributor struct {
 	opt        Options
 	euid       int
 	cgroupRoot string
-	byUnit     map[procs.Unit][]procs.Process
-	all        []procs.Process // every process; read on first need
+	byUnit     map[processes.Unit][]processes.Process
+	all        []processes.Process // every process; read on first need
 	scanned    bool
 	fds        map[int]map[uint64]bool // socket inodes by pid; nil: unreadable
 	buf        []byte
@@ -242,12 +242,12 @@ type attributor struct {
 }
 
 func newAttributor(opt Options) *attributor {
-	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: procs.CgroupRoot("/sys"), cgroupV2: procs.CgroupV2Root("/sys"),
-		byUnit: map[procs.Unit][]procs.Process{}, fds: map[int]map[uint64]bool{}, buf: procs.NewBuffer()}
+	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: processes.CgroupRoot("/sys"), cgroupV2: processes.CgroupV2Root("/sys"),
+		byUnit: map[processes.Unit][]processes.Process{}, fds: map[int]map[uint64]bool{}, buf: processes.NewBuffer()}
 }
 
-func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[uint64]attrib.Holder {
-	out := map[uint64]attrib.Holder{}
+func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[uint64]holder.Holder {
+	out := map[uint64]holder.Holder{}
 	for _, s := range inWay {
 		out[s.Inode] = a.one(s, expected(s, m, uint32(a.opt.UID)))
 	}
@@ -257,18 +257,18 @@ func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[
 // one attributes s: first among the processes of the units expected to
 // hold it (read from their cgroups), then, when those do not hold it,
 // among every process.
-func (a *attributor) one(s sockets.Socket, expected []procs.Unit) attrib.Holder {
-	var cands []procs.Process
+func (a *attributor) one(s sockets.Socket, expected []processes.Unit) holder.Holder {
+	var cands []processes.Process
 	for _, u := range expected {
 		ps, ok := a.byUnit[u]
 		if !ok {
-			ps = procs.UnitProcesses(a.opt.ProcRoot, a.cgroupRoot, u, a.buf)
+			ps = processes.UnitProcesses(a.opt.ProcRoot, a.cgroupRoot, u, a.buf)
 			a.byUnit[u] = ps
 		}
 		cands = append(cands, ps...)
 	}
-	h := attrib.Attribute(s, cands, expected, a.hasSocket)
-	if h.Confidence == attrib.Confirmed {
+	h := holder.Attribute(s, cands, expected, a.hasSocket)
+	if h.Confidence == holder.Confirmed {
 		return h
 	}
 	if !a.canRead(s.UID) {
@@ -278,35 +278,35 @@ func (a *attributor) one(s sockets.Socket, expected []procs.Unit) attrib.Holder 
 		if ch, ok := a.fromCgroup(s, expected); ok {
 			return ch
 		}
-		if h.Confidence == attrib.Probable && s.CgroupID == 0 {
+		if h.Confidence == holder.Probable && s.CgroupID == 0 {
 			return h // no cgroup to go by; the full scan would guess the same
 		}
 	}
 	if !a.scanned {
 		a.scanned = true
-		a.all, _ = procs.Scan(a.opt.ProcRoot)
+		a.all, _ = processes.Scan(a.opt.ProcRoot)
 	}
-	return attrib.Attribute(s, a.all, expected, a.hasSocket)
+	return holder.Attribute(s, a.all, expected, a.hasSocket)
 }
 
 // fromCgroup attributes s to the unit whose cgroup created it (sock_diag's
 // cgroup id is the inode of that cgroup v2 directory), with the lowest pid
 // of that cgroup running as the socket's owner.
-func (a *attributor) fromCgroup(s sockets.Socket, expected []procs.Unit) (attrib.Holder, bool) {
+func (a *attributor) fromCgroup(s sockets.Socket, expected []processes.Unit) (holder.Holder, bool) {
 	if s.CgroupID == 0 || a.cgroupV2 == "" {
-		return attrib.Holder{}, false
+		return holder.Holder{}, false
 	}
 	dir, ok := a.cgroupDir(s.CgroupID, expected)
 	if !ok {
-		return attrib.Holder{}, false // created outside our cgroup tree
+		return holder.Holder{}, false // created outside our cgroup tree
 	}
 	rel := strings.TrimPrefix(dir, a.cgroupV2)
-	u := procs.UnitOfCgroup(rel)
-	h := attrib.Holder{Unit: u, UID: s.UID, Confidence: attrib.Probable,
+	u := processes.UnitOfCgroup(rel)
+	h := holder.Holder{Unit: u, UID: s.UID, Confidence: holder.Probable,
 		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, rel)}
 	ps, read := a.byUnit[u]
-	if !read || dir != filepath.Join(a.cgroupV2, procs.UnitCgroup(u)) {
-		ps = procs.CgroupProcesses(a.opt.ProcRoot, dir, u, a.buf)
+	if !read || dir != filepath.Join(a.cgroupV2, processes.UnitCgroup(u)) {
+		ps = processes.CgroupProcesses(a.opt.ProcRoot, dir, u, a.buf)
 	}
 	for _, p := range ps {
 		if p.UID == s.UID && (h.PID == 0 || p.PID < h.PID) {
@@ -318,9 +318,9 @@ func (a *attributor) fromCgroup(s sockets.Socket, expected []procs.Unit) (attrib
 
 // cgroupDir finds the cgroup directory whose inode is id: first among the
 // expected units' own (one stat each), else by one walk of the tree.
-func (a *attributor) cgroupDir(id uint64, expected []procs.Unit) (string, bool) {
+func (a *attributor) cgroupDir(id uint64, expected []processes.Unit) (string, bool) {
 	for _, u := range expected {
-		dir := filepath.Join(a.cgroupV2, procs.UnitCgroup(u))
+		dir := filepath.Join(a.cgroupV2, processes.UnitCgroup(u))
 		if inode(dir) == id {
 			return dir, true
 		}
@@ -348,24 +348,24 @@ func inode(path string) uint64 {
 
 func (a *attributor) canRead(uid uint32) bool { return a.euid == 0 || uint32(a.euid) == uid }
 
-func (a *attributor) hasSocket(p procs.Process, inode uint64) (bool, error) {
+func (a *attributor) hasSocket(p processes.Process, inode uint64) (bool, error) {
 	if !a.canRead(p.UID) {
-		return false, procs.ErrNoPermission // not worth a system call
+		return false, processes.ErrNoPermission // not worth a system call
 	}
 	set, seen := a.fds[p.PID]
 	if !seen {
-		set, _ = procs.SocketsOf(a.opt.ProcRoot, p.PID)
+		set, _ = processes.SocketsOf(a.opt.ProcRoot, p.PID)
 		a.fds[p.PID] = set
 	}
 	return set[inode], nil
 }
 
 // Expected lists the units the manifest says may hold a socket on port.
-func Expected(m manifest.Manifest, port uint16, proto bind.Proto, uid uint32) []procs.Unit {
-	var out []procs.Unit
-	for _, p := range []bind.Proto{bind.TCP, bind.UDP} {
+func Expected(m manifest.Manifest, port uint16, proto endpoint.Proto, uid uint32) []processes.Unit {
+	var out []processes.Unit
+	for _, p := range []endpoint.Proto{endpoint.TCP, endpoint.UDP} {
 		if proto == "" || proto == p {
-			out = append(out, expected(sockets.Socket{Endpoint: bind.Endpoint{Proto: p, Port: port}}, m, uid)...)
+			out = append(out, expected(sockets.Socket{Endpoint: endpoint.Endpoint{Proto: p, Port: port}}, m, uid)...)
 		}
 	}
 	return out
@@ -373,18 +373,18 @@ func Expected(m manifest.Manifest, port uint16, proto bind.Proto, uid uint32) []
 
 // expected lists the units the manifest says may hold s: the claiming
 // service's system units, then its user units.
-func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []procs.Unit {
-	var out []procs.Unit
+func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []processes.Unit {
+	var out []processes.Unit
 	for _, svc := range m.Services {
 		for _, p := range svc.Ports {
-			if !bind.Overlap(p, s.Endpoint) {
+			if !endpoint.Overlap(p, s.Endpoint) {
 				continue
 			}
 			for _, u := range svc.SystemUnits {
-				out = append(out, procs.Unit{Name: u})
+				out = append(out, processes.Unit{Name: u})
 			}
 			for _, u := range svc.UserUnits {
-				out = append(out, procs.Unit{User: true, UserUID: uid, Name: u})
+				out = append(out, processes.Unit{User: true, UserUID: uid, Name: u})
 			}
 		}
 	}
@@ -393,7 +393,7 @@ func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []procs.Unit {
 
 // systemNames are the system units to ask about: the declared ones and
 // the holders found.
-func systemNames(m manifest.Manifest, holders map[uint64]attrib.Holder) []string {
+func systemNames(m manifest.Manifest, holders map[uint64]holder.Holder) []string {
 	names := declaredSystemUnits(m)
 	for _, h := range holders {
 		if h.Known() && !h.Unit.User && h.Unit.Name != "" && !slices.Contains(names, h.Unit.Name) {
@@ -417,7 +417,7 @@ func declaredSystemUnits(m manifest.Manifest) []string {
 
 // heldByManager reports whether a socket in the way may be a .socket
 // unit's: held by the system manager itself, or root's and unattributed.
-func heldByManager(holders map[uint64]attrib.Holder, inWay []sockets.Socket) bool {
+func heldByManager(holders map[uint64]holder.Holder, inWay []sockets.Socket) bool {
 	for _, s := range inWay {
 		h := holders[s.Inode]
 		if h.Known() && !h.Unit.User && h.Unit.Name == "init.scope" || !h.Known() && s.UID == 0 {
@@ -427,7 +427,7 @@ func heldByManager(holders map[uint64]attrib.Holder, inWay []sockets.Socket) boo
 	return false
 }
 
-func ask(ctx context.Context, opt Options, mgr *units.Manager, connErr error, query func(*units.Manager, context.Context) (map[string]units.Unit, error)) (map[string]units.Unit, error) {
+func ask(ctx context.Context, opt Options, mgr *systemd.Manager, connErr error, query func(*systemd.Manager, context.Context) (map[string]systemd.Unit, error)) (map[string]systemd.Unit, error) {
 	if mgr == nil {
 		return nil, connErr
 	}

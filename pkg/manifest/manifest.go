@@ -18,7 +18,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -50,7 +50,7 @@ type Service struct {
 	Name        string
 	SystemUnits []string
 	UserUnits   []string
-	Ports       []bind.Endpoint
+	Ports       []endpoint.Endpoint
 }
 
 // Problem is one thing wrong with a manifest, at a JSON path such as
@@ -216,7 +216,7 @@ func (p *parser) service(path string, s gjson.Result) Service {
 				continue
 			}
 			for j, prev := range svc.Ports {
-				if bind.Overlap(prev, e) {
+				if endpoint.Overlap(prev, e) {
 					p.fail(ppath, "%s is listed twice (also %s.ports[%d], %s)", e, path, j, prev)
 					ok = false
 					break
@@ -266,8 +266,8 @@ func (p *parser) units(path string, v gjson.Result, required bool) []string {
 	return out
 }
 
-func (p *parser) port(path string, v gjson.Result) (bind.Endpoint, bool) {
-	e := bind.Endpoint{Proto: bind.TCP}
+func (p *parser) port(path string, v gjson.Result) (endpoint.Endpoint, bool) {
+	e := endpoint.Endpoint{Proto: endpoint.TCP}
 	if !v.IsObject() {
 		p.fail(path, "must be an object {port, protocol, address}, not %s", kind(v))
 		return e, false
@@ -285,7 +285,7 @@ func (p *parser) port(path string, v gjson.Result) (bind.Endpoint, bool) {
 		e.Port = uint16(n.Int())
 	}
 	if proto := v.Get("protocol"); proto.Exists() {
-		if pr := bind.Proto(proto.String()); proto.Type == gjson.String && (pr == bind.TCP || pr == bind.UDP) {
+		if pr := endpoint.Proto(proto.String()); proto.Type == gjson.String && (pr == endpoint.TCP || pr == endpoint.UDP) {
 			e.Proto = pr
 		} else {
 			p.fail(path+".protocol", "%s is not a protocol; use \"tcp\" or \"udp\"", proto.Raw)
@@ -325,7 +325,7 @@ func (p *parser) crossServiceClaims(svcs []Service) {
 		for j := i + 1; j < len(svcs); j++ {
 			for _, a := range svcs[i].Ports {
 				for _, b := range svcs[j].Ports {
-					if bind.Overlap(a, b) {
+					if endpoint.Overlap(a, b) {
 						p.fail(fmt.Sprintf("services[%d].ports", j), "%s/%s is also claimed by service %q (services[%d]); one port can belong to one service",
 							portString(b), b.Proto, svcs[i].Name, i)
 					}
@@ -335,7 +335,7 @@ func (p *parser) crossServiceClaims(svcs []Service) {
 	}
 }
 
-func portString(e bind.Endpoint) string {
+func portString(e endpoint.Endpoint) string {
 	if e.All() {
 		return fmt.Sprint(e.Port)
 	}

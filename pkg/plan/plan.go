@@ -8,14 +8,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/unitname"
-	"github.com/portclaim/portclaim/pkg/units"
 )
 
 // Action is what a step does.
@@ -41,7 +41,7 @@ type Step struct {
 	// Units are the system units that yield together, .socket first so
 	// it cannot start the service again while it stops.
 	Units []string
-	Ports []bind.Endpoint // every port the service claims
+	Ports []endpoint.Endpoint // every port the service claims
 	// Method keeps the units down (claims.ByCondition,
 	// claims.ByTransientMask); "" when nothing will (the units lack the
 	// condition and we are not root): they come back at boot.
@@ -63,9 +63,9 @@ type Input struct {
 	NoPolicy string         // why Policy is nil
 	// ClaimsDir is the policy's, or the default when there is none.
 	ClaimsDir string
-	System    map[string]units.Unit
+	System    map[string]systemd.Unit
 	// Conditions of the units in play (Resolvable and Latent ones).
-	Conditions map[string][]units.Condition
+	Conditions map[string][]systemd.Condition
 	Claims     map[string]claims.Claim // this user's, by unit
 }
 
@@ -133,7 +133,7 @@ func yieldStep(in Input, f conflict.Finding) Step {
 	st.Method = claims.ByCondition
 	for _, u := range st.Units {
 		path := claims.Dir(in.ClaimsDir, in.User) + "/" + u
-		if units.KeptDownBy(in.Conditions[u], path) {
+		if systemd.KeptDownBy(in.Conditions[u], path) {
 			continue
 		}
 		if in.Root {
@@ -226,7 +226,7 @@ func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []sockets.Soc
 		st := ReleaseStep{Claim: c, Start: c.Prior.WasActive()}
 		for _, want := range c.Endpoints() {
 			for _, s := range now {
-				if bind.Overlap(want, s.Endpoint) {
+				if endpoint.Overlap(want, s.Endpoint) {
 					st.Deferred = fmt.Sprintf("%s is still held at %s (uid %d); released on a later run once it is free", portName(want), s.Endpoint, s.UID)
 					break
 				}
@@ -267,12 +267,12 @@ func declared(m manifest.Manifest, c claims.Claim) bool {
 	return false
 }
 
-func portName(e bind.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
+func portName(e endpoint.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
 
 // SuggestPort finds the free port nearest to want.Port on want's address
 // (alternating above and below, staying at or above 1024 and away from
 // every other claimed port), or 0 when none is within 100.
-func SuggestPort(want bind.Endpoint, now []sockets.Socket, m manifest.Manifest) uint16 {
+func SuggestPort(want endpoint.Endpoint, now []sockets.Socket, m manifest.Manifest) uint16 {
 	free := func(p int) bool {
 		if p < 1024 || p > 65535 {
 			return false
@@ -280,13 +280,13 @@ func SuggestPort(want bind.Endpoint, now []sockets.Socket, m manifest.Manifest) 
 		cand := want
 		cand.Port = uint16(p)
 		for _, s := range now {
-			if bind.Overlap(cand, s.Endpoint) {
+			if endpoint.Overlap(cand, s.Endpoint) {
 				return false
 			}
 		}
 		for _, svc := range m.Services {
 			for _, e := range svc.Ports {
-				if bind.Overlap(cand, e) {
+				if endpoint.Overlap(cand, e) {
 					return false
 				}
 			}
@@ -315,7 +315,7 @@ func MoveLine(f conflict.Finding, port uint16) string {
 			}
 		}
 		proto := ""
-		if f.Want.Proto == bind.UDP {
+		if f.Want.Proto == endpoint.UDP {
 			proto = "/udp"
 		}
 		return fmt.Sprintf(`services.podman.containers.%s.ports = [ "%s%d:%d%s" ];`, name, host, port, f.Want.Port, proto)

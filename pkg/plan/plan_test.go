@@ -6,26 +6,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 const dir = "/var/lib/portclaim/claims"
 
 func finding(service, unit string, kind conflict.Kind, port uint16) conflict.Finding {
 	return conflict.Finding{Service: service, SystemUnit: unit, Kind: kind, UserUnit: "podman-local-ai-" + service + ".service",
-		Want: bind.Endpoint{Proto: bind.TCP, Port: port}}
+		Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: port}}
 }
 
-func keptDown(user string, us ...string) map[string][]units.Condition {
-	out := map[string][]units.Condition{}
+func keptDown(user string, us ...string) map[string][]systemd.Condition {
+	out := map[string][]systemd.Condition{}
 	for _, u := range us {
-		out[u] = []units.Condition{{Type: "ConditionPathExists", Negate: true, Param: dir + "/" + user + "/" + u}}
+		out[u] = []systemd.Condition{{Type: "ConditionPathExists", Negate: true, Param: dir + "/" + user + "/" + u}}
 	}
 	return out
 }
@@ -63,7 +63,7 @@ func TestRefusedWithoutPolicyGrant(t *testing.T) {
 
 func TestSocketActivatedUnitYieldsWithItsSocket(t *testing.T) {
 	in := baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333))
-	in.System = map[string]units.Unit{"qdrant.service": {TriggeredBy: []string{"qdrant.socket"}}}
+	in.System = map[string]systemd.Unit{"qdrant.service": {TriggeredBy: []string{"qdrant.socket"}}}
 	st := Resolve(in)[0]
 	if st.Action != Refuse || !strings.Contains(st.Fix, "qdrant.socket") {
 		t.Fatalf("the .socket is not in the policy: got %+v", st)
@@ -117,7 +117,7 @@ func TestRelease(t *testing.T) {
 	gone := claims.Claim{Unit: "old.service", Service: "old", Ports: []claims.Port{{Port: 7000, Protocol: "tcp"}},
 		Prior: claims.Prior{ActiveState: "active"}}
 	held := claims.Claim{Unit: "busy.service", Service: "busy", Ports: []claims.Port{{Port: 7001, Protocol: "tcp"}}}
-	now := []sockets.Socket{{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
+	now := []sockets.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
 	steps := Release([]claims.Claim{kept, gone, held}, m, false, now, nil)
 	if len(steps) != 2 || steps[1].Claim.Unit != "old.service" || !steps[1].Start || steps[1].Deferred != "" ||
 		steps[0].Claim.Unit != "busy.service" || !strings.Contains(steps[0].Deferred, "still held") {
@@ -129,8 +129,8 @@ func TestRelease(t *testing.T) {
 }
 
 func TestSuggestPortAndMoveLine(t *testing.T) {
-	want := bind.Endpoint{Proto: bind.TCP, Port: 6333}
-	now := []sockets.Socket{{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6333}}}
+	want := endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}
+	now := []sockets.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6333}}}
 	// 6334 is claimed by qdrant itself, 6332 is free.
 	if p := SuggestPort(want, now, manifest.Default()); p != 6332 {
 		t.Fatalf("SuggestPort = %d, want 6332", p)

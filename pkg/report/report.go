@@ -9,8 +9,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/inspect"
 )
 
@@ -47,7 +47,7 @@ func holding(f conflict.Finding) string {
 }
 
 // Who names a holder: "system ollama.service (pid 70 ollama, confirmed)".
-func Who(h attrib.Holder, manager, unit string) string {
+func Who(h holder.Holder, manager, unit string) string {
 	if !h.Known() {
 		return fmt.Sprintf("an unknown process of uid %d (%s)", h.UID, h.Why)
 	}

@@ -7,27 +7,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/attrib"
-	"github.com/portclaim/portclaim/pkg/bind"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/inspect"
-	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/units"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 func result() inspect.Result {
-	sock := &sockets.Socket{Endpoint: bind.Endpoint{Proto: bind.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 11434}}
+	sock := &sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 11434}}
 	return inspect.Result{
 		UserName: "alice",
 		Findings: []conflict.Finding{
-			{Service: "ollama", Want: bind.Endpoint{Proto: bind.TCP, Port: 11434}, UserUnit: "podman-local-ai-ollama.service",
+			{Service: "ollama", Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UserUnit: "podman-local-ai-ollama.service",
 				Kind: conflict.Resolvable, Socket: sock, Manager: "system", Unit: "ollama.service", SystemUnit: "ollama.service",
-				Holder: attrib.Holder{Unit: procs.Unit{Name: "ollama.service"}, PID: 70, Command: "ollama", Confidence: attrib.Confirmed},
+				Holder: holder.Holder{Unit: processes.Unit{Name: "ollama.service"}, PID: 70, Command: "ollama", Confidence: holder.Confirmed},
 				Next:   "stop it"},
-			{Service: "qdrant", Want: bind.Endpoint{Proto: bind.TCP, Port: 6333}, UserUnit: "podman-local-ai-qdrant.service", Kind: conflict.Free},
+			{Service: "qdrant", Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}, UserUnit: "podman-local-ai-qdrant.service", Kind: conflict.Free},
 		},
-		UserUnits: map[string]units.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
+		UserUnits: map[string]systemd.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
 		Notes:     []string{"a note"},
 		DBusCalls: map[string]int{"system": 1, "user": 1},
 	}

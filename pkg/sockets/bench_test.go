@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 // procNetTCP renders n sockets the way /proc/net/tcp does: half listening,
@@ -30,7 +30,7 @@ func BenchmarkParseProcNet(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Parse(data, bind.TCP, false, false); err != nil {
+		if _, err := Parse(data, endpoint.TCP, false, false); err != nil {
 			b.Fatal(err)
 		}
 	}

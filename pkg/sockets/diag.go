@@ -9,7 +9,7 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 // Reading through sock_diag (netlink, what ss(8) uses) instead of the
@@ -62,7 +62,7 @@ func ReadLive(procRoot string, ranges ...Range) (Table, error) {
 	return t, nil
 }
 
-func dump(proto bind.Proto, v6 bool, ranges []Range) ([]Socket, error) {
+func dump(proto endpoint.Proto, v6 bool, ranges []Range) ([]Socket, error) {
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)
 	if err != nil {
 		return nil, errNoDiag
@@ -91,7 +91,7 @@ func dump(proto bind.Proto, v6 bool, ranges []Range) ([]Socket, error) {
 
 // request builds the dump request for one protocol and family, with a
 // port filter when ranges are given.
-func request(proto bind.Proto, v6 bool, ranges []Range) []byte {
+func request(proto endpoint.Proto, v6 bool, ranges []Range) []byte {
 	bc := Bytecode(ranges)
 	size := nlmsgHdrLen + reqLen
 	if bc != nil {
@@ -109,7 +109,7 @@ func request(proto bind.Proto, v6 bool, ranges []Range) []byte {
 	}
 	states := uint32(1 << tcpListen)
 	r[1] = syscall.IPPROTO_TCP
-	if proto == bind.UDP {
+	if proto == endpoint.UDP {
 		r[1] = syscall.IPPROTO_UDP
 		states = 1<<tcpClose | 1<<tcpEstablished // bound, unconnected or connected
 	}
@@ -165,7 +165,7 @@ func op(b []byte, code byte, yes, no int) {
 // ParseDiag parses one buffer of netlink messages answering a dump. It
 // reports done at NLMSG_DONE; a kernel error for the request (no handler
 // for the protocol) is errNoDiag.
-func ParseDiag(b []byte, proto bind.Proto) (socks []Socket, done bool, err error) {
+func ParseDiag(b []byte, proto endpoint.Proto) (socks []Socket, done bool, err error) {
 	for len(b) >= nlmsgHdrLen {
 		l := int(binary.NativeEndian.Uint32(b[0:]))
 		typ := binary.NativeEndian.Uint16(b[4:])
@@ -192,7 +192,7 @@ func ParseDiag(b []byte, proto bind.Proto) (socks []Socket, done bool, err error
 	return socks, false, nil
 }
 
-func parseDiagMsg(m []byte, proto bind.Proto) (Socket, bool, error) {
+func parseDiagMsg(m []byte, proto endpoint.Proto) (Socket, bool, error) {
 	if len(m) < msgLen {
 		return Socket{}, false, fmt.Errorf("sock_diag: short message (%d bytes)", len(m))
 	}
@@ -209,7 +209,7 @@ func parseDiagMsg(m []byte, proto bind.Proto) (Socket, bool, error) {
 		return Socket{}, false, nil
 	}
 	s := Socket{
-		Endpoint: bind.Endpoint{Proto: proto, Addr: addr, Port: port},
+		Endpoint: endpoint.Endpoint{Proto: proto, Addr: addr, Port: port},
 		UID:      binary.NativeEndian.Uint32(m[64:]),
 		Inode:    uint64(binary.NativeEndian.Uint32(m[68:])),
 	}

@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 // Socket is one listening (TCP) or bound (UDP) socket.
 type Socket struct {
-	bind.Endpoint
+	endpoint.Endpoint
 	UID   uint32
 	Inode uint64
 	// CgroupID is the id (the inode) of the cgroup v2 directory of the
@@ -42,13 +42,13 @@ const tcpListen = 0x0A
 // table describes one /proc/net file.
 type table struct {
 	file  string
-	proto bind.Proto
+	proto endpoint.Proto
 	v6    bool
 }
 
 var tables = []table{
-	{"tcp", bind.TCP, false}, {"tcp6", bind.TCP, true},
-	{"udp", bind.UDP, false}, {"udp6", bind.UDP, true},
+	{"tcp", endpoint.TCP, false}, {"tcp6", endpoint.TCP, true},
+	{"udp", endpoint.UDP, false}, {"udp6", endpoint.UDP, true},
 }
 
 // Read reads every listening TCP and bound UDP socket on the given port
@@ -112,7 +112,7 @@ func readBindV6Only(procRoot string) bool {
 // Parse parses the text of one table. It keeps listening TCP sockets and
 // UDP sockets bound to a port; connections are not port holders.
 // It fails on a line it cannot read rather than guess.
-func Parse(data []byte, proto bind.Proto, v6, bindV6Only bool) ([]Socket, error) {
+func Parse(data []byte, proto endpoint.Proto, v6, bindV6Only bool) ([]Socket, error) {
 	// One allocation at the most sockets there can be, rather than
 	// growing through copies.
 	out := make([]Socket, 0, bytes.Count(data, []byte{'\n'}))
@@ -153,7 +153,7 @@ const (
 	fCount = 10
 )
 
-func parseLine(line []byte, proto bind.Proto, v6 bool) (Socket, bool, error) {
+func parseLine(line []byte, proto endpoint.Proto, v6 bool) (Socket, bool, error) {
 	var fields [fCount][]byte
 	n := 0
 	for n < fCount {
@@ -179,7 +179,7 @@ func parseLine(line []byte, proto bind.Proto, v6 bool) (Socket, bool, error) {
 	if err != nil {
 		return Socket{}, false, err
 	}
-	if proto == bind.TCP && state != tcpListen || port == 0 {
+	if proto == endpoint.TCP && state != tcpListen || port == 0 {
 		return Socket{}, false, nil
 	}
 	uid, ok := parseDec(fields[fUID])
@@ -191,7 +191,7 @@ func parseLine(line []byte, proto bind.Proto, v6 bool) (Socket, bool, error) {
 		return Socket{}, false, fmt.Errorf("bad inode %q", fields[fInode])
 	}
 	return Socket{
-		Endpoint: bind.Endpoint{Proto: proto, Addr: addr, Port: uint16(port)},
+		Endpoint: endpoint.Endpoint{Proto: proto, Addr: addr, Port: uint16(port)},
 		UID:      uint32(uid),
 		Inode:    inode,
 	}, true, nil

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 func littleEndianOnly(t testing.TB) {
@@ -82,7 +82,7 @@ func TestParseRejectsGarbage(t *testing.T) {
 		"0: 0100007F:2CAA 00000000:0000 0A 00000000:00000000 00:00000000 00000000 x 0 1 1",  // bad uid
 		"0: 00000000000000000000000001000000:0BB9 0:0 0A 0:0 0:0 0 0 0 1 1",                 // v6 address in the v4 table
 	} {
-		if _, err := Parse([]byte("header\n"+line+"\n"), bind.TCP, false, false); err == nil {
+		if _, err := Parse([]byte("header\n"+line+"\n"), endpoint.TCP, false, false); err == nil {
 			t.Errorf("Parse(%q) succeeded; want an error", line)
 		}
 	}
@@ -106,12 +106,12 @@ func TestReadSeesRealSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []struct {
-		proto bind.Proto
+		proto endpoint.Proto
 		addr  net.Addr
 		inode uint64
 	}{
-		{bind.TCP, tcp.Addr(), inodeOf(t, tcp.(*net.TCPListener))},
-		{bind.UDP, udp.LocalAddr(), inodeOf(t, udp.(*net.UDPConn))},
+		{endpoint.TCP, tcp.Addr(), inodeOf(t, tcp.(*net.TCPListener))},
+		{endpoint.UDP, udp.LocalAddr(), inodeOf(t, udp.(*net.UDPConn))},
 	} {
 		found := false
 		for _, s := range tab.Sockets {
@@ -157,7 +157,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("h\n 0: :\n"), false)
 	f.Fuzz(func(t *testing.T, data []byte, v6 bool) {
-		socks, err := Parse(data, bind.TCP, v6, false)
+		socks, err := Parse(data, endpoint.TCP, v6, false)
 		if err != nil {
 			return
 		}
@@ -231,7 +231,7 @@ func FuzzParseDiag(f *testing.F) {
 	f.Add(msg)
 	f.Add([]byte{16, 0, 0, 0, 3, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		socks, _, err := ParseDiag(b, bind.TCP)
+		socks, _, err := ParseDiag(b, endpoint.TCP)
 		if err != nil {
 			return
 		}
@@ -274,7 +274,7 @@ func TestPortFilterInTheKernel(t *testing.T) {
 	}
 	// The kernel rejects a malformed program (EINVAL) rather than
 	// filtering wrongly; a good one is accepted by its audit.
-	if _, err := dump(bind.TCP, false, Around([]uint16{1, 100, 1000, 40000, 65535}, 3)); err != nil {
+	if _, err := dump(endpoint.TCP, false, Around([]uint16{1, 100, 1000, 40000, 65535}, 3)); err != nil {
 		t.Fatalf("the kernel refused the filter: %v", err)
 	}
 }

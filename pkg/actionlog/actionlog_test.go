@@ -1,4 +1,4 @@
-package record
+package actionlog
 
 import (
 	"os"
@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 func TestFileRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "portclaim")
 	l := Open(dir)
 	l.journal = false // the journal is exercised end to end
-	l.Add(Entry{Action: "stop", Unit: "ollama.service", Ports: []bind.Endpoint{{Proto: bind.TCP, Port: 11434}}, Result: "done", Msg: "for alice"})
+	l.Add(Entry{Action: "stop", Unit: "ollama.service", Ports: []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}, Result: "done", Msg: "for alice"})
 	l.Close()
 	data, err := os.ReadFile(filepath.Join(dir, "portclaim.log"))
 	if err != nil {

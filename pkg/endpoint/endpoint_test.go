@@ -1,4 +1,4 @@
-package bind
+package endpoint
 
 import (
 	"net/netip"

@@ -1,14 +1,14 @@
-// Package attrib says which process and unit hold a socket, and how sure
+// Package holder says which process and unit hold a socket, and how sure
 // that is. It works with what the caller may read: an unprivileged user
 // sees every socket's uid and every process's uid and cgroup, but only its
 // own processes' open files; root sees everything.
-package attrib
+package holder
 
 import (
 	"fmt"
 	"sort"
 
-	"github.com/portclaim/portclaim/pkg/procs"
+	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
 )
 
@@ -27,8 +27,8 @@ const (
 
 // Holder is who holds a socket.
 type Holder struct {
-	Unit       procs.Unit // Name "" with a known holder: outside any unit
-	PID        int        // 0 when not known
+	Unit       processes.Unit // Name "" with a known holder: outside any unit
+	PID        int            // 0 when not known
 	Command    string
 	UID        uint32 // the socket's owner
 	Confidence Confidence
@@ -39,14 +39,14 @@ type Holder struct {
 func (h Holder) Known() bool { return h.Confidence != Unknown }
 
 // FDLookup reports whether process p has the socket inode open;
-// procs.ErrNoPermission when its files cannot be read.
-type FDLookup func(p procs.Process, inode uint64) (bool, error)
+// processes.ErrNoPermission when its files cannot be read.
+type FDLookup func(p processes.Process, inode uint64) (bool, error)
 
 // Attribute finds the holder of s among ps. expected lists the units that
 // should hold it (the manifest's units for this port), most likely first:
 // their processes are searched first, so the fds of unrelated processes
 // are read only when the expected units do not hold the socket.
-func Attribute(s sockets.Socket, ps []procs.Process, expected []procs.Unit, hasSocket FDLookup) Holder {
+func Attribute(s sockets.Socket, ps []processes.Process, expected []processes.Unit, hasSocket FDLookup) Holder {
 	cands := candidates(s, ps, expected)
 	if h, ok := confirm(s, cands, hasSocket); ok {
 		return h
@@ -56,8 +56,8 @@ func Attribute(s sockets.Socket, ps []procs.Process, expected []procs.Unit, hasS
 
 // candidates are the processes running as the socket's owner (a socket's
 // uid is its creator's, and it passes on fork), expected units' first.
-func candidates(s sockets.Socket, ps []procs.Process, expected []procs.Unit) []procs.Process {
-	rank := func(u procs.Unit) int {
+func candidates(s sockets.Socket, ps []processes.Process, expected []processes.Unit) []processes.Process {
+	rank := func(u processes.Unit) int {
 		for i, e := range expected {
 			if u == e {
 				return i
@@ -65,7 +65,7 @@ func candidates(s sockets.Socket, ps []procs.Process, expected []procs.Unit) []p
 		}
 		return len(expected)
 	}
-	var out []procs.Process
+	var out []processes.Process
 	for _, p := range ps {
 		if p.UID == s.UID {
 			out = append(out, p)
@@ -81,7 +81,7 @@ func candidates(s sockets.Socket, ps []procs.Process, expected []procs.Unit) []p
 	return out
 }
 
-func confirm(s sockets.Socket, cands []procs.Process, hasSocket FDLookup) (Holder, bool) {
+func confirm(s sockets.Socket, cands []processes.Process, hasSocket FDLookup) (Holder, bool) {
 	for _, p := range cands {
 		// Errors (no permission: root's processes seen by a user, or a
 		// user's non-dumpable ones; or the process exited) only mean this
@@ -94,9 +94,9 @@ func confirm(s sockets.Socket, cands []procs.Process, hasSocket FDLookup) (Holde
 	return Holder{}, false
 }
 
-func guess(s sockets.Socket, cands []procs.Process, expected []procs.Unit) Holder {
-	first := map[procs.Unit]procs.Process{} // lowest pid per unit: usually its main process
-	var units []procs.Unit
+func guess(s sockets.Socket, cands []processes.Process, expected []processes.Unit) Holder {
+	first := map[processes.Unit]processes.Process{} // lowest pid per unit: usually its main process
+	var units []processes.Unit
 	for _, p := range cands {
 		if p.Unit.Name == "init.scope" {
 			// The manager itself (pid 1, or systemd --user and its
@@ -109,7 +109,7 @@ func guess(s sockets.Socket, cands []procs.Process, expected []procs.Unit) Holde
 			units = append(units, p.Unit)
 		}
 	}
-	pick := func(u procs.Unit, why string) Holder {
+	pick := func(u processes.Unit, why string) Holder {
 		p := first[u]
 		return Holder{Unit: u, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Probable, Why: why}
 	}
@@ -128,7 +128,7 @@ func guess(s sockets.Socket, cands []procs.Process, expected []procs.Unit) Holde
 	return Holder{UID: s.UID, Confidence: Unknown, Why: why}
 }
 
-func describe(u procs.Unit) string {
+func describe(u processes.Unit) string {
 	switch {
 	case u.Name == "":
 		return "no unit"

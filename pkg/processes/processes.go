@@ -1,8 +1,8 @@
-// Package procs reads the process table: for each process its uid, command
+// Package processes reads the process table: for each process its uid, command
 // and the systemd unit its cgroup places it in. Any user may read these
 // files for any process. Reading a process's open files (to match a socket
 // inode) needs more: the same user, or root.
-package procs
+package processes
 
 import (
 	"bytes"

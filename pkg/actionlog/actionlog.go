@@ -1,8 +1,8 @@
-// Package record writes down every action portclaim takes: to the journal
+// Package actionlog writes down every action portclaim takes: to the journal
 // with structured fields (PORTCLAIM_UNIT=, PORTCLAIM_PORT=,
 // PORTCLAIM_ACTION=, PORTCLAIM_RESULT=; `journalctl PORTCLAIM_UNIT=ollama.service`)
 // and to $XDG_STATE_HOME/portclaim/portclaim.log.
-package record
+package actionlog
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 
-	"github.com/portclaim/portclaim/pkg/bind"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 // Log is where records go. The zero value records nothing.
@@ -29,7 +29,7 @@ type Log struct {
 type Entry struct {
 	Action string // stop, start, claim, unclaim, mask, unmask, refuse, defer
 	Unit   string
-	Ports  []bind.Endpoint
+	Ports  []endpoint.Endpoint
 	Result string // done, failed, timeout, denied, skipped, ...
 	Msg    string
 }
@@ -105,7 +105,7 @@ func (l *Log) Add(e Entry) {
 	}
 }
 
-func portList(eps []bind.Endpoint) string {
+func portList(eps []endpoint.Endpoint) string {
 	var out []string
 	for _, e := range eps {
 		out = append(out, fmt.Sprintf("%d/%s", e.Port, e.Proto))

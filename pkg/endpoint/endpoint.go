@@ -1,7 +1,7 @@
-// Package bind answers one question the way the Linux kernel does: would
+// Package endpoint answers one question the way the Linux kernel does: would
 // two sockets bound to these addresses collide? A conflict is a real bind
 // overlap, not a textual match on ":PORT".
-package bind
+package endpoint
 
 import (
 	"fmt"

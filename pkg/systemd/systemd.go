@@ -1,7 +1,7 @@
-// Package units asks systemd managers about unit state over D-Bus: the
+// Package systemd asks systemd managers about unit state over D-Bus: the
 // system manager on the system bus, and a user's manager on that user's
 // bus. It asks once per manager for all units, whatever their number.
-package units
+package systemd
 
 import (
 	"context"
