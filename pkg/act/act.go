@@ -18,6 +18,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/sockets"
@@ -31,7 +32,7 @@ const TransientDir = "/run/systemd/transient"
 // Executor runs plans for one user.
 type Executor struct {
 	Sys      *systemd.Manager
-	System   map[string]systemd.Unit // state before acting, for the claims' Prior
+	System   map[string]host.Unit // state before acting, for the claims' Prior
 	ProcRoot string
 	UID      int // the user's: sockets of this uid are the user's own
 	User     string
@@ -63,7 +64,7 @@ func (x *Executor) say(verb, format string, args ...any) {
 }
 
 // Resolve carries out steps and returns how many conflicts are left.
-func (x *Executor) Resolve(ctx context.Context, steps []plan.Step, now []sockets.Socket) (left int) {
+func (x *Executor) Resolve(ctx context.Context, steps []plan.Step, now []host.Socket) (left int) {
 	for _, st := range steps {
 		switch st.Action {
 		case plan.Refuse, plan.Report:
@@ -85,7 +86,7 @@ func (x *Executor) Resolve(ctx context.Context, steps []plan.Step, now []sockets
 
 // suggest prints the nearest free port for each finding and the home.nix
 // line that moves the user unit there.
-func (x *Executor) suggest(st plan.Step, now []sockets.Socket) {
+func (x *Executor) suggest(st plan.Step, now []host.Socket) {
 	for _, f := range st.Findings {
 		if p := plan.SuggestPort(f.Want, now, x.Manifest); p != 0 {
 			x.say("", "or move %s off %d/%s: %d is free: %s", f.UserUnit, f.Want.Port, f.Want.Proto, p, plan.MoveLine(f, p))
@@ -327,7 +328,7 @@ func (x *Executor) heldBy(ports []endpoint.Endpoint) string {
 }
 
 // onPorts reads the sockets on ports, in one read of the tables.
-func (x *Executor) onPorts(ports []endpoint.Endpoint) ([]sockets.Socket, error) {
+func (x *Executor) onPorts(ports []endpoint.Endpoint) ([]host.Socket, error) {
 	var nums []uint16
 	for _, p := range ports {
 		nums = append(nums, p.Port)
@@ -413,7 +414,7 @@ func (x *Executor) holdsAgain(ctx context.Context, ports []endpoint.Endpoint) st
 		socks, _ := x.onPorts(ports)
 		missing := ""
 		for _, want := range ports {
-			if !slices.ContainsFunc(socks, func(s sockets.Socket) bool { return endpoint.Overlap(want, s.Endpoint) }) {
+			if !slices.ContainsFunc(socks, func(s host.Socket) bool { return endpoint.Overlap(want, s.Endpoint) }) {
 				missing = fmt.Sprintf("%d/%s", want.Port, want.Proto)
 				break
 			}

@@ -7,14 +7,13 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/processes"
-	"github.com/portclaim/portclaim/pkg/sockets"
 )
 
 // benchInput is 100,000 sockets and a manifest claiming 1,000 ports, 100
 // of them held by their system units.
-func benchInput(b *testing.B) (Input, []sockets.Socket) {
+func benchInput(b *testing.B) (Input, []host.Socket) {
 	var svcs []string
 	for i := 0; i < 1000; i++ {
 		svcs = append(svcs, fmt.Sprintf(`{"name":"s%d","systemUnits":["s%d.service"],"userUnits":["u%d.service"],"ports":[{"port":%d}]}`, i, i, i, 30000+i))
@@ -23,15 +22,15 @@ func benchInput(b *testing.B) (Input, []sockets.Socket) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	all := make([]sockets.Socket, 0, 100_000)
+	all := make([]host.Socket, 0, 100_000)
 	holders := map[uint64]holder.Holder{}
 	for i := 0; i < 100_000; i++ {
 		port := uint16(1024 + i%28000) // unrelated ports below the claims
 		if i < 100 {
 			port = uint16(30000 + i*10)
-			holders[uint64(i)] = holder.Holder{Unit: processes.Unit{Name: fmt.Sprintf("s%d.service", i*10)}, PID: 100 + i, Confidence: holder.Confirmed}
+			holders[uint64(i)] = holder.Holder{Unit: host.UnitRef{Name: fmt.Sprintf("s%d.service", i*10)}, PID: 100 + i, Confidence: holder.Confirmed}
 		}
-		all = append(all, sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(i)})
+		all = append(all, host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(i)})
 	}
 	return Input{Manifest: m, UserUID: 1000, UserName: "alice", Holders: holders}, all
 }

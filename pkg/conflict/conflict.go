@@ -11,9 +11,8 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -40,12 +39,12 @@ type Input struct {
 	Manifest manifest.Manifest
 	UserUID  uint32 // whose user units the manifest declares
 	UserName string
-	Sockets  []sockets.Socket
+	Sockets  []host.Socket
 	Holders  map[uint64]holder.Holder // by socket inode
 	// System and User are unit states by name; nil when that manager
 	// could not be asked.
-	System map[string]systemd.Unit
-	User   map[string]systemd.Unit
+	System map[string]host.Unit
+	User   map[string]host.Unit
 	// Claimed lists the system units this user's claims keep down: an
 	// enabled but stopped unit that is claimed is not latent, its claim
 	// keeps it from starting at boot.
@@ -61,7 +60,7 @@ type Finding struct {
 	Want       endpoint.Endpoint // the claim: where the user unit binds
 	UserUnit   string
 	Kind       Kind
-	Socket     *sockets.Socket // the socket in the way, when held
+	Socket     *host.Socket // the socket in the way, when held
 	Holder     holder.Holder
 	Manager    string // "system", "user alice", "" when unknown
 	Unit       string // the unit holding it (or, for latent, that will)
@@ -89,7 +88,7 @@ type portKey struct {
 }
 
 // indexByPort maps each protocol and port to the sockets on it.
-func indexByPort(socks []sockets.Socket) map[portKey][]int {
+func indexByPort(socks []host.Socket) map[portKey][]int {
 	idx := make(map[portKey][]int)
 	for i, s := range socks {
 		k := portKey{s.Proto, s.Port}
@@ -100,7 +99,7 @@ func indexByPort(socks []sockets.Socket) map[portKey][]int {
 
 // InWay returns the sockets that overlap any port the manifest claims, in
 // one pass over all.
-func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
+func InWay(all []host.Socket, m manifest.Manifest) []host.Socket {
 	claimed := make(map[portKey][]endpoint.Endpoint)
 	for _, svc := range m.Services {
 		for _, p := range svc.Ports {
@@ -108,7 +107,7 @@ func InWay(all []sockets.Socket, m manifest.Manifest) []sockets.Socket {
 			claimed[k] = append(claimed[k], p)
 		}
 	}
-	var out []sockets.Socket
+	var out []host.Socket
 	for _, s := range all {
 		for _, want := range claimed[portKey{s.Proto, s.Port}] {
 			if endpoint.Overlap(want, s.Endpoint) {
@@ -161,7 +160,7 @@ func base(svc manifest.Service, want endpoint.Endpoint) Finding {
 	return f
 }
 
-func held(in Input, svc manifest.Service, want endpoint.Endpoint, s *sockets.Socket) Finding {
+func held(in Input, svc manifest.Service, want endpoint.Endpoint, s *host.Socket) Finding {
 	f := base(svc, want)
 	f.Socket = s
 	h, ok := in.Holders[s.Inode]

@@ -7,23 +7,21 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/processes"
-	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 const alice = 1000
 
-func sock(addr string, port uint16, uid uint32, inode uint64) sockets.Socket {
-	return sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr(addr), Port: port}, UID: uid, Inode: inode}
+func sock(addr string, port uint16, uid uint32, inode uint64) host.Socket {
+	return host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr(addr), Port: port}, UID: uid, Inode: inode}
 }
 
-func heldBy(unit processes.Unit, c holder.Confidence) holder.Holder {
+func heldBy(unit host.UnitRef, c holder.Confidence) holder.Holder {
 	return holder.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
 }
 
-func input(socks []sockets.Socket, holders map[uint64]holder.Holder, system map[string]systemd.Unit) Input {
+func input(socks []host.Socket, holders map[uint64]holder.Holder, system map[string]host.Unit) Input {
 	return Input{
 		Manifest: manifest.Default(), UserUID: alice, UserName: "alice",
 		Sockets: socks, Holders: holders, System: system,
@@ -52,7 +50,7 @@ func TestAllFree(t *testing.T) {
 }
 
 func TestEachKind(t *testing.T) {
-	socks := []sockets.Socket{
+	socks := []host.Socket{
 		sock("127.0.0.1", 11434, 0, 1),   // ollama.service: resolvable
 		sock("::", 6333, 1000, 2),        // alice's own qdrant container: self
 		sock("127.0.0.1", 6334, 0, 3),    // sshd: system-other
@@ -61,13 +59,13 @@ func TestEachKind(t *testing.T) {
 		sock("0.0.0.0", 9999, 0, 6),      // a port nobody claims
 	}
 	holders := map[uint64]holder.Holder{
-		1: heldBy(processes.Unit{Name: "ollama.service"}, holder.Confirmed),
-		2: heldBy(processes.Unit{User: true, UserUID: alice, Name: "podman-local-ai-qdrant.service"}, holder.Confirmed),
-		3: heldBy(processes.Unit{Name: "sshd.service"}, holder.Confirmed),
-		4: heldBy(processes.Unit{User: true, UserUID: 1001, Name: "podman-local-ai-llama-cpp.service"}, holder.Probable),
-		5: heldBy(processes.Unit{User: true, UserUID: alice, Name: "devserver.service"}, holder.Confirmed),
+		1: heldBy(host.UnitRef{Name: "ollama.service"}, holder.Confirmed),
+		2: heldBy(host.UnitRef{User: true, UserUID: alice, Name: "podman-local-ai-qdrant.service"}, holder.Confirmed),
+		3: heldBy(host.UnitRef{Name: "sshd.service"}, holder.Confirmed),
+		4: heldBy(host.UnitRef{User: true, UserUID: 1001, Name: "podman-local-ai-llama-cpp.service"}, holder.Probable),
+		5: heldBy(host.UnitRef{User: true, UserUID: alice, Name: "devserver.service"}, holder.Confirmed),
 	}
-	system := map[string]systemd.Unit{
+	system := map[string]host.Unit{
 		"ollama.service":  {ActiveState: "active", UnitFileState: "enabled", LoadState: "loaded"},
 		"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"},
 		"qdrant.service":  {ActiveState: "inactive", UnitFileState: "disabled", LoadState: "loaded"},
@@ -105,11 +103,11 @@ func TestEachKind(t *testing.T) {
 }
 
 func TestNoUnitAndUnknown(t *testing.T) {
-	socks := []sockets.Socket{sock("0.0.0.0", 11434, 65534, 1), sock("::1", 6333, 0, 2), sock("::1", 6334, 0, 3)}
+	socks := []host.Socket{sock("0.0.0.0", 11434, 65534, 1), sock("::1", 6333, 0, 2), sock("::1", 6334, 0, 3)}
 	holders := map[uint64]holder.Holder{
-		1: heldBy(processes.Unit{}, holder.Probable),
+		1: heldBy(host.UnitRef{}, holder.Probable),
 		2: {UID: 0, Confidence: holder.Unknown, Why: "socket owned by uid 0"},
-		3: heldBy(processes.Unit{Name: "session-4.scope"}, holder.Confirmed),
+		3: heldBy(host.UnitRef{Name: "session-4.scope"}, holder.Confirmed),
 	}
 	got := kinds(Classify(input(socks, holders, nil)))
 	if !strings.Contains(got, "ollama *:11434 no-unit") || !strings.Contains(got, "qdrant *:6333 unknown") || !strings.Contains(got, "qdrant *:6334 no-unit") {
@@ -118,9 +116,9 @@ func TestNoUnitAndUnknown(t *testing.T) {
 }
 
 func TestProbableHolderThatSystemdCallsInactiveIsUnknown(t *testing.T) {
-	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
-	holders := map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "ollama.service"}, holder.Probable)}
-	fs := Classify(input(socks, holders, map[string]systemd.Unit{"ollama.service": {ActiveState: "inactive"}}))
+	socks := []host.Socket{sock("127.0.0.1", 11434, 0, 1)}
+	holders := map[uint64]holder.Holder{1: heldBy(host.UnitRef{Name: "ollama.service"}, holder.Probable)}
+	fs := Classify(input(socks, holders, map[string]host.Unit{"ollama.service": {ActiveState: "inactive"}}))
 	if fs[0].Kind != Unknown {
 		t.Errorf("kind %s, want unknown", fs[0].Kind)
 	}
@@ -131,7 +129,7 @@ func TestNonOverlappingSocketIsNotAConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := input([]sockets.Socket{sock("127.0.0.2", 7000, 0, 1)}, map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "a.service"}, holder.Confirmed)}, nil)
+	in := input([]host.Socket{sock("127.0.0.2", 7000, 0, 1)}, map[uint64]holder.Holder{1: heldBy(host.UnitRef{Name: "a.service"}, holder.Confirmed)}, nil)
 	in.Manifest = m
 	if got := kinds(Classify(in)); got != "a 127.0.0.3:7000 free" {
 		t.Errorf("got %q", got)
@@ -139,9 +137,9 @@ func TestNonOverlappingSocketIsNotAConflict(t *testing.T) {
 }
 
 func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
-	socks := []sockets.Socket{sock("0.0.0.0", 11434, 0, 1)}
-	holders := map[uint64]holder.Holder{1: heldBy(processes.Unit{Name: "init.scope"}, holder.Confirmed)}
-	system := map[string]systemd.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
+	socks := []host.Socket{sock("0.0.0.0", 11434, 0, 1)}
+	holders := map[uint64]holder.Holder{1: heldBy(host.UnitRef{Name: "init.scope"}, holder.Confirmed)}
+	system := map[string]host.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
 	fs := Classify(input(socks, holders, system))
 	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].SystemUnit != "ollama.service" || !strings.Contains(fs[0].Next, "systemctl stop ollama.socket ollama.service") {
 		t.Errorf("got %+v, want resolvable, held by ollama.socket for ollama.service", fs[0])
@@ -149,7 +147,7 @@ func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 }
 
 func TestClaimedUnitIsNotLatent(t *testing.T) {
-	system := map[string]systemd.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
+	system := map[string]host.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
 	in := input(nil, nil, system)
 	in.Claimed = map[string]bool{"mindsdb.service": true}
 	if got := Summary(Classify(in)); got != "no conflicts" {
@@ -158,9 +156,9 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 }
 
 func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
-	socks := []sockets.Socket{sock("127.0.0.1", 11434, 0, 1)}
+	socks := []host.Socket{sock("127.0.0.1", 11434, 0, 1)}
 	holders := map[uint64]holder.Holder{1: {UID: 0, Confidence: holder.Unknown}}
-	system := map[string]systemd.Unit{
+	system := map[string]host.Unit{
 		"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}},
 		"ollama.socket":  {ActiveState: "active"},
 	}
@@ -168,7 +166,7 @@ func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
 	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].Holder.Confidence != holder.Probable {
 		t.Errorf("got %+v", fs[0])
 	}
-	system["ollama.socket"] = systemd.Unit{ActiveState: "inactive"}
+	system["ollama.socket"] = host.Unit{ActiveState: "inactive"}
 	if fs := Classify(input(socks, holders, system)); fs[0].Kind != Unknown {
 		t.Errorf("socket not listening: got %s, want unknown", fs[0].Kind)
 	}

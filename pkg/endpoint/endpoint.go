@@ -4,8 +4,12 @@
 package endpoint
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 )
 
 // Proto is a transport protocol: "tcp" or "udp".
@@ -80,4 +84,80 @@ func Overlap(a, b Endpoint) bool {
 // already been unmapped to IPv4 by the caller.)
 func coversIPv4(addr netip.Addr, v6only bool) bool {
 	return addr.IsUnspecified() && !v6only
+}
+
+// PortProto is the one way portclaim writes a port: "11434/tcp".
+func (e Endpoint) PortProto() string { return strconv.Itoa(int(e.Port)) + "/" + string(e.Proto) }
+
+// PortList writes ports as "11434/tcp, 6333/tcp".
+func PortList(eps []Endpoint) string {
+	out := make([]string, len(eps))
+	for i, e := range eps {
+		out[i] = e.PortProto()
+	}
+	return strings.Join(out, ", ")
+}
+
+// ParseAddress reads an address as the manifest, the claims and the
+// broker protocol write it: "" for every address, else an IP address
+// ("127.0.0.1", "::1"; no brackets, no zone).
+func ParseAddress(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address; use \"\" for all addresses, or e.g. \"127.0.0.1\" or \"::1\"", s)
+	}
+	return a, nil
+}
+
+// ParseProto reads "tcp" or "udp".
+func ParseProto(s string) (Proto, error) {
+	switch p := Proto(s); p {
+	case TCP, UDP:
+		return p, nil
+	}
+	return "", fmt.Errorf("%q is not a protocol; use \"tcp\" or \"udp\"", s)
+}
+
+// wire is an endpoint as JSON: {"port": 11434, "protocol": "tcp", "address": ""}.
+type wire struct {
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol"`
+	Address  string `json:"address"`
+}
+
+// MarshalJSON writes e as the manifest does.
+func (e Endpoint) MarshalJSON() ([]byte, error) {
+	w := wire{Port: e.Port, Protocol: string(e.Proto)}
+	if !e.All() {
+		w.Address = e.Addr.String()
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and refuses anything else:
+// a claim or a request naming a port that cannot be checked is an error,
+// never a port silently dropped.
+func (e *Endpoint) UnmarshalJSON(b []byte) error {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return fmt.Errorf("a port must be {port, protocol, address}: %w", err)
+	}
+	proto, err := ParseProto(w.Protocol)
+	if err != nil {
+		return err
+	}
+	if w.Port == 0 {
+		return fmt.Errorf("port 0 is not a port (a whole number from 1 to 65535)")
+	}
+	addr, err := ParseAddress(w.Address)
+	if err != nil {
+		return err
+	}
+	*e = Endpoint{Proto: proto, Addr: addr, Port: w.Port}
+	return nil
 }

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"encoding/json"
 	"net/netip"
 	"testing"
 )
@@ -57,5 +58,40 @@ func TestString(t *testing.T) {
 		if e.String() != want {
 			t.Errorf("String() = %q, want %q", e.String(), want)
 		}
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	for _, e := range []Endpoint{ep(TCP, "*", 11434), ep(UDP, "127.0.0.1", 53), ep(TCP, "::1", 8080)} {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Endpoint
+		if err := json.Unmarshal(b, &back); err != nil || back != e {
+			t.Errorf("%s -> %s -> %v (%v)", e, b, back, err)
+		}
+	}
+}
+
+func TestJSONRefusesWhatItCannotCheck(t *testing.T) {
+	for _, in := range []string{
+		`{"port":0,"protocol":"tcp","address":""}`,
+		`{"port":80,"protocol":"sctp","address":""}`,
+		`{"port":80,"protocol":"tcp","address":"localhost"}`,
+		`{"port":80,"protocol":"tcp","address":"fe80::1%eth0"}`,
+		`{"port":70000,"protocol":"tcp","address":""}`,
+		`{"port":80,"protocol":"tcp","address":"","extra":1}`,
+	} {
+		var e Endpoint
+		if err := json.Unmarshal([]byte(in), &e); err == nil {
+			t.Errorf("%s: accepted as %v", in, e)
+		}
+	}
+}
+
+func TestPortProto(t *testing.T) {
+	if got := PortList([]Endpoint{ep(TCP, "*", 11434), ep(UDP, "::", 53)}); got != "11434/tcp, 53/udp" {
+		t.Errorf("PortList = %q", got)
 	}
 }

@@ -19,14 +19,13 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/inspect"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // Exit codes (README "Exit codes").
@@ -242,8 +241,8 @@ func Resolve(ctx context.Context, opt Options) int {
 
 // conditions reads the start conditions of every unit resolve may act on,
 // and completes their state in res.System.
-func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]systemd.Condition {
-	out := map[string][]systemd.Condition{}
+func (r *run) conditions(ctx context.Context, res inspect.Result) map[string][]host.Condition {
+	out := map[string][]host.Condition{}
 	if r.sess.System == nil {
 		return out
 	}
@@ -400,7 +399,7 @@ func Status(opt Options) int {
 			fmt.Fprintf(out, "claim: %s yields to %s (service %s%s, kept down by %s; was %s)\n",
 				c.Unit, user, c.Service, since, orNone(c.Method), orNone(c.Prior.ActiveState))
 			for _, p := range c.Endpoints() {
-				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto, []processes.Unit{{Name: c.Unit}})
+				held, err := inspect.Who(inspect.Options{ProcRoot: opt.ProcRoot}, p.Port, p.Proto, []host.UnitRef{{Name: c.Unit}})
 				switch {
 				case err != nil:
 					fmt.Fprintf(out, "  %d/%s: %v\n", p.Port, p.Proto, err)

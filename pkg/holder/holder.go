@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/portclaim/portclaim/pkg/processes"
-	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 // Confidence says how an attribution was made.
@@ -27,8 +26,8 @@ const (
 
 // Holder is who holds a socket.
 type Holder struct {
-	Unit       processes.Unit // Name "" with a known holder: outside any unit
-	PID        int            // 0 when not known
+	Unit       host.UnitRef // Name "" with a known holder: outside any unit
+	PID        int          // 0 when not known
 	Command    string
 	UID        uint32 // the socket's owner
 	Confidence Confidence
@@ -40,13 +39,13 @@ func (h Holder) Known() bool { return h.Confidence != Unknown }
 
 // FDLookup reports whether process p has the socket inode open;
 // processes.ErrNoPermission when its files cannot be read.
-type FDLookup func(p processes.Process, inode uint64) (bool, error)
+type FDLookup func(p host.Process, inode uint64) (bool, error)
 
 // Attribute finds the holder of s among ps. expected lists the units that
 // should hold it (the manifest's units for this port), most likely first:
 // their processes are searched first, so the fds of unrelated processes
 // are read only when the expected units do not hold the socket.
-func Attribute(s sockets.Socket, ps []processes.Process, expected []processes.Unit, hasSocket FDLookup) Holder {
+func Attribute(s host.Socket, ps []host.Process, expected []host.UnitRef, hasSocket FDLookup) Holder {
 	cands := candidates(s, ps, expected)
 	if h, ok := confirm(s, cands, hasSocket); ok {
 		return h
@@ -56,8 +55,8 @@ func Attribute(s sockets.Socket, ps []processes.Process, expected []processes.Un
 
 // candidates are the processes running as the socket's owner (a socket's
 // uid is its creator's, and it passes on fork), expected units' first.
-func candidates(s sockets.Socket, ps []processes.Process, expected []processes.Unit) []processes.Process {
-	rank := func(u processes.Unit) int {
+func candidates(s host.Socket, ps []host.Process, expected []host.UnitRef) []host.Process {
+	rank := func(u host.UnitRef) int {
 		for i, e := range expected {
 			if u == e {
 				return i
@@ -65,7 +64,7 @@ func candidates(s sockets.Socket, ps []processes.Process, expected []processes.U
 		}
 		return len(expected)
 	}
-	var out []processes.Process
+	var out []host.Process
 	for _, p := range ps {
 		if p.UID == s.UID {
 			out = append(out, p)
@@ -81,7 +80,7 @@ func candidates(s sockets.Socket, ps []processes.Process, expected []processes.U
 	return out
 }
 
-func confirm(s sockets.Socket, cands []processes.Process, hasSocket FDLookup) (Holder, bool) {
+func confirm(s host.Socket, cands []host.Process, hasSocket FDLookup) (Holder, bool) {
 	for _, p := range cands {
 		// Errors (no permission: root's processes seen by a user, or a
 		// user's non-dumpable ones; or the process exited) only mean this
@@ -94,9 +93,9 @@ func confirm(s sockets.Socket, cands []processes.Process, hasSocket FDLookup) (H
 	return Holder{}, false
 }
 
-func guess(s sockets.Socket, cands []processes.Process, expected []processes.Unit) Holder {
-	first := map[processes.Unit]processes.Process{} // lowest pid per unit: usually its main process
-	var units []processes.Unit
+func guess(s host.Socket, cands []host.Process, expected []host.UnitRef) Holder {
+	first := map[host.UnitRef]host.Process{} // lowest pid per unit: usually its main process
+	var units []host.UnitRef
 	for _, p := range cands {
 		if p.Unit.Name == "init.scope" {
 			// The manager itself (pid 1, or systemd --user and its
@@ -109,7 +108,7 @@ func guess(s sockets.Socket, cands []processes.Process, expected []processes.Uni
 			units = append(units, p.Unit)
 		}
 	}
-	pick := func(u processes.Unit, why string) Holder {
+	pick := func(u host.UnitRef, why string) Holder {
 		p := first[u]
 		return Holder{Unit: u, PID: p.PID, Command: p.Command, UID: s.UID, Confidence: Probable, Why: why}
 	}
@@ -128,7 +127,7 @@ func guess(s sockets.Socket, cands []processes.Process, expected []processes.Uni
 	return Holder{UID: s.UID, Confidence: Unknown, Why: why}
 }
 
-func describe(u processes.Unit) string {
+func describe(u host.UnitRef) string {
 	switch {
 	case u.Name == "":
 		return "no unit"

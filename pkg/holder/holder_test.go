@@ -4,44 +4,44 @@ import (
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/processes"
-	"github.com/portclaim/portclaim/pkg/sockets"
 )
 
 var (
-	ollama = processes.Unit{Name: "ollama.service"}
-	sshd   = processes.Unit{Name: "sshd.service"}
-	aliceC = processes.Unit{User: true, UserUID: 1000, Name: "podman-local-ai-ollama.service"}
+	ollama = host.UnitRef{Name: "ollama.service"}
+	sshd   = host.UnitRef{Name: "sshd.service"}
+	aliceC = host.UnitRef{User: true, UserUID: 1000, Name: "podman-local-ai-ollama.service"}
 )
 
-var table = []processes.Process{
-	{PID: 1, UID: 0, Command: "systemd", Unit: processes.Unit{Name: "init.scope"}},
+var table = []host.Process{
+	{PID: 1, UID: 0, Command: "systemd", Unit: host.UnitRef{Name: "init.scope"}},
 	{PID: 50, UID: 0, Command: "sshd", Unit: sshd},
 	{PID: 70, UID: 0, Command: "ollama", Unit: ollama},
 	{PID: 71, UID: 0, Command: "ollama-runner", Unit: ollama},
-	{PID: 90, UID: 61000, Command: "qdrant", Unit: processes.Unit{Name: "qdrant.service"}},
-	{PID: 199, UID: 1000, Command: "systemd", Unit: processes.Unit{User: true, UserUID: 1000, Name: "init.scope"}},
+	{PID: 90, UID: 61000, Command: "qdrant", Unit: host.UnitRef{Name: "qdrant.service"}},
+	{PID: 199, UID: 1000, Command: "systemd", Unit: host.UnitRef{User: true, UserUID: 1000, Name: "init.scope"}},
 	{PID: 200, UID: 1000, Command: "conmon", Unit: aliceC},
 	{PID: 300, UID: 65534, Command: "holdport"},
 }
 
-func sock(uid uint32, inode uint64) sockets.Socket {
-	return sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UID: uid, Inode: inode}
+func sock(uid uint32, inode uint64) host.Socket {
+	return host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UID: uid, Inode: inode}
 }
 
 // asRoot can read every process's fds; pid 71 holds inode 7.
 func asRoot(seen *[]int) FDLookup {
-	return func(p processes.Process, inode uint64) (bool, error) {
+	return func(p host.Process, inode uint64) (bool, error) {
 		*seen = append(*seen, p.PID)
 		return p.PID == 71 && inode == 7, nil
 	}
 }
 
-func unprivileged(processes.Process, uint64) (bool, error) { return false, processes.ErrNoPermission }
+func unprivileged(host.Process, uint64) (bool, error) { return false, processes.ErrNoPermission }
 
 func TestConfirmedReadsExpectedUnitsFirst(t *testing.T) {
 	var seen []int
-	h := Attribute(sock(0, 7), table, []processes.Unit{ollama}, asRoot(&seen))
+	h := Attribute(sock(0, 7), table, []host.UnitRef{ollama}, asRoot(&seen))
 	if h.Confidence != Confirmed || h.Unit != ollama || h.PID != 71 || h.Command != "ollama-runner" {
 		t.Fatalf("got %+v", h)
 	}
@@ -52,14 +52,14 @@ func TestConfirmedReadsExpectedUnitsFirst(t *testing.T) {
 
 func TestConfirmedOutsideExpectedUnits(t *testing.T) {
 	var seen []int
-	h := Attribute(sock(0, 7), table, []processes.Unit{sshd}, asRoot(&seen))
+	h := Attribute(sock(0, 7), table, []host.UnitRef{sshd}, asRoot(&seen))
 	if h.Confidence != Confirmed || h.Unit != ollama {
 		t.Fatalf("got %+v, want ollama.service confirmed", h)
 	}
 }
 
 func TestProbableFromTheExpectedUnit(t *testing.T) {
-	h := Attribute(sock(0, 7), table, []processes.Unit{ollama}, unprivileged)
+	h := Attribute(sock(0, 7), table, []host.UnitRef{ollama}, unprivileged)
 	if h.Confidence != Probable || h.Unit != ollama || h.PID != 70 {
 		t.Fatalf("got %+v, want ollama.service probable with pid 70", h)
 	}
@@ -95,13 +95,13 @@ func TestUnknownWhenRootOwnsItAndNothingIsExpected(t *testing.T) {
 }
 
 func TestOwnSocketsAreConfirmedUnprivileged(t *testing.T) {
-	own := func(p processes.Process, inode uint64) (bool, error) {
+	own := func(p host.Process, inode uint64) (bool, error) {
 		if p.PID != 200 {
 			return false, processes.ErrNoPermission
 		}
 		return inode == 5, nil
 	}
-	h := Attribute(sock(1000, 5), table, []processes.Unit{ollama}, own)
+	h := Attribute(sock(1000, 5), table, []host.UnitRef{ollama}, own)
 	if h.Confidence != Confirmed || h.Unit != aliceC {
 		t.Fatalf("got %+v, want alice's unit confirmed", h)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/processes"
 	"github.com/portclaim/portclaim/pkg/sockets"
@@ -38,7 +39,7 @@ type Result struct {
 	Findings []conflict.Finding
 	// UserUnits is the state of the declared user units; nil when the
 	// user manager could not be asked.
-	UserUnits map[string]systemd.Unit
+	UserUnits map[string]host.Unit
 	// Notes explain a partial view that is still useful (no user manager).
 	Notes []string
 	// Broken lists what made the view unusable: no socket table, no
@@ -46,10 +47,10 @@ type Result struct {
 	Broken []string
 	// System is the state of the system units involved; nil when the
 	// system manager could not be asked.
-	System map[string]systemd.Unit
+	System map[string]host.Unit
 	// Sockets are those on and around the claimed ports, from this run's
 	// one read of the tables.
-	Sockets []sockets.Socket
+	Sockets []host.Socket
 	// DBusCalls counts D-Bus method calls, per manager.
 	DBusCalls map[string]int
 }
@@ -122,8 +123,8 @@ func (s *Session) Check(ctx context.Context, m manifest.Manifest, keptDown map[s
 	sysNames := systemNames(m, holders)
 	// The unit file state only matters for a stopped unit that may start
 	// at boot (latent) and that no claim keeps down.
-	latentCandidate := func(u systemd.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
-	system, err := ask(ctx, opt, s.System, s.SysErr, func(mgr *systemd.Manager, ctx context.Context) (map[string]systemd.Unit, error) {
+	latentCandidate := func(u host.Unit) bool { return u.Exists() && !u.Active() && !keptDown[u.Name] }
+	system, err := ask(ctx, opt, s.System, s.SysErr, func(mgr *systemd.Manager, ctx context.Context) (map[string]host.Unit, error) {
 		us, err := mgr.Units(ctx, sysNames, latentCandidate)
 		if err == nil && heldByManager(holders, inWay) {
 			// A .socket unit's listener belongs to pid 1: find the
@@ -168,7 +169,7 @@ func (s *Session) userSide(ctx context.Context, res *Result) {
 		return
 	}
 	mgr, err := s.User()
-	res.UserUnits, err = ask(ctx, s.Opt, mgr, err, func(mgr *systemd.Manager, ctx context.Context) (map[string]systemd.Unit, error) {
+	res.UserUnits, err = ask(ctx, s.Opt, mgr, err, func(mgr *systemd.Manager, ctx context.Context) (map[string]host.Unit, error) {
 		return mgr.Units(ctx, names, nil)
 	})
 	if err != nil {
@@ -197,7 +198,7 @@ func exists(path string) bool {
 
 // Held is one socket on a port, with its holder.
 type Held struct {
-	Socket sockets.Socket
+	Socket host.Socket
 	Holder holder.Holder
 }
 
@@ -205,12 +206,12 @@ type Held struct {
 // names the units that should hold it (the manifest's, a claim's): their
 // processes are looked at first, and unprivileged they make a root-owned
 // socket's holder probable rather than unknown.
-func Who(opt Options, port uint16, proto endpoint.Proto, expected []processes.Unit) ([]Held, error) {
+func Who(opt Options, port uint16, proto endpoint.Proto, expected []host.UnitRef) ([]Held, error) {
 	tab, err := sockets.Read(opt.ProcRoot, sockets.Range{Lo: port, Hi: port})
 	if err != nil {
 		return nil, err
 	}
-	var on []sockets.Socket
+	var on []host.Socket
 	for _, s := range tab.Sockets {
 		if s.Port == port && (proto == "" || s.Proto == proto) {
 			on = append(on, s)
@@ -232,8 +233,8 @@ type attributor struct {
 	opt        Options
 	euid       int
 	cgroupRoot string
-	byUnit     map[processes.Unit][]processes.Process
-	all        []processes.Process // every process; read on first need
+	byUnit     map[host.UnitRef][]host.Process
+	all        []host.Process // every process; read on first need
 	scanned    bool
 	fds        map[int]map[uint64]bool // socket inodes by pid; nil: unreadable
 	buf        []byte
@@ -243,10 +244,10 @@ type attributor struct {
 
 func newAttributor(opt Options) *attributor {
 	return &attributor{opt: opt, euid: os.Geteuid(), cgroupRoot: processes.CgroupRoot("/sys"), cgroupV2: processes.CgroupV2Root("/sys"),
-		byUnit: map[processes.Unit][]processes.Process{}, fds: map[int]map[uint64]bool{}, buf: processes.NewBuffer()}
+		byUnit: map[host.UnitRef][]host.Process{}, fds: map[int]map[uint64]bool{}, buf: processes.NewBuffer()}
 }
 
-func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[uint64]holder.Holder {
+func (a *attributor) attribute(inWay []host.Socket, m manifest.Manifest) map[uint64]holder.Holder {
 	out := map[uint64]holder.Holder{}
 	for _, s := range inWay {
 		out[s.Inode] = a.one(s, expected(s, m, uint32(a.opt.UID)))
@@ -257,8 +258,8 @@ func (a *attributor) attribute(inWay []sockets.Socket, m manifest.Manifest) map[
 // one attributes s: first among the processes of the units expected to
 // hold it (read from their cgroups), then, when those do not hold it,
 // among every process.
-func (a *attributor) one(s sockets.Socket, expected []processes.Unit) holder.Holder {
-	var cands []processes.Process
+func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
+	var cands []host.Process
 	for _, u := range expected {
 		ps, ok := a.byUnit[u]
 		if !ok {
@@ -292,7 +293,7 @@ func (a *attributor) one(s sockets.Socket, expected []processes.Unit) holder.Hol
 // fromCgroup attributes s to the unit whose cgroup created it (sock_diag's
 // cgroup id is the inode of that cgroup v2 directory), with the lowest pid
 // of that cgroup running as the socket's owner.
-func (a *attributor) fromCgroup(s sockets.Socket, expected []processes.Unit) (holder.Holder, bool) {
+func (a *attributor) fromCgroup(s host.Socket, expected []host.UnitRef) (holder.Holder, bool) {
 	if s.CgroupID == 0 || a.cgroupV2 == "" {
 		return holder.Holder{}, false
 	}
@@ -318,7 +319,7 @@ func (a *attributor) fromCgroup(s sockets.Socket, expected []processes.Unit) (ho
 
 // cgroupDir finds the cgroup directory whose inode is id: first among the
 // expected units' own (one stat each), else by one walk of the tree.
-func (a *attributor) cgroupDir(id uint64, expected []processes.Unit) (string, bool) {
+func (a *attributor) cgroupDir(id uint64, expected []host.UnitRef) (string, bool) {
 	for _, u := range expected {
 		dir := filepath.Join(a.cgroupV2, processes.UnitCgroup(u))
 		if inode(dir) == id {
@@ -348,7 +349,7 @@ func inode(path string) uint64 {
 
 func (a *attributor) canRead(uid uint32) bool { return a.euid == 0 || uint32(a.euid) == uid }
 
-func (a *attributor) hasSocket(p processes.Process, inode uint64) (bool, error) {
+func (a *attributor) hasSocket(p host.Process, inode uint64) (bool, error) {
 	if !a.canRead(p.UID) {
 		return false, processes.ErrNoPermission // not worth a system call
 	}
@@ -361,11 +362,11 @@ func (a *attributor) hasSocket(p processes.Process, inode uint64) (bool, error) 
 }
 
 // Expected lists the units the manifest says may hold a socket on port.
-func Expected(m manifest.Manifest, port uint16, proto endpoint.Proto, uid uint32) []processes.Unit {
-	var out []processes.Unit
+func Expected(m manifest.Manifest, port uint16, proto endpoint.Proto, uid uint32) []host.UnitRef {
+	var out []host.UnitRef
 	for _, p := range []endpoint.Proto{endpoint.TCP, endpoint.UDP} {
 		if proto == "" || proto == p {
-			out = append(out, expected(sockets.Socket{Endpoint: endpoint.Endpoint{Proto: p, Port: port}}, m, uid)...)
+			out = append(out, expected(host.Socket{Endpoint: endpoint.Endpoint{Proto: p, Port: port}}, m, uid)...)
 		}
 	}
 	return out
@@ -373,18 +374,18 @@ func Expected(m manifest.Manifest, port uint16, proto endpoint.Proto, uid uint32
 
 // expected lists the units the manifest says may hold s: the claiming
 // service's system units, then its user units.
-func expected(s sockets.Socket, m manifest.Manifest, uid uint32) []processes.Unit {
-	var out []processes.Unit
+func expected(s host.Socket, m manifest.Manifest, uid uint32) []host.UnitRef {
+	var out []host.UnitRef
 	for _, svc := range m.Services {
 		for _, p := range svc.Ports {
 			if !endpoint.Overlap(p, s.Endpoint) {
 				continue
 			}
 			for _, u := range svc.SystemUnits {
-				out = append(out, processes.Unit{Name: u})
+				out = append(out, host.UnitRef{Name: u})
 			}
 			for _, u := range svc.UserUnits {
-				out = append(out, processes.Unit{User: true, UserUID: uid, Name: u})
+				out = append(out, host.UnitRef{User: true, UserUID: uid, Name: u})
 			}
 		}
 	}
@@ -417,7 +418,7 @@ func declaredSystemUnits(m manifest.Manifest) []string {
 
 // heldByManager reports whether a socket in the way may be a .socket
 // unit's: held by the system manager itself, or root's and unattributed.
-func heldByManager(holders map[uint64]holder.Holder, inWay []sockets.Socket) bool {
+func heldByManager(holders map[uint64]holder.Holder, inWay []host.Socket) bool {
 	for _, s := range inWay {
 		h := holders[s.Inode]
 		if h.Known() && !h.Unit.User && h.Unit.Name == "init.scope" || !h.Known() && s.UID == 0 {
@@ -427,7 +428,7 @@ func heldByManager(holders map[uint64]holder.Holder, inWay []sockets.Socket) boo
 	return false
 }
 
-func ask(ctx context.Context, opt Options, mgr *systemd.Manager, connErr error, query func(*systemd.Manager, context.Context) (map[string]systemd.Unit, error)) (map[string]systemd.Unit, error) {
+func ask(ctx context.Context, opt Options, mgr *systemd.Manager, connErr error, query func(*systemd.Manager, context.Context) (map[string]host.Unit, error)) (map[string]host.Unit, error) {
 	if mgr == nil {
 		return nil, connErr
 	}

@@ -11,10 +11,9 @@ import (
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -63,9 +62,9 @@ type Input struct {
 	NoPolicy string         // why Policy is nil
 	// ClaimsDir is the policy's, or the default when there is none.
 	ClaimsDir string
-	System    map[string]systemd.Unit
+	System    map[string]host.Unit
 	// Conditions of the units in play (Resolvable and Latent ones).
-	Conditions map[string][]systemd.Condition
+	Conditions map[string][]host.Condition
 	Claims     map[string]claims.Claim // this user's, by unit
 }
 
@@ -133,7 +132,7 @@ func yieldStep(in Input, f conflict.Finding) Step {
 	st.Method = claims.ByCondition
 	for _, u := range st.Units {
 		path := claims.Dir(in.ClaimsDir, in.User) + "/" + u
-		if systemd.KeptDownBy(in.Conditions[u], path) {
+		if host.KeptDownBy(in.Conditions[u], path) {
 			continue
 		}
 		if in.Root {
@@ -213,7 +212,7 @@ type ReleaseStep struct {
 // take the port from a user unit. A claimed unit that runs anyway (its
 // claim kept nothing down) has its claim removed, and is not started.
 // Steps come socket first, so a service starts after the socket it needs.
-func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []sockets.Socket, running map[string]bool) []ReleaseStep {
+func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []host.Socket, running map[string]bool) []ReleaseStep {
 	var out []ReleaseStep
 	for _, c := range cs {
 		if !all && declared(m, c) {
@@ -272,7 +271,7 @@ func portName(e endpoint.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, 
 // SuggestPort finds the free port nearest to want.Port on want's address
 // (alternating above and below, staying at or above 1024 and away from
 // every other claimed port), or 0 when none is within 100.
-func SuggestPort(want endpoint.Endpoint, now []sockets.Socket, m manifest.Manifest) uint16 {
+func SuggestPort(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest) uint16 {
 	free := func(p int) bool {
 		if p < 1024 || p > 65535 {
 			return false

@@ -9,10 +9,9 @@ import (
 	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 const dir = "/var/lib/portclaim/claims"
@@ -22,10 +21,10 @@ func finding(service, unit string, kind conflict.Kind, port uint16) conflict.Fin
 		Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: port}}
 }
 
-func keptDown(user string, us ...string) map[string][]systemd.Condition {
-	out := map[string][]systemd.Condition{}
+func keptDown(user string, us ...string) map[string][]host.Condition {
+	out := map[string][]host.Condition{}
 	for _, u := range us {
-		out[u] = []systemd.Condition{{Type: "ConditionPathExists", Negate: true, Param: dir + "/" + user + "/" + u}}
+		out[u] = []host.Condition{{Type: "ConditionPathExists", Negate: true, Param: dir + "/" + user + "/" + u}}
 	}
 	return out
 }
@@ -63,7 +62,7 @@ func TestRefusedWithoutPolicyGrant(t *testing.T) {
 
 func TestSocketActivatedUnitYieldsWithItsSocket(t *testing.T) {
 	in := baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333))
-	in.System = map[string]systemd.Unit{"qdrant.service": {TriggeredBy: []string{"qdrant.socket"}}}
+	in.System = map[string]host.Unit{"qdrant.service": {TriggeredBy: []string{"qdrant.socket"}}}
 	st := Resolve(in)[0]
 	if st.Action != Refuse || !strings.Contains(st.Fix, "qdrant.socket") {
 		t.Fatalf("the .socket is not in the policy: got %+v", st)
@@ -117,7 +116,7 @@ func TestRelease(t *testing.T) {
 	gone := claims.Claim{Unit: "old.service", Service: "old", Ports: []claims.Port{{Port: 7000, Protocol: "tcp"}},
 		Prior: claims.Prior{ActiveState: "active"}}
 	held := claims.Claim{Unit: "busy.service", Service: "busy", Ports: []claims.Port{{Port: 7001, Protocol: "tcp"}}}
-	now := []sockets.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
+	now := []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
 	steps := Release([]claims.Claim{kept, gone, held}, m, false, now, nil)
 	if len(steps) != 2 || steps[1].Claim.Unit != "old.service" || !steps[1].Start || steps[1].Deferred != "" ||
 		steps[0].Claim.Unit != "busy.service" || !strings.Contains(steps[0].Deferred, "still held") {
@@ -130,7 +129,7 @@ func TestRelease(t *testing.T) {
 
 func TestSuggestPortAndMoveLine(t *testing.T) {
 	want := endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}
-	now := []sockets.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6333}}}
+	now := []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6333}}}
 	// 6334 is claimed by qdrant itself, 6332 is free.
 	if p := SuggestPort(want, now, manifest.Default()); p != 6332 {
 		t.Fatalf("SuggestPort = %d, want 6332", p)

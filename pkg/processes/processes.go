@@ -15,35 +15,18 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
-// Process is one entry of /proc.
-type Process struct {
-	PID     int
-	UID     uint32 // real uid
-	Command string // comm, as ps -o comm shows it
-	Unit    Unit
-}
-
-// Unit is where a cgroup path places a process: a unit of the system
-// manager, or of the user manager of UserUID. An empty Name means the
-// process is outside any unit portclaim can name (a cgroup outside this
-// machine's tree, or the root).
-type Unit struct {
-	User    bool
-	UserUID uint32
-	Name    string
-}
-
 // Scan reads every process below procRoot. Processes that exit while it
 // reads are skipped. It fails only when procRoot cannot be listed.
-func Scan(procRoot string) ([]Process, error) {
+func Scan(procRoot string) ([]host.Process, error) {
 	entries, err := os.ReadDir(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("listing processes: %w", err)
 	}
-	out := make([]Process, 0, len(entries))
+	out := make([]host.Process, 0, len(entries))
 	buf := NewBuffer()
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -59,20 +42,20 @@ func Scan(procRoot string) ([]Process, error) {
 	return out, nil
 }
 
-func read(procRoot string, pid int, buf []byte) (Process, error) {
+func read(procRoot string, pid int, buf []byte) (host.Process, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
 	status, err := readSmall(filepath.Join(dir, "status"), buf)
 	if err != nil {
-		return Process{}, err
+		return host.Process{}, err
 	}
-	p := Process{PID: pid}
+	p := host.Process{PID: pid}
 	var ok bool
 	if p.Command, p.UID, ok = parseStatus(status); !ok {
-		return Process{}, fmt.Errorf("%s/status: no Name or Uid", dir)
+		return host.Process{}, fmt.Errorf("%s/status: no Name or Uid", dir)
 	}
 	cg, err := readSmall(filepath.Join(dir, "cgroup"), buf)
 	if err != nil {
-		return Process{}, err
+		return host.Process{}, err
 	}
 	p.Unit = UnitOfCgroup(CgroupPath(cg))
 	return p, nil
@@ -130,14 +113,14 @@ func CgroupPath(b []byte) string {
 // units ("/user.slice/user-1000.slice/user@1000.service/app.slice/x.service"
 // is user 1000's x.service). Sub-cgroups a service makes for itself
 // (podman's libpod-*.scope under the service) belong to that service.
-func UnitOfCgroup(path string) Unit {
-	var u Unit
+func UnitOfCgroup(path string) host.UnitRef {
+	var u host.UnitRef
 	for _, c := range strings.Split(path, "/") {
 		switch {
 		case c == "" || strings.HasSuffix(c, ".slice"):
 			continue
 		case c == "..":
-			return Unit{} // outside this cgroup namespace: not ours to name
+			return host.UnitRef{} // outside this cgroup namespace: not ours to name
 		case !u.User && strings.HasPrefix(c, "user@") && strings.HasSuffix(c, ".service"):
 			uid, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(c, "user@"), ".service"), 10, 32)
 			if err == nil {
@@ -146,12 +129,12 @@ func UnitOfCgroup(path string) Unit {
 			}
 		}
 		if unitname.Validate(c) != nil {
-			return Unit{}
+			return host.UnitRef{}
 		}
 		u.Name = c
 		return u
 	}
-	return Unit{}
+	return host.UnitRef{}
 }
 
 // ErrNoPermission means the process's open files cannot be read by us.
@@ -185,7 +168,7 @@ func cgroupRootIn(sysRoot string, dirs ...string) string {
 
 // UnitCgroup is where systemd puts a unit that sets no Slice=: system
 // services in system.slice, a user's in app.slice under user@UID.service.
-func UnitCgroup(u Unit) string {
+func UnitCgroup(u host.UnitRef) string {
 	if u.User {
 		return fmt.Sprintf("/user.slice/user-%d.slice/user@%d.service/app.slice/%s", u.UserUID, u.UserUID, u.Name)
 	}
@@ -201,7 +184,7 @@ func UnitCgroup(u Unit) string {
 // It runs once per conflicting unit, so it reads with plain open/read/
 // close and one buffer (readSmall): with 500 conflicts the system calls
 // are the cost.
-func UnitProcesses(procRoot, cgroupRoot string, u Unit, buf []byte) []Process {
+func UnitProcesses(procRoot, cgroupRoot string, u host.UnitRef, buf []byte) []host.Process {
 	if cgroupRoot == "" {
 		return nil
 	}
@@ -210,7 +193,7 @@ func UnitProcesses(procRoot, cgroupRoot string, u Unit, buf []byte) []Process {
 
 // CgroupProcesses reads the processes of the cgroup directory dir (and
 // those below it when it has none itself), all taken to be in unit u.
-func CgroupProcesses(procRoot, dir string, u Unit, buf []byte) []Process {
+func CgroupProcesses(procRoot, dir string, u host.UnitRef, buf []byte) []host.Process {
 	pids := readPIDs(filepath.Join(dir, "cgroup.procs"), buf)
 	if len(pids) == 0 {
 		// A unit with sub-cgroups (cgroup v2 keeps processes in leaves).
@@ -221,14 +204,14 @@ func CgroupProcesses(procRoot, dir string, u Unit, buf []byte) []Process {
 			return nil
 		})
 	}
-	var out []Process
+	var out []host.Process
 	for _, pid := range pids {
 		status, err := readSmall(filepath.Join(procRoot, strconv.Itoa(pid), "status"), buf)
 		if err != nil {
 			continue // exited, or outside our pid namespace
 		}
 		if name, uid, ok := parseStatus(status); ok {
-			out = append(out, Process{PID: pid, UID: uid, Command: name, Unit: u})
+			out = append(out, host.Process{PID: pid, UID: uid, Command: name, Unit: u})
 		}
 	}
 	return out

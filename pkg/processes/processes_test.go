@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 func TestUnitOfCgroup(t *testing.T) {
-	cases := map[string]Unit{
+	cases := map[string]host.UnitRef{
 		"/system.slice/ollama.service":                {Name: "ollama.service"},
 		"/system.slice/qdrant.service/sub":            {Name: "qdrant.service"},
 		"/init.scope":                                 {Name: "init.scope"},
@@ -59,7 +61,7 @@ func TestScanAndHasSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var me *Process
+	var me *host.Process
 	for i := range ps {
 		if ps[i].PID == os.Getpid() {
 			me = &ps[i]
@@ -85,10 +87,10 @@ func TestScanAndHasSocket(t *testing.T) {
 }
 
 func TestUnitCgroup(t *testing.T) {
-	if got := UnitCgroup(Unit{Name: "ollama.service"}); got != "/system.slice/ollama.service" {
+	if got := UnitCgroup(host.UnitRef{Name: "ollama.service"}); got != "/system.slice/ollama.service" {
 		t.Error(got)
 	}
-	if got := UnitCgroup(Unit{User: true, UserUID: 1000, Name: "podman-x.service"}); got != "/user.slice/user-1000.slice/user@1000.service/app.slice/podman-x.service" {
+	if got := UnitCgroup(host.UnitRef{User: true, UserUID: 1000, Name: "podman-x.service"}); got != "/user.slice/user-1000.slice/user@1000.service/app.slice/podman-x.service" {
 		t.Error(got)
 	}
 }
@@ -100,7 +102,7 @@ func TestUnitProcessesReadsTheCgroupTree(t *testing.T) {
 	os.WriteFile(filepath.Join(cg, "cgroup.procs"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644)
 	os.WriteFile(filepath.Join(dir, "sub", "cgroup.procs"), []byte("999999999\n"), 0o644) // not read: the top has processes
-	ps := UnitProcesses("/proc", cg, Unit{Name: "x.service"}, NewBuffer())
+	ps := UnitProcesses("/proc", cg, host.UnitRef{Name: "x.service"}, NewBuffer())
 	if len(ps) != 1 || ps[0].PID != os.Getpid() || ps[0].Unit.Name != "x.service" || ps[0].UID != uint32(os.Getuid()) {
 		t.Fatalf("UnitProcesses = %+v", ps)
 	}
@@ -128,7 +130,7 @@ func TestUnitProcessesInSubCgroups(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "payload"), 0o755)
 	os.WriteFile(filepath.Join(dir, "cgroup.procs"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, "payload", "cgroup.procs"), []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644)
-	if ps := UnitProcesses("/proc", cg, Unit{Name: "x.service"}, NewBuffer()); len(ps) != 1 || ps[0].PID != os.Getpid() {
+	if ps := UnitProcesses("/proc", cg, host.UnitRef{Name: "x.service"}, NewBuffer()); len(ps) != 1 || ps[0].PID != os.Getpid() {
 		t.Fatalf("UnitProcesses = %+v", ps)
 	}
 }

@@ -10,24 +10,22 @@ import (
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/inspect"
-	"github.com/portclaim/portclaim/pkg/processes"
-	"github.com/portclaim/portclaim/pkg/sockets"
-	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 func result() inspect.Result {
-	sock := &sockets.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 11434}}
+	sock := &host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 11434}}
 	return inspect.Result{
 		UserName: "alice",
 		Findings: []conflict.Finding{
 			{Service: "ollama", Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UserUnit: "podman-local-ai-ollama.service",
 				Kind: conflict.Resolvable, Socket: sock, Manager: "system", Unit: "ollama.service", SystemUnit: "ollama.service",
-				Holder: holder.Holder{Unit: processes.Unit{Name: "ollama.service"}, PID: 70, Command: "ollama", Confidence: holder.Confirmed},
+				Holder: holder.Holder{Unit: host.UnitRef{Name: "ollama.service"}, PID: 70, Command: "ollama", Confidence: holder.Confirmed},
 				Next:   "stop it"},
 			{Service: "qdrant", Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}, UserUnit: "podman-local-ai-qdrant.service", Kind: conflict.Free},
 		},
-		UserUnits: map[string]systemd.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
+		UserUnits: map[string]host.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
 		Notes:     []string{"a note"},
 		DBusCalls: map[string]int{"system": 1, "user": 1},
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 // Reading through sock_diag (netlink, what ss(8) uses) instead of the
@@ -62,7 +63,7 @@ func ReadLive(procRoot string, ranges ...Range) (Table, error) {
 	return t, nil
 }
 
-func dump(proto endpoint.Proto, v6 bool, ranges []Range) ([]Socket, error) {
+func dump(proto endpoint.Proto, v6 bool, ranges []Range) ([]host.Socket, error) {
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)
 	if err != nil {
 		return nil, errNoDiag
@@ -72,7 +73,7 @@ func dump(proto endpoint.Proto, v6 bool, ranges []Range) ([]Socket, error) {
 		return nil, errNoDiag
 	}
 	buf := make([]byte, 256<<10)
-	var out []Socket
+	var out []host.Socket
 	for {
 		n, _, err := syscall.Recvfrom(fd, buf, 0)
 		if err != nil {
@@ -165,7 +166,7 @@ func op(b []byte, code byte, yes, no int) {
 // ParseDiag parses one buffer of netlink messages answering a dump. It
 // reports done at NLMSG_DONE; a kernel error for the request (no handler
 // for the protocol) is errNoDiag.
-func ParseDiag(b []byte, proto endpoint.Proto) (socks []Socket, done bool, err error) {
+func ParseDiag(b []byte, proto endpoint.Proto) (socks []host.Socket, done bool, err error) {
 	for len(b) >= nlmsgHdrLen {
 		l := int(binary.NativeEndian.Uint32(b[0:]))
 		typ := binary.NativeEndian.Uint16(b[4:])
@@ -192,9 +193,9 @@ func ParseDiag(b []byte, proto endpoint.Proto) (socks []Socket, done bool, err e
 	return socks, false, nil
 }
 
-func parseDiagMsg(m []byte, proto endpoint.Proto) (Socket, bool, error) {
+func parseDiagMsg(m []byte, proto endpoint.Proto) (host.Socket, bool, error) {
 	if len(m) < msgLen {
-		return Socket{}, false, fmt.Errorf("sock_diag: short message (%d bytes)", len(m))
+		return host.Socket{}, false, fmt.Errorf("sock_diag: short message (%d bytes)", len(m))
 	}
 	family := m[0]
 	// id starts at 4: sport(2, big endian) dport(2) src(16) dst(16) if(4) cookie(8)
@@ -206,9 +207,9 @@ func parseDiagMsg(m []byte, proto endpoint.Proto) (Socket, bool, error) {
 	case syscall.AF_INET6:
 		addr = netip.AddrFrom16([16]byte(m[8:24]))
 	default:
-		return Socket{}, false, nil
+		return host.Socket{}, false, nil
 	}
-	s := Socket{
+	s := host.Socket{
 		Endpoint: endpoint.Endpoint{Proto: proto, Addr: addr, Port: port},
 		UID:      binary.NativeEndian.Uint32(m[64:]),
 		Inode:    uint64(binary.NativeEndian.Uint32(m[68:])),

@@ -16,21 +16,12 @@ import (
 	"strings"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 )
-
-// Socket is one listening (TCP) or bound (UDP) socket.
-type Socket struct {
-	endpoint.Endpoint
-	UID   uint32
-	Inode uint64
-	// CgroupID is the id (the inode) of the cgroup v2 directory of the
-	// process that created the socket, from sock_diag; 0 when unknown.
-	CgroupID uint64
-}
 
 // Table is the result of one read of the four tables.
 type Table struct {
-	Sockets []Socket
+	Sockets []host.Socket
 	// Missing lists tables that do not exist (tcp6/udp6 without IPv6).
 	Missing []string
 }
@@ -112,10 +103,10 @@ func readBindV6Only(procRoot string) bool {
 // Parse parses the text of one table. It keeps listening TCP sockets and
 // UDP sockets bound to a port; connections are not port holders.
 // It fails on a line it cannot read rather than guess.
-func Parse(data []byte, proto endpoint.Proto, v6, bindV6Only bool) ([]Socket, error) {
+func Parse(data []byte, proto endpoint.Proto, v6, bindV6Only bool) ([]host.Socket, error) {
 	// One allocation at the most sockets there can be, rather than
 	// growing through copies.
-	out := make([]Socket, 0, bytes.Count(data, []byte{'\n'}))
+	out := make([]host.Socket, 0, bytes.Count(data, []byte{'\n'}))
 	first := true
 	for len(data) > 0 {
 		var line []byte
@@ -153,7 +144,7 @@ const (
 	fCount = 10
 )
 
-func parseLine(line []byte, proto endpoint.Proto, v6 bool) (Socket, bool, error) {
+func parseLine(line []byte, proto endpoint.Proto, v6 bool) (host.Socket, bool, error) {
 	var fields [fCount][]byte
 	n := 0
 	for n < fCount {
@@ -169,28 +160,28 @@ func parseLine(line []byte, proto endpoint.Proto, v6 bool) (Socket, bool, error)
 		n++
 	}
 	if n < fCount {
-		return Socket{}, false, fmt.Errorf("has %d fields, want at least %d", n, fCount)
+		return host.Socket{}, false, fmt.Errorf("has %d fields, want at least %d", n, fCount)
 	}
 	state, ok := parseHex(fields[fState])
 	if !ok {
-		return Socket{}, false, fmt.Errorf("bad state %q", fields[fState])
+		return host.Socket{}, false, fmt.Errorf("bad state %q", fields[fState])
 	}
 	addr, port, err := parseAddrPort(fields[fLocal], v6)
 	if err != nil {
-		return Socket{}, false, err
+		return host.Socket{}, false, err
 	}
 	if proto == endpoint.TCP && state != tcpListen || port == 0 {
-		return Socket{}, false, nil
+		return host.Socket{}, false, nil
 	}
 	uid, ok := parseDec(fields[fUID])
 	if !ok {
-		return Socket{}, false, fmt.Errorf("bad uid %q", fields[fUID])
+		return host.Socket{}, false, fmt.Errorf("bad uid %q", fields[fUID])
 	}
 	inode, ok := parseDec(fields[fInode])
 	if !ok {
-		return Socket{}, false, fmt.Errorf("bad inode %q", fields[fInode])
+		return host.Socket{}, false, fmt.Errorf("bad inode %q", fields[fInode])
 	}
-	return Socket{
+	return host.Socket{
 		Endpoint: endpoint.Endpoint{Proto: proto, Addr: addr, Port: uint16(port)},
 		UID:      uint32(uid),
 		Inode:    inode,

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 func littleEndianOnly(t testing.TB) {
@@ -191,7 +192,7 @@ func TestDiagAgreesWithProcNet(t *testing.T) {
 		}
 		text.Sockets = append(text.Sockets, one.Sockets...)
 	}
-	key := func(s Socket) string { return fmt.Sprintf("%s %s uid=%d", s.Proto, s.Endpoint, s.UID) }
+	key := func(s host.Socket) string { return fmt.Sprintf("%s %s uid=%d", s.Proto, s.Endpoint, s.UID) }
 	fromText := map[uint64]string{}
 	for _, s := range text.Sockets {
 		fromText[s.Inode] = key(s)

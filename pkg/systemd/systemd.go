@@ -18,39 +18,8 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"github.com/portclaim/portclaim/pkg/host"
 )
-
-// Unit is the state of one unit in one manager.
-type Unit struct {
-	Name          string
-	LoadState     string // loaded, not-found, masked, ...
-	ActiveState   string // active, inactive, failed, activating, ...
-	SubState      string
-	UnitFileState string // enabled, disabled, static, ... ("" when it has no unit file)
-	FragmentPath  string // the unit file, e.g. /etc/systemd/system/ollama.service
-	// TriggeredBy lists the unit's activating .socket when that socket is
-	// loaded: the .socket holds the port even while the service is down.
-	TriggeredBy []string
-}
-
-// Active reports whether the unit is running or about to be.
-func (u Unit) Active() bool {
-	switch u.ActiveState {
-	case "active", "activating", "reloading", "refreshing":
-		return true
-	}
-	return false
-}
-
-// Exists reports whether systemd has it loaded from a unit file.
-func (u Unit) Exists() bool { return u.LoadState != "" && u.LoadState != "not-found" }
-
-// StartsAtBoot reports whether an inactive unit will be started at boot:
-// it is enabled (symlinked into a .wants directory, as NixOS does for
-// every wantedBy unit).
-func (u Unit) StartsAtBoot() bool {
-	return u.UnitFileState == "enabled" || u.UnitFileState == "enabled-runtime"
-}
 
 // Manager is a connection to one systemd manager.
 type Manager struct {
@@ -154,8 +123,8 @@ func (m *Manager) Close() { m.conn.Close() }
 // The unit file state (UnitFileState, FragmentPath) costs a second call,
 // ListUnitFilesByPatterns, made only for the units needFile picks (nil:
 // none) and only when it picks any.
-func (m *Manager) Units(ctx context.Context, names []string, needFile func(Unit) bool) (map[string]Unit, error) {
-	out := make(map[string]Unit, len(names))
+func (m *Manager) Units(ctx context.Context, names []string, needFile func(host.Unit) bool) (map[string]host.Unit, error) {
+	out := make(map[string]host.Unit, len(names))
 	if err := m.list(ctx, names, out); err != nil {
 		return nil, err
 	}
@@ -171,12 +140,12 @@ func (m *Manager) Units(ctx context.Context, names []string, needFile func(Unit)
 	return out, nil
 }
 
-func (m *Manager) list(ctx context.Context, names []string, out map[string]Unit) error {
+func (m *Manager) list(ctx context.Context, names []string, out map[string]host.Unit) error {
 	if len(names) == 0 {
 		return nil
 	}
 	for _, n := range names {
-		out[n] = Unit{Name: n, ActiveState: "inactive"}
+		out[n] = host.Unit{Name: n, ActiveState: "inactive"}
 	}
 	m.Calls++
 	st, err := m.conn.ListUnitsByPatternsContext(ctx, nil, patterns(names))
@@ -185,7 +154,7 @@ func (m *Manager) list(ctx context.Context, names []string, out map[string]Unit)
 	}
 	for _, s := range st {
 		if _, asked := out[s.Name]; asked {
-			out[s.Name] = Unit{Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState}
+			out[s.Name] = host.Unit{Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState}
 		}
 	}
 	return nil
@@ -205,7 +174,7 @@ func patterns(names []string) []string {
 // named services (foo.socket for foo.service, systemd.socket(5)); for each
 // that exists it sets the service's TriggeredBy and adds the socket's own
 // state to out.
-func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[string]Unit) error {
+func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[string]host.Unit) error {
 	var socks []string
 	for _, n := range services {
 		if s := socketOf(n); s != "" && !slices.Contains(socks, s) {
@@ -229,12 +198,12 @@ func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[st
 
 // FillFileStates adds UnitFileState and FragmentPath to the units in out
 // named by names (one call), for the record a claim keeps of them.
-func (m *Manager) FillFileStates(ctx context.Context, names []string, out map[string]Unit) error {
+func (m *Manager) FillFileStates(ctx context.Context, names []string, out map[string]host.Unit) error {
 	return m.fileStates(ctx, names, out)
 }
 
 // fileStates fills in UnitFileState and FragmentPath for names.
-func (m *Manager) fileStates(ctx context.Context, names []string, out map[string]Unit) error {
+func (m *Manager) fileStates(ctx context.Context, names []string, out map[string]host.Unit) error {
 	if len(names) == 0 {
 		return nil
 	}
@@ -246,7 +215,7 @@ func (m *Manager) fileStates(ctx context.Context, names []string, out map[string
 	for _, f := range files {
 		name := filepath.Base(f.Path)
 		if u, ok := out[name]; ok {
-			u.UnitFileState, u.FragmentPath = f.Type, f.Path
+			u.UnitFileState = f.Type
 			out[name] = u
 		}
 	}
@@ -262,16 +231,8 @@ func socketOf(name string) string {
 	return ""
 }
 
-// Condition is one of a unit's Condition*= settings.
-type Condition struct {
-	Type    string // "ConditionPathExists"
-	Negate  bool   // "!path"
-	Param   string // the path
-	Trigger bool   // "|path": ORed instead of ANDed
-}
-
 // Conditions returns the unit's start conditions (the Conditions property).
-func (m *Manager) Conditions(ctx context.Context, unit string) ([]Condition, error) {
+func (m *Manager) Conditions(ctx context.Context, unit string) ([]host.Condition, error) {
 	p, err := m.conn.GetUnitPropertyContext(ctx, unit, "Conditions")
 	if err != nil {
 		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
@@ -280,7 +241,7 @@ func (m *Manager) Conditions(ctx context.Context, unit string) ([]Condition, err
 	if err := dbus.Store([]any{p.Value.Value()}, &raw); err != nil {
 		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
 	}
-	var out []Condition
+	var out []host.Condition
 	for _, c := range raw {
 		if len(c) < 4 {
 			continue
@@ -289,20 +250,9 @@ func (m *Manager) Conditions(ctx context.Context, unit string) ([]Condition, err
 		trigger, _ := c[1].(bool)
 		negate, _ := c[2].(bool)
 		param, _ := c[3].(string)
-		out = append(out, Condition{Type: typ, Trigger: trigger, Negate: negate, Param: param})
+		out = append(out, host.Condition{Type: typ, Trigger: trigger, Negate: negate, Param: param})
 	}
 	return out, nil
-}
-
-// KeptDownBy reports whether conds include ConditionPathExists=!path: the
-// unit is skipped while path exists.
-func KeptDownBy(conds []Condition, path string) bool {
-	for _, c := range conds {
-		if c.Type == "ConditionPathExists" && c.Negate && !c.Trigger && c.Param == path {
-			return true
-		}
-	}
-	return false
 }
 
 // JobResult is how a start or stop job ended: "done", "canceled",

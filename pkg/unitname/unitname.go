@@ -88,3 +88,34 @@ func validChar(c byte) bool {
 	}
 	return strings.IndexByte(":-_.\\@", c) >= 0
 }
+
+// Claimable reports whether a claim may name unit: a valid service or
+// socket. Nothing else holds a port, so nothing else is ever stopped.
+func Claimable(unit string) bool {
+	t := Type(unit)
+	return Validate(unit) == nil && (t == "service" || t == "socket")
+}
+
+// SocketFor names the socket unit that activates a service by default
+// (systemd.socket(5): foo.socket activates foo.service); "" for a unit
+// that is not a service.
+func SocketFor(service string) string {
+	if base, ok := strings.CutSuffix(service, ".service"); ok {
+		return base + ".socket"
+	}
+	return ""
+}
+
+// ServiceFor names the service a socket unit activates by default; "" for
+// a unit that is not a socket.
+func ServiceFor(socket string) string {
+	if base, ok := strings.CutSuffix(socket, ".socket"); ok {
+		return base + ".service"
+	}
+	return ""
+}
+
+// ManagerScope is where a systemd manager itself runs (pid 1, or a user's
+// systemd --user): the processes in it hold sockets only for .socket
+// units.
+const ManagerScope = "init.scope"

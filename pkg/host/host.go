@@ -1,0 +1,84 @@
+// Package host holds the data portclaim reads off a machine — sockets,
+// processes, systemd units — as plain types. The packages that read them
+// (sockets, processes, systemd) fill these; the packages that decide
+// (holder, conflict, plan) take them, and so never import the reading
+// code, D-Bus or netlink.
+package host
+
+import "github.com/portclaim/portclaim/pkg/endpoint"
+
+// Socket is one listening TCP or bound UDP socket.
+type Socket struct {
+	endpoint.Endpoint
+	UID   uint32
+	Inode uint64
+	// CgroupID is the id (the inode) of the cgroup v2 directory of the
+	// process that created the socket, from sock_diag; 0 when unknown.
+	CgroupID uint64
+}
+
+// UnitRef names a unit of the system manager, or of the user manager of
+// UserUID. An empty Name means no unit portclaim can name (a process in
+// a cgroup outside this machine's tree, or in the root).
+type UnitRef struct {
+	User    bool
+	UserUID uint32
+	Name    string
+}
+
+// Process is one entry of /proc.
+type Process struct {
+	PID     int
+	UID     uint32 // real uid
+	Command string // comm, as ps -o comm shows it
+	Unit    UnitRef
+}
+
+// Unit is the state of one unit in one manager.
+type Unit struct {
+	Name          string
+	LoadState     string // loaded, not-found, masked, ...
+	ActiveState   string // active, inactive, failed, activating, ...
+	UnitFileState string // enabled, disabled, static, ... ("" when not asked, or no unit file)
+	// TriggeredBy lists the unit's activating .socket when that socket is
+	// loaded: the .socket holds the port even while the service is down.
+	TriggeredBy []string
+}
+
+// Active reports whether the unit is running or about to be.
+func (u Unit) Active() bool {
+	switch u.ActiveState {
+	case "active", "activating", "reloading", "refreshing":
+		return true
+	}
+	return false
+}
+
+// Exists reports whether systemd has it loaded from a unit file.
+func (u Unit) Exists() bool { return u.LoadState != "" && u.LoadState != "not-found" }
+
+// StartsAtBoot reports whether an inactive unit will be started at boot:
+// it is enabled (symlinked into a .wants directory, as NixOS does for
+// every wantedBy unit).
+func (u Unit) StartsAtBoot() bool {
+	return u.UnitFileState == "enabled" || u.UnitFileState == "enabled-runtime"
+}
+
+// Condition is one of a unit's Condition*= settings.
+type Condition struct {
+	Type    string // "ConditionPathExists"
+	Negate  bool   // "!path"
+	Param   string // the path
+	Trigger bool   // "|path": ORed instead of ANDed
+}
+
+// KeptDownBy reports whether conds include ConditionPathExists=!path: the
+// unit is skipped while path exists.
+func KeptDownBy(conds []Condition, path string) bool {
+	for _, c := range conds {
+		if c.Type == "ConditionPathExists" && c.Negate && !c.Trigger && c.Param == path {
+			return true
+		}
+	}
+	return false
+}
