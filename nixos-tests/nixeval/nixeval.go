@@ -108,3 +108,65 @@ func nixString(s string) string {
 	b, _ := json.Marshal(s) // JSON escapes are valid Nix escapes, but for "${"
 	return string(bytes.ReplaceAll(b, []byte("${"), []byte(`\${`)))
 }
+
+// SystemFile is one file the NixOS module puts on a machine: its content,
+// or, for the .wants links NixOS makes from wantedBy, the absolute path it
+// links to. Exactly one of the two is set.
+type SystemFile struct {
+	Content string
+	Symlink string
+}
+
+// SystemFilesArgs are lib.systemFiles' arguments.
+type SystemFilesArgs struct {
+	// Portclaim is the binary's path on the machine.
+	Portclaim string
+	// Yield maps a .service or .socket unit to the users it may yield to.
+	Yield map[string][]string
+	// ClaimsDir: "" for the module's default.
+	ClaimsDir string
+	// TextfileDirectory: "" for no metrics units.
+	TextfileDirectory string
+}
+
+// SystemFiles evaluates (import ./module.nix).lib.systemFiles: every file
+// the NixOS module installs for these arguments, by absolute path (the
+// policy, the broker's socket and service, the reconcile service and their
+// .wants links, one start-condition drop-in per yielding unit, tmpfiles,
+// and the metrics units when a textfile directory is set).
+func SystemFiles(ctx context.Context, a SystemFilesArgs) (map[string]SystemFile, error) {
+	yield := a.Yield
+	if yield == nil {
+		yield = map[string][]string{}
+	}
+	y, err := json.Marshal(yield)
+	if err != nil {
+		return nil, err
+	}
+	args := fmt.Sprintf("portclaim = %s; yield = builtins.fromJSON %s;", nixString(a.Portclaim), nixString(string(y)))
+	if a.ClaimsDir != "" {
+		args += " claimsDir = " + nixString(a.ClaimsDir) + ";"
+	}
+	if a.TextfileDirectory != "" {
+		args += " textfileDirectory = " + nixString(a.TextfileDirectory) + ";"
+	}
+	var raw map[string]json.RawMessage
+	if err := Lib(ctx, "pc.systemFiles { "+args+" }", &raw); err != nil {
+		return nil, err
+	}
+	files := make(map[string]SystemFile, len(raw))
+	for path, v := range raw {
+		var f SystemFile
+		if err := json.Unmarshal(v, &f.Content); err != nil {
+			var link struct {
+				Symlink string `json:"symlink"`
+			}
+			if err := json.Unmarshal(v, &link); err != nil || link.Symlink == "" {
+				return nil, fmt.Errorf("systemFiles: %s is neither a file's content nor a symlink: %s", path, v)
+			}
+			f.Symlink = link.Symlink
+		}
+		files[path] = f
+	}
+	return files, nil
+}
