@@ -117,7 +117,7 @@ func TestSystemFilesContract(t *testing.T) {
 		t.Errorf("portclaim.socket: %s", files["/etc/systemd/system/portclaim.socket"].Content)
 	}
 	for link, target := range map[string]string{
-		"/etc/systemd/system/sockets.target.wants/portclaim.socket":                "/etc/systemd/system/portclaim.socket",
+		"/etc/systemd/system/sockets.target.wants/portclaim.socket":               "/etc/systemd/system/portclaim.socket",
 		"/etc/systemd/system/multi-user.target.wants/portclaim-reconcile.service": "/etc/systemd/system/portclaim-reconcile.service",
 	} {
 		if files[link].Symlink != target {
