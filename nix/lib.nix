@@ -55,6 +55,8 @@ let
 in
 rec {
   defaultClaimsDir = "/var/lib/portclaim/claims";
+  # The manifest version the home-manager module renders.
+  manifestVersion = 1;
   policyPath = "/etc/portclaim/policy.json";
   brokerSocket = "/run/portclaim/broker.sock";
 

@@ -82,15 +82,6 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
-func TestRenderRejectsNonUnits(t *testing.T) {
-	need(t)
-	var out any
-	err := Lib(context.Background(), `pc.unitOption "ollama"`, &out)
-	if err == nil || !strings.Contains(err.Error(), "is not a .service or .socket unit name") {
-		t.Fatalf("got %v, want the module's error", err)
-	}
-}
-
 // TestPortSpecs pins the podman port mapping parser.
 func TestPortSpecs(t *testing.T) {
 	need(t)

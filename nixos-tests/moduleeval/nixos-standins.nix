@@ -1,0 +1,447 @@
+# Stand-ins for the NixOS options that portclaim's NixOS module and
+# home-manager's NixOS module set or read, declared with the types NixOS
+# gives them (nixos/lib/systemd-unit-options.nix, nixos/modules/system/
+# boot/systemd.nix, systemd/tmpfiles.nix, etc/etc.nix, config/users-groups.nix),
+# so definitions merge as they would on a real system: unit option values
+# merge as NixOS's unitOption does (lists concatenate, other values must be
+# equal), unit names are checked, a unit's text may be defined once.
+#
+# Also stand-ins for the NixOS modules of the known services portclaim
+# reads (services.ollama, services.qdrant), with their real option names
+# and defaults, defining their systemd.services as those modules do.
+{
+  lib,
+  pkgs,
+  config,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+
+  unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
+
+  # NixOS's unitOption: definitions that are all lists concatenate; other
+  # values must all be equal.
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    check = _: true;
+    merge =
+      loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if builtins.isList (builtins.head defs').value then
+        lib.concatMap (
+          def:
+          if builtins.isList def.value then
+            def.value
+          else
+            throw "The definitions for systemd unit options should be either all lists or all non-lists (${lib.showOption loc})"
+        ) defs'
+      else
+        lib.mergeEqualOption loc defs';
+  };
+
+  unitList =
+    description:
+    mkOption {
+      type = types.listOf unitNameType;
+      default = [ ];
+      inherit description;
+    };
+
+  sharedOptions = {
+    enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "false: the unit is a link to /dev/null.";
+    };
+    wantedBy = unitList "Units that want this one (.wants links).";
+    requiredBy = unitList "Units that require this one.";
+    upheldBy = unitList "Units that uphold this one.";
+    aliases = unitList "Aliases.";
+  };
+
+  commonUnitOptions = sharedOptions // {
+    description = mkOption {
+      type = types.singleLineStr;
+      default = "";
+      description = "Description=.";
+    };
+    documentation = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Documentation=.";
+    };
+    requires = unitList "Requires=.";
+    wants = unitList "Wants=.";
+    upholds = unitList "Upholds=.";
+    after = unitList "After=.";
+    before = unitList "Before=.";
+    bindsTo = unitList "BindsTo=.";
+    partOf = unitList "PartOf=.";
+    conflicts = unitList "Conflicts=.";
+    requisite = unitList "Requisite=.";
+    onFailure = unitList "OnFailure=.";
+    onSuccess = unitList "OnSuccess=.";
+    unitConfig = mkOption {
+      type = types.attrsOf unitOption;
+      default = { };
+      description = "[Unit] options.";
+    };
+    restartTriggers = mkOption {
+      type = types.listOf types.unspecified;
+      default = [ ];
+      description = "X-Restart-Triggers=.";
+    };
+    reloadTriggers = mkOption {
+      type = types.listOf unitOption;
+      default = [ ];
+      description = "X-Reload-Triggers=.";
+    };
+  };
+
+  serviceOptions = commonUnitOptions // {
+    environment = mkOption {
+      type = types.attrsOf (
+        types.nullOr (
+          types.oneOf [
+            types.str
+            types.path
+            types.package
+          ]
+        )
+      );
+      default = { };
+      description = "Environment=.";
+    };
+    path = mkOption {
+      type = types.listOf (types.oneOf [
+        types.package
+        types.str
+      ]);
+      default = [ ];
+      description = "PATH.";
+    };
+    serviceConfig = mkOption {
+      type = types.attrsOf unitOption;
+      default = { };
+      description = "[Service] options.";
+    };
+    script = mkOption {
+      type = types.lines;
+      default = "";
+      description = "Main process script.";
+    };
+    scriptArgs = mkOption {
+      type = types.str;
+      default = "";
+      description = "Script arguments.";
+    };
+    preStart = mkOption {
+      type = types.lines;
+      default = "";
+      description = "ExecStartPre= script.";
+    };
+    postStart = mkOption {
+      type = types.lines;
+      default = "";
+      description = "ExecStartPost= script.";
+    };
+    restartIfChanged = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Restart on switch when changed.";
+    };
+    reloadIfChanged = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Reload on switch when changed.";
+    };
+    stopIfChanged = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Stop, then start, when changed.";
+    };
+    startAt = mkOption {
+      type = types.either types.str (types.listOf types.str);
+      default = [ ];
+      description = "OnCalendar= of a timer.";
+    };
+  };
+
+  socketOptions = commonUnitOptions // {
+    listenStreams = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "ListenStream=.";
+    };
+    listenDatagrams = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "ListenDatagram=.";
+    };
+    socketConfig = mkOption {
+      type = types.attrsOf unitOption;
+      default = { };
+      description = "[Socket] options.";
+    };
+  };
+
+  timerOptions = commonUnitOptions // {
+    timerConfig = mkOption {
+      type = types.attrsOf unitOption;
+      default = { };
+      description = "[Timer] options.";
+    };
+  };
+
+  # systemd.units: the unit's whole text, defined once.
+  concreteUnitOptions = sharedOptions // {
+    text = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "The unit file's text.";
+    };
+    overrideStrategy = mkOption {
+      type = types.enum [
+        "asDropinIfExists"
+        "asDropin"
+      ];
+      default = "asDropinIfExists";
+      description = "How the unit joins one of the same name from a package.";
+    };
+  };
+
+  # types.package plus NixOS's `apply = map getLib` of tmpfiles.packages.
+  packages =
+    description:
+    mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      inherit description;
+    };
+in
+{
+  imports = [ ./stub-nixpkgs/nixos/modules/misc/assertions.nix ];
+
+  options = {
+    systemd.services = mkOption {
+      type = types.attrsOf (types.submodule { options = serviceOptions; });
+      default = { };
+      description = "systemd services.";
+    };
+    systemd.sockets = mkOption {
+      type = types.attrsOf (types.submodule { options = socketOptions; });
+      default = { };
+      description = "systemd sockets.";
+    };
+    systemd.timers = mkOption {
+      type = types.attrsOf (types.submodule { options = timerOptions; });
+      default = { };
+      description = "systemd timers.";
+    };
+    systemd.targets = mkOption {
+      type = types.attrsOf (types.submodule { options = commonUnitOptions; });
+      default = { };
+      description = "systemd targets.";
+    };
+    systemd.units = mkOption {
+      type = types.attrsOf (types.submodule { options = concreteUnitOptions; });
+      default = { };
+      description = "systemd units by their whole text.";
+    };
+    systemd.packages = packages "Packages whose etc/systemd/system and lib/systemd/system are linked into /etc/systemd/system.";
+    systemd.user.services = mkOption {
+      type = types.attrsOf (types.submodule { options = serviceOptions; });
+      default = { };
+      description = "systemd user services.";
+    };
+    systemd.tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Lines of /etc/tmpfiles.d/00-nixos.conf.";
+    };
+    systemd.tmpfiles.packages = packages "Packages whose lib/tmpfiles.d/*.conf are linked into /etc/tmpfiles.d.";
+
+    environment.etc = mkOption {
+      type = types.attrsOf (
+        types.submodule (
+          { name, config, ... }:
+          {
+            options = {
+              enable = mkOption {
+                type = types.bool;
+                default = true;
+                description = "Whether the file is created.";
+              };
+              target = mkOption {
+                type = types.str;
+                default = name;
+                description = "Path relative to /etc.";
+              };
+              text = mkOption {
+                type = types.nullOr types.lines;
+                default = null;
+                description = "The file's text.";
+              };
+              source = mkOption {
+                type = types.path;
+                description = "The file.";
+              };
+              mode = mkOption {
+                type = types.str;
+                default = "symlink";
+                description = "symlink, direct-symlink, or a mode.";
+              };
+            };
+            config.source = lib.mkIf (config.text != null) (
+              lib.mkDerivedConfig { } (_: pkgs.writeText "etc-${baseNameOf name}" config.text)
+            );
+          }
+        )
+      );
+      default = { };
+      description = "Files in /etc.";
+    };
+    environment.pathsToLink = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Paths linked into the system profile.";
+    };
+    environment.systemPackages = packages "System packages.";
+    system.userActivationScripts = mkOption {
+      type = types.attrsOf types.unspecified;
+      default = { };
+      description = "Per-user activation scripts.";
+    };
+    system.stateVersion = mkOption {
+      type = types.str;
+      default = "26.05";
+      description = "State version.";
+    };
+
+    users.users = mkOption {
+      type = types.attrsOf (
+        types.submodule (
+          { name, config, ... }:
+          {
+            options = {
+              name = mkOption {
+                type = types.str;
+                default = name;
+                description = "The user's name.";
+              };
+              uid = mkOption {
+                type = types.nullOr types.int;
+                default = null;
+                description = "The user's uid.";
+              };
+              isNormalUser = mkOption {
+                type = types.bool;
+                default = false;
+                description = "A normal user: home in /home.";
+              };
+              isSystemUser = mkOption {
+                type = types.bool;
+                default = false;
+                description = "A system user.";
+              };
+              group = mkOption {
+                type = types.str;
+                default = "";
+                description = "Primary group.";
+              };
+              home = mkOption {
+                type = types.str;
+                default = "/var/empty";
+                description = "Home directory.";
+              };
+              linger = mkOption {
+                type = types.nullOr types.bool;
+                default = null;
+                description = "Start the user's manager at boot.";
+              };
+              packages = packages "The user's packages.";
+            };
+            config.home = lib.mkIf config.isNormalUser (lib.mkDefault "/home/${name}");
+          }
+        )
+      );
+      default = { };
+      description = "Users.";
+    };
+    users.groups = mkOption {
+      type = types.attrsOf types.unspecified;
+      default = { };
+      description = "Groups.";
+    };
+
+    nix.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Whether Nix is installed.";
+    };
+    nix.package = mkOption {
+      type = types.package;
+      default = pkgs.nix;
+      description = "The Nix package.";
+    };
+
+    networking.firewall.allowedTCPPorts = mkOption {
+      type = types.listOf types.port;
+      default = [ ];
+      description = "Open TCP ports.";
+    };
+
+    # The known services' NixOS modules, as far as portclaim reads them.
+    services.ollama = {
+      enable = lib.mkEnableOption "ollama";
+      host = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        description = "The host address ollama listens to.";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 11434;
+        description = "The port ollama listens to.";
+      };
+    };
+    services.qdrant = {
+      enable = lib.mkEnableOption "qdrant";
+      settings = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+        description = "qdrant's config.yaml.";
+      };
+    };
+  };
+
+  config = lib.mkMerge [
+    {
+      _module.args.utils.escapeSystemdPath =
+        s: lib.replaceStrings [ "/" "-" " " ] [ "-" "\\x2d" "\\x20" ] (lib.removePrefix "/" s);
+    }
+    (lib.mkIf config.services.ollama.enable {
+      systemd.services.ollama = {
+        description = "Server for local large language models";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network.target" ];
+        environment.OLLAMA_HOST = "${config.services.ollama.host}:${toString config.services.ollama.port}";
+        serviceConfig.ExecStart = "${pkgs.ollama}/bin/ollama serve";
+      };
+    })
+    (lib.mkIf config.services.qdrant.enable {
+      services.qdrant.settings.service = {
+        http_port = lib.mkDefault 6333;
+        grpc_port = lib.mkDefault 6334;
+        host = lib.mkDefault "127.0.0.1";
+      };
+      systemd.services.qdrant = {
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "qdrant";
+      };
+    })
+  ];
+}
