@@ -16,17 +16,20 @@ let
   pkgsFor =
     args:
     let
-      pkgs = import ./stub-pkgs.nix ({ lib = baseLib; } // args);
-    in
-    pkgs
-    // {
-      portclaim = pkgs.stdenv.mkDerivation {
+      stub = import ./stub-pkgs.nix ({ lib = baseLib; } // args);
+      pkgs = stub // {
+        pkgsBuildHost = pkgs;
+        buildPackages = pkgs;
+        portclaim = portclaimPackage;
+      };
+      portclaimPackage = stub.stdenv.mkDerivation {
         pname = "portclaim";
         version = "0.1.0";
         name = "portclaim-0.1.0";
         meta.mainProgram = "portclaim";
       };
-    };
+    in
+    pkgs;
 
   hmModules =
     pkgs:

@@ -84,6 +84,8 @@ let
   };
 
   names = [
+    "shared-mime-info"
+    "man"
     "glibcLocales"
     "bash"
     "bashInteractive"
