@@ -59,6 +59,28 @@ in
 rec {
   inherit lib portclaim pkgsFor;
 
+  # flake.nix's outputs, with this package set as nixpkgs' and the
+  # home-manager source as the home-manager input.
+  flake = flakeWith { };
+  flakeWith =
+    pkgsArgs:
+    let
+      flakeFile = import ../../flake.nix;
+      self = flakeFile.outputs {
+        self = self // {
+          outPath = toString ../..;
+        };
+        nixpkgs = {
+          lib = baseLib;
+          legacyPackages = baseLib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+            system: pkgsFor ({ inherit system; } // pkgsArgs)
+          );
+        };
+        home-manager.nixosModules.home-manager = hmSrc + "/nixos";
+      };
+    in
+    self;
+
   # Standalone home-manager: the user's modules plus portclaim's.
   home =
     {
