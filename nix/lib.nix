@@ -811,7 +811,9 @@ rec {
         key:
         let
           cfg = services.${key} or null;
-          readable = fromModule ? ${key} && cfg != null && (cfg ? port || cfg ? settings);
+          # The module's options say what the unit binds only when the
+          # module runs it; a unit written by hand binds what it binds.
+          readable = fromModule ? ${key} && cfg != null && (cfg.enable or false);
         in
         if readable then fromModule.${key} cfg else onAll knownServices.${key}.ports;
     in

@@ -1,46 +1,48 @@
 # NixOS VM test (needs KVM): detection on a NixOS machine. Every subtest
 # names the Go end-to-end test that proves the same on systemd-nspawn
 # machines; TestNixScenariosMatch keeps the two lists in step.
-{
-  pkgs,
-  home-manager,
-  portclaimModules,
-}:
-pkgs.testers.runNixOSTest {
-  name = "portclaim-detect";
-  nodes.machine =
-    { pkgs, ... }:
+#
+# The file is a function (the flake's checks call it with pkgs) that also
+# carries its nodes and testScript, so that CI without Nix can render the
+# script against evaluated nodes and compile it (nixos-tests/moduleeval).
+let
+  nodesFor =
+    { home-manager, portclaimModules }:
     {
-      imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
-      systemd.services.ollama = {
-        wantedBy = [ "multi-user.target" ];
-        serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 11434";
-      };
-      # Enabled (wanted by multi-user.target) but stopped below: latent.
-      systemd.services.qdrant = {
-        wantedBy = [ "multi-user.target" ];
-        serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 6333";
-      };
-      home-manager.users.alice = {
-        services.portclaim = {
-          enable = true;
-          strategy = "report";
-          services.ollama = {
-            systemUnits = [ "ollama.service" ];
-            userUnits = [ "podman-local-ai-ollama.service" ];
-            ports = [ { port = 11434; } ];
+      machine =
+        { pkgs, ... }:
+        {
+          imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
+          systemd.services.ollama = {
+            wantedBy = [ "multi-user.target" ];
+            serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 11434";
           };
-          services.qdrant = {
-            systemUnits = [ "qdrant.service" ];
-            userUnits = [ "podman-local-ai-qdrant.service" ];
-            ports = [ { port = 6333; } ];
+          # Enabled (wanted by multi-user.target) but stopped below: latent.
+          systemd.services.qdrant = {
+            wantedBy = [ "multi-user.target" ];
+            serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server --bind 127.0.0.1 6333";
           };
-          services.free = {
-            userUnits = [ "podman-free.service" ];
-            ports = [ { port = 7100; } ];
+          home-manager.users.alice = {
+            services.portclaim = {
+              enable = true;
+              strategy = "report";
+              services.ollama = {
+                systemUnits = [ "ollama.service" ];
+                userUnits = [ "podman-local-ai-ollama.service" ];
+                ports = [ { port = 11434; } ];
+              };
+              services.qdrant = {
+                systemUnits = [ "qdrant.service" ];
+                userUnits = [ "podman-local-ai-qdrant.service" ];
+                ports = [ { port = 6333; } ];
+              };
+              services.free = {
+                userUnits = [ "podman-free.service" ];
+                ports = [ { port = 7100; } ];
+              };
+            };
           };
         };
-      };
     };
 
   testScript =
@@ -69,4 +71,19 @@ pkgs.testers.runNixOSTest {
       with subtest("TestNothingHeld"):
           assert not any(s == "free" for (s, _) in check())
     '';
+in
+{
+  inherit nodesFor testScript;
+  __functor =
+    _:
+    {
+      pkgs,
+      home-manager,
+      portclaimModules,
+    }:
+    pkgs.testers.runNixOSTest {
+      name = "portclaim-detect";
+      nodes = nodesFor { inherit home-manager portclaimModules; };
+      inherit testScript;
+    };
 }

@@ -1,15 +1,13 @@
 # NixOS VM test (needs KVM): the whole flow through NixOS and home-manager
-# as a NixOS module. Every subtest names the Go end-to-end test that proves
-# the same on systemd-nspawn machines (nixos-tests/*_test.go);
-# TestNixScenariosMatch keeps the two lists in step.
-{
-  pkgs,
-  home-manager,
-  portclaimModules,
-}:
+# as a NixOS module, with the root broker acting for alice. Every subtest
+# names the Go end-to-end test that proves the same on systemd-nspawn
+# machines (nixos-tests/*_test.go); TestNixScenariosMatch keeps the two
+# lists in step.
+#
+# The file is a function (the flake's checks call it with pkgs) that also
+# carries its nodes and testScript, so that CI without Nix can render the
+# script against evaluated nodes and compile it (nixos-tests/moduleeval).
 let
-  # A tiny stand-in for a real service: an HTTP server on one address.
-  serve = address: port: "${pkgs.python3}/bin/python3 -m http.server --bind ${address} ${toString port}";
   aliceClaims = {
     ollama = {
       systemUnits = [ "ollama.service" ];
@@ -22,91 +20,160 @@ let
       ports = [ { port = 6333; } ];
     };
   };
-  userUnit = port: {
-    Service.ExecStart = serve "::" port;
-    Install.WantedBy = [ "default.target" ];
-  };
-in
-pkgs.testers.runNixOSTest (
-  { lib, ... }:
-  {
-    name = "portclaim-resolve";
-    nodes.machine =
-      { lib, ... }:
-      {
-        imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
-        # System units as NixOS writes them, holding the ports alice wants.
-        systemd.services.ollama = {
-          wantedBy = [ "multi-user.target" ];
-          serviceConfig.ExecStart = serve "127.0.0.1" 11434;
-        };
-        systemd.services.qdrant = {
-          wantedBy = [ "multi-user.target" ];
-          serviceConfig.ExecStart = serve "127.0.0.1" 6333;
-        };
-        # ollama may yield to alice; qdrant is not in the policy.
-        services.portclaim = {
-          enable = true;
-          yield."ollama.service".users = [ "alice" ];
-        };
-        home-manager.users.alice = {
-          services.portclaim.enable = true;
-          services.portclaim.services = aliceClaims;
-          systemd.user.services.podman-local-ai-ollama = userUnit 11434;
-          systemd.user.services.podman-local-ai-qdrant = userUnit 6333;
-        };
-        # alice drops her ollama container: the switch gives the port back.
-        specialisation.released.configuration = {
+
+  textfiles = "/var/lib/prometheus-node-exporter/textfile";
+
+  nodesFor =
+    { home-manager, portclaimModules }:
+    {
+      machine =
+        { pkgs, lib, ... }:
+        let
+          # A tiny stand-in for a real service: an HTTP server on one address.
+          serve = address: port: "${pkgs.python3}/bin/python3 -m http.server --bind ${address} ${toString port}";
+          userUnit = port: {
+            Service.ExecStart = serve "::" port;
+            Install.WantedBy = [ "default.target" ];
+          };
+        in
+        {
+          imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
+          # System units as NixOS writes them, holding the ports alice wants.
+          systemd.services.ollama = {
+            wantedBy = [ "multi-user.target" ];
+            serviceConfig.ExecStart = serve "127.0.0.1" 11434;
+          };
+          systemd.services.qdrant = {
+            wantedBy = [ "multi-user.target" ];
+            serviceConfig.ExecStart = serve "127.0.0.1" 6333;
+          };
+          # ollama may yield to alice; qdrant is not in the policy.
+          services.portclaim = {
+            enable = true;
+            yield."ollama.service".users = [ "alice" ];
+            metrics.textfileDirectory = textfiles;
+          };
           home-manager.users.alice = {
-            services.portclaim.services = lib.mkForce { inherit (aliceClaims) qdrant; };
-            systemd.user.services.podman-local-ai-ollama = lib.mkForce { };
+            services.portclaim.enable = true;
+            services.portclaim.services = aliceClaims;
+            systemd.user.services.podman-local-ai-ollama = userUnit 11434;
+            systemd.user.services.podman-local-ai-qdrant = userUnit 6333;
+          };
+          specialisation = {
+            # alice drops her ollama container: her switch gives the port back.
+            released.configuration.home-manager.users.alice = {
+              services.portclaim.services = lib.mkForce { inherit (aliceClaims) qdrant; };
+              systemd.user.services.podman-local-ai-ollama = lib.mkForce { };
+            };
+            # alice turns portclaim off (and drops the container): her
+            # switch gives everything back.
+            off.configuration.home-manager.users.alice = {
+              services.portclaim.enable = lib.mkForce false;
+              systemd.user.services.podman-local-ai-ollama = lib.mkForce { };
+            };
+            # The policy no longer lets ollama yield to alice: reconcile
+            # removes her claim on nixos-rebuild switch.
+            dropped.configuration.services.portclaim.yield = lib.mkForce { };
           };
         };
-      };
+    };
 
-    testScript =
-      { nodes, ... }:
-      ''
-        import json
+  testScript =
+    { nodes, ... }:
+    let
+      claim = "/var/lib/portclaim/claims/alice/ollama.service";
+    in
+    ''
+      import json
 
-        def user(cmd):
-            return machine.succeed(f"su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 {cmd}'")
+      # Evaluation-time warnings, as data (a warning may hold any character).
+      warnings = json.loads(${builtins.toJSON (builtins.toJSON nodes.machine.warnings)})
 
-        def owner(port):
-            return user(f"portclaim who {port}/tcp")
+      def user(cmd):
+          return machine.succeed(f"su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 {cmd}'")
 
-        machine.wait_for_unit("multi-user.target")
-        machine.wait_for_unit("home-manager-alice.service")
+      def owner(port):
+          return user(f"portclaim who {port}/tcp")
 
-        with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: resolve"):
-            machine.wait_until_succeeds("su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 systemctl --user is-active podman-local-ai-ollama.service'")
-            machine.fail("systemctl is-active ollama.service")
-            machine.succeed("test -e /var/lib/portclaim/claims/alice/ollama.service")
-            assert "podman-local-ai-ollama.service" in owner(11434)
-            machine.succeed("systemctl start ollama.service")
-            machine.fail("systemctl is-active ollama.service")
-            assert "ConditionPathExists=!/var/lib/portclaim/claims/alice/ollama.service" in machine.succeed("systemctl status ollama.service || true")
+      def alice_holds_ollama():
+          machine.wait_until_succeeds("su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 systemctl --user is-active podman-local-ai-ollama.service'")
+          machine.fail("systemctl is-active ollama.service")
+          assert "podman-local-ai-ollama.service" in owner(11434)
 
-        with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: reboot"):
-            machine.shutdown()
-            machine.start()
-            machine.wait_for_unit("multi-user.target")
-            machine.wait_until_succeeds("su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 systemctl --user is-active podman-local-ai-ollama.service'")
-            machine.fail("systemctl is-active ollama.service")
-            assert "podman-local-ai-ollama.service" in owner(11434)
+      def system_holds_ollama():
+          machine.wait_until_succeeds("systemctl is-active ollama.service")
+          machine.wait_until_fails("test -e ${claim}")
+          machine.wait_until_succeeds("su - alice -c 'XDG_RUNTIME_DIR=/run/user/1000 portclaim who 11434/tcp' | grep -q 'system ollama.service'")
 
-        with subtest("TestUnitNotInThePolicyIsLeftAlone"):
-            machine.succeed("systemctl is-active qdrant.service")
-            machine.fail("test -e /var/lib/portclaim/claims/alice/qdrant.service")
-            warnings = json.loads('${builtins.toJSON nodes.machine.warnings}')
-            assert any('services.portclaim.yield."qdrant.service".users = [ "alice" ];' in w for w in warnings), warnings
+      def switch(specialisation):
+          machine.succeed(f"/run/booted-system/specialisation/{specialisation}/bin/switch-to-configuration test")
+          machine.wait_for_unit("home-manager-alice.service")
 
-        with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: release"):
-            machine.succeed("/run/current-system/specialisation/released/bin/switch-to-configuration test")
-            machine.wait_for_unit("home-manager-alice.service")
-            machine.wait_until_succeeds("systemctl is-active ollama.service")
-            machine.fail("test -e /var/lib/portclaim/claims/alice/ollama.service")
-            assert "system ollama.service" in owner(11434)
-      '';
-  }
-)
+      def back():
+          machine.succeed("/run/booted-system/bin/switch-to-configuration test")
+          machine.wait_for_unit("home-manager-alice.service")
+          alice_holds_ollama()
+
+      machine.wait_for_unit("multi-user.target")
+      machine.wait_for_unit("home-manager-alice.service")
+
+      with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: resolve through the broker"):
+          machine.succeed("systemctl is-active portclaim.socket")
+          alice_holds_ollama()
+          # The broker wrote the claim: root's, in a root-owned directory.
+          assert machine.succeed("stat -c %U ${claim}").strip() == "root"
+          machine.fail("su - alice -c 'touch /var/lib/portclaim/claims/alice/forged.service'")
+          machine.succeed("systemctl start ollama.service")
+          machine.fail("systemctl is-active ollama.service")
+          assert "ConditionPathExists=!${claim}" in machine.succeed("systemctl status ollama.service || true")
+
+      with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: reboot"):
+          machine.shutdown()
+          machine.start()
+          machine.wait_for_unit("multi-user.target")
+          alice_holds_ollama()
+
+      with subtest("TestUnitNotInThePolicyIsLeftAlone"):
+          machine.succeed("systemctl is-active qdrant.service")
+          machine.fail("test -e /var/lib/portclaim/claims/alice/qdrant.service")
+          assert any('services.portclaim.yield."qdrant.service".users = [ "alice" ];' in w for w in warnings), warnings
+
+      with subtest("TestStatusShowsClaimsAndHolders"):
+          machine.wait_until_succeeds("test -s ${textfiles}/portclaim.prom")
+          machine.succeed("systemctl is-active portclaim-metrics.timer")
+
+      with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: release"):
+          switch("released")
+          system_holds_ollama()
+          back()
+
+      with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: portclaim turned off"):
+          switch("off")
+          system_holds_ollama()
+          back()
+
+      with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: the policy drops alice"):
+          switch("dropped")
+          machine.wait_until_fails("test -e ${claim}")
+          assert "${claim}" not in machine.succeed("systemctl cat ollama.service")
+          # Her unit still holds the port; once it stops, ollama starts.
+          user("systemctl --user stop podman-local-ai-ollama.service")
+          machine.succeed("systemctl start ollama.service")
+          machine.wait_until_succeeds("systemctl is-active ollama.service")
+    '';
+in
+{
+  inherit nodesFor testScript;
+  __functor =
+    _:
+    {
+      pkgs,
+      home-manager,
+      portclaimModules,
+    }:
+    pkgs.testers.runNixOSTest {
+      name = "portclaim-resolve";
+      nodes = nodesFor { inherit home-manager portclaimModules; };
+      inherit testScript;
+    };
+}

@@ -81,6 +81,26 @@ rec {
     in
     self;
 
+  # A NixOS VM test file's testScript, rendered against its nodes
+  # evaluated here (runNixOSTest needs pkgs, which CI does not have): the
+  # script as the test driver would run it, and the node names.
+  renderTestScript =
+    file:
+    let
+      test = import file;
+      nodeModules = test.nodesFor {
+        home-manager.nixosModules.home-manager = hmSrc + "/nixos";
+        portclaimModules = {
+          inherit (portclaim) nixos homeManager;
+        };
+      };
+      nodes = builtins.mapAttrs (_: m: (nixos { modules = [ m ]; }).config) nodeModules;
+    in
+    {
+      script = test.testScript { inherit nodes; };
+      nodes = builtins.attrNames nodeModules;
+    };
+
   # Standalone home-manager: the user's modules plus portclaim's.
   home =
     {

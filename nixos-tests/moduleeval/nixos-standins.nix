@@ -321,6 +321,25 @@ in
       description = "State version.";
     };
 
+    specialisation = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options.inheritParentConfig = mkOption {
+            type = types.bool;
+            default = true;
+            description = "Whether the specialisation extends this configuration.";
+          };
+          options.configuration = mkOption {
+            type = types.deferredModule;
+            default = { };
+            description = "The specialisation's configuration.";
+          };
+        }
+      );
+      default = { };
+      description = "Alternative configurations (boot entries, switch targets).";
+    };
+
     users.users = mkOption {
       type = types.attrsOf (
         types.submodule (
