@@ -114,9 +114,9 @@ func TestTheScriptCheckerCatches(t *testing.T) {
 	checker := filepath.Join(dir, "check.py")
 	os.WriteFile(checker, []byte(checkScript), 0o644)
 	for src, want := range map[string]string{
-		"import json\nwarnings = json.loads('[\"alice's unit\"]')\n": "SyntaxError",
-		"def f():\n    return machin.succeed('true')\nf()\n":          "undefined names: machin",
-		"with subtest('x'):\n    mashine.succeed('true')\n":             "undefined names: mashine",
+		"import json\nwarnings = json.loads('[\"alice's unit\"]')\n":   "SyntaxError",
+		"def f():\n    return machin.succeed('true')\nf()\n":           "undefined names: machin",
+		"with subtest('x'):\n    mashine.succeed('true')\n":            "undefined names: mashine",
 		"import json\nx = json.loads('[]')\nmachine.succeed('true')\n": "",
 	} {
 		script := filepath.Join(dir, "s.py")
