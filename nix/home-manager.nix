@@ -114,7 +114,8 @@ let
   portOptions = {
     options = {
       port = lib.mkOption {
-        type = lib.types.port;
+        # Not types.port: 0 (any free port) claims nothing.
+        type = lib.types.ints.between 1 65535;
         example = 11434;
         description = "The host port your user unit binds.";
       };

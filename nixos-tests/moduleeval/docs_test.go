@@ -1,0 +1,49 @@
+package moduleeval
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOptionsDoc: docs/options.md is what nix/docs.nix renders from the
+// option declarations of both modules (-update rewrites it), and every
+// option it lists has a description and a type.
+func TestOptionsDoc(t *testing.T) {
+	need(t)
+	var got string
+	if err := Eval(context.Background(), `import `+filepath.Join(RepoRoot(), "nix", "docs.nix")+` { lib = lib; root = `+RepoRoot()+`; }`, &got); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(RepoRoot(), "docs", "options.md")
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("docs/options.md is stale: go test ./nixos-tests/moduleeval -run TestOptionsDoc -update")
+	}
+	for _, name := range []string{
+		"services.portclaim.enable", "services.portclaim.yield", "services.portclaim.claimsDir",
+		"services.portclaim.metrics.textfileDirectory", "services.portclaim.strict",
+		"services.portclaim.validationPackage", "services.portclaim.services.<name>.ports",
+	} {
+		if !strings.Contains(got, "### `"+name+"`") {
+			t.Errorf("docs/options.md lacks %s", name)
+		}
+	}
+	for _, block := range strings.Split(got, "### ")[1:] {
+		lines := strings.Split(block, "\n")
+		if len(lines) < 3 || strings.TrimSpace(lines[2]) == "" || !strings.Contains(block, "- type: ") || strings.Contains(block, "<unknown-file>") {
+			t.Errorf("option without a description, type or file:\n%s", block)
+		}
+	}
+}
