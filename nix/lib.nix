@@ -618,7 +618,9 @@ rec {
         let
           known = knownServiceOf name;
           specs = containers.${name}.ports or [ ];
-          ports = builtins.concatLists (map parsePortSpec specs);
+          # On the host's network podman publishes nothing (deriveNotes
+          # says so in the manifest).
+          ports = if hostNetwork containers.${name} then [ ] else builtins.concatLists (map parsePortSpec specs);
         in
         {
           name = if known == null || pairedWith known > 1 then name else known;
@@ -661,17 +663,20 @@ rec {
   # What derived claims leave out, said in the manifest's notes: a
   # container on the host's network publishes no ports, so nothing is
   # claimed for it (podman ignores its ports there).
+  hostNetwork =
+    container:
+    let
+      network = container.network or [ ];
+    in
+    builtins.elem "host" (if builtins.isList network then network else [ network ]);
+
   deriveNotes =
     {
       containers ? { },
     }:
     builtins.concatMap (
       name:
-      let
-        network = containers.${name}.network or [ ];
-        networks = if builtins.isList network then network else [ network ];
-      in
-      if builtins.elem "host" networks then
+      if hostNetwork containers.${name} then
         [
           "container ${name} uses the host's network (network = \"host\"): it publishes no ports, so portclaim claims nothing for podman-${name}.service; declare its ports in services.portclaim.services to claim them"
         ]

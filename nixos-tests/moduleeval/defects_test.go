@@ -269,3 +269,24 @@ func TestPolicyDetails(t *testing.T) {
 		t.Errorf("yieldKnownServices: warnings %q", r.Checks.Warnings)
 	}
 }
+
+// Issue 8: a container on the host's network publishes no ports: nothing
+// is claimed for it (the manifest's notes say so from version 2 on).
+func TestHostNetworkContainersClaimNothing(t *testing.T) {
+	need(t)
+	var r struct {
+		Manifest string `json:"manifest"`
+	}
+	err := Eval(context.Background(), `let h = e.home { modules = [ {
+  services.podman.enable = true;
+  services.podman.containers.web = { image = "web"; ports = [ "8080:80" ]; network = "host"; };
+  services.podman.containers.local-ai-ollama = { image = "ollama"; ports = [ "11434:11434" ]; };
+  services.portclaim.enable = true;
+} ]; }; in { manifest = h.config.services.portclaim.manifest.text; }`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.Manifest, "podman-web.service") || !strings.Contains(r.Manifest, "podman-local-ai-ollama.service") {
+		t.Errorf("manifest %s: want ollama's claim and none for the host-network container", r.Manifest)
+	}
+}

@@ -285,3 +285,34 @@ func TestFlakeLockPinsInputs(t *testing.T) {
 		t.Errorf("home-manager's nixpkgs input = %v, want it to follow nixpkgs", f)
 	}
 }
+
+// TestManifestVersion2 pins what version 2 adds: each derived service's
+// origin (the container's declared ports verbatim, or home-manager's
+// option), none for explicit entries, and notes, such as a container on
+// the host's network, which publishes nothing and so claims nothing.
+func TestManifestVersion2(t *testing.T) {
+	need(t)
+	var got string
+	err := Lib(context.Background(), `pc.manifest {
+  version = 2;
+  services = pc.deriveClaims {
+    containers = {
+      local-ai-ollama.ports = [ "11434:11434" "127.0.0.1::9" ];
+      web = { ports = [ "8080:80" ]; network = "host"; };
+    };
+    ollama = { host = "[::]"; port = 11500; };
+  } // { searx = { systemUnits = [ ]; userUnits = [ "podman-searx.service" ]; ports = [ { port = 8888; } ]; }; };
+  notes = pc.deriveNotes { containers.web = { ports = [ "8080:80" ]; network = [ "host" ]; }; };
+}`, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"autoResolve":true,"notes":["container web uses the host's network (network = \"host\"): it publishes no ports, so portclaim claims nothing for podman-web.service; declare its ports in services.portclaim.services to claim them"],` +
+		`"services":[{"name":"home-manager-ollama","origin":{"homeManager":{"option":"services.ollama"}},"ports":[{"address":"::","port":11500,"protocol":"tcp"}],"systemUnits":["ollama.service"],"userUnits":["ollama.service"]},` +
+		`{"name":"ollama","origin":{"podman":{"container":"local-ai-ollama","ports":["11434:11434","127.0.0.1::9"]}},"ports":[{"address":"","port":11434,"protocol":"tcp"}],"systemUnits":["ollama.service"],"userUnits":["podman-local-ai-ollama.service"]},` +
+		`{"name":"searx","ports":[{"address":"","port":8888,"protocol":"tcp"}],"systemUnits":[],"userUnits":["podman-searx.service"]}],` +
+		`"strategy":"disable-system","strict":false,"version":2}`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
