@@ -1,7 +1,8 @@
 // Package nixeval evaluates portclaim's builtins-only Nix functions
-// ((import ./module.nix).lib) with Debian's nix-instantiate, without
-// nixpkgs or a Nix daemon, so that tests install exactly what the NixOS
-// module renders.
+// ((import ./module.nix).lib, nix/lib.nix) with Debian's nix-instantiate,
+// without nixpkgs or a Nix daemon, so that tests install exactly what the
+// NixOS module installs: SystemFiles is every file of it, by path.
+// (nixos-tests/moduleeval checks the NixOS module installs exactly that.)
 package nixeval
 
 import (
@@ -63,7 +64,9 @@ func Parse(ctx context.Context, file string) error {
 	return nil
 }
 
-// Rendered is what the NixOS module renders for one yield policy.
+// Rendered is what the NixOS module rendered for one yield policy under
+// the polkit-based trust model, kept while the end-to-end fixture installs
+// it; SystemFiles is what the NixOS module installs now.
 type Rendered struct {
 	Policy     string              `json:"policy"`
 	PolkitRule string              `json:"polkitRule"`
