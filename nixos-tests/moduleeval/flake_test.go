@@ -81,3 +81,35 @@ in {
 		t.Errorf("packages from the flake's modules: %+v, want the flake's build everywhere", r)
 	}
 }
+
+// TestFlakeChecks: nix flake check builds the package (with its tests),
+// evaluates and builds both modules without a VM, and runs both VM tests,
+// each a real runNixOSTest definition.
+func TestFlakeChecks(t *testing.T) {
+	need(t)
+	var r struct {
+		Checks []string          `json:"checks"`
+		Tests  map[string]string `json:"tests"`
+	}
+	err := Eval(context.Background(), `let
+  pkgs = e.pkgsFor { } // { testers.runNixOSTest = t: t // { runNixOSTest = true; }; };
+  args = {
+    inherit pkgs;
+    home-manager.nixosModules.home-manager = { };
+    portclaimModules = { inherit (e.portclaim) nixos homeManager; };
+  };
+  vm = file: let t = import file args; in if t.runNixOSTest or false then t.name else "not a runNixOSTest";
+in {
+  checks = builtins.attrNames e.flake.checks.x86_64-linux;
+  tests = { detect = vm `+RepoRoot()+`/nixos-tests/detect.nix; resolve = vm `+RepoRoot()+`/nixos-tests/resolve.nix; };
+}`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.Checks, " ") != "detect modules package resolve" {
+		t.Errorf("checks %v", r.Checks)
+	}
+	if r.Tests["detect"] != "portclaim-detect" || r.Tests["resolve"] != "portclaim-resolve" {
+		t.Errorf("VM tests: %v", r.Tests)
+	}
+}
