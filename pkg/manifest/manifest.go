@@ -1,38 +1,41 @@
-// Package manifest reads and validates the user's service-to-port map
-// (manifest version 1, see DESIGN.md "Manifest contract"). Validation is
-// complete: every problem is reported with its JSON path, so one run of
-// `portclaim validate` tells the user everything to fix.
+// Package manifest reads and validates the user's service-to-port map,
+// which the home-manager module renders (ARCHITECTURE.md, "The manifest").
+// Validation is complete but bounded: every problem is reported with its
+// JSON path, up to a limit, so one run of `portclaim validate` tells the
+// user what to fix, and no input can make it slow or large.
 //
-// Keep in sync with the renderer in module.nix.
+// Keep in sync with the renderer in nix/lib.nix.
 package manifest
 
 import (
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/jsonlimit"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
-// Version is the manifest contract this build reads.
-const Version = 1
+// Version is the newest manifest contract this build reads; it reads
+// every version from 1 up to this one.
+const Version = 2
 
 // Strategy says who wins a conflict.
 type Strategy string
 
 const (
-	DisableSystem Strategy = "disable-system" // the user's service wins (default)
+	DisableSystem Strategy = "disable-system" // the user's service wins
 	DisableUser   Strategy = "disable-user"   // the system service wins
 	Report        Strategy = "report"         // change nothing
 )
+
+// DefaultStrategy is what a manifest without "strategy" means.
+const DefaultStrategy = DisableSystem
 
 var strategies = []Strategy{DisableSystem, DisableUser, Report}
 
@@ -43,6 +46,10 @@ type Manifest struct {
 	AutoResolve bool
 	Strict      bool
 	Services    []Service
+	// Notes are what the renderer wants the user to know about claims
+	// it could not derive (a container on the host network publishes no
+	// ports). Version 2.
+	Notes []string
 }
 
 // Service pairs the system units and user units that want the same ports.
@@ -51,6 +58,25 @@ type Service struct {
 	SystemUnits []string
 	UserUnits   []string
 	Ports       []endpoint.Endpoint
+	// Origin says where home-manager declares the user side, so a fix can
+	// name the exact option; the zero value for a claim declared by hand.
+	Origin Origin
+}
+
+// Origin is where a derived claim comes from (manifest version 2).
+type Origin struct {
+	// Podman: services.podman.containers.<Container>, whose ports list
+	// is Ports, verbatim.
+	Podman *PodmanOrigin
+	// HomeManager names a home-manager service with port and host
+	// options, e.g. "services.ollama".
+	HomeManager string
+}
+
+// PodmanOrigin is a home-manager podman container and its declared ports.
+type PodmanOrigin struct {
+	Container string
+	Ports     []string
 }
 
 // Problem is one thing wrong with a manifest, at a JSON path such as
@@ -67,62 +93,89 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
-// Error lists every problem found in one manifest.
+// Error lists the problems found in one manifest.
 type Error struct {
-	Source   string // file name, or "built-in default"
+	Source   string // file name, or "the built-in map"
 	Problems []Problem
+	// More counts problems found beyond those listed.
+	More int
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "manifest %s is invalid (%d problem", e.Source, len(e.Problems))
-	if len(e.Problems) != 1 {
-		b.WriteString("s")
-	}
-	b.WriteString("):")
+	n := len(e.Problems) + e.More
+	fmt.Fprintf(&b, "manifest %s is invalid (%d problem%s):", e.Source, n, plural(n))
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
 	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n  ... and %d more", e.More)
+	}
 	return b.String()
 }
 
-//go:embed default.json
-var defaultJSON []byte
-
-// DefaultJSON is the built-in service map used when no --manifest is given.
-func DefaultJSON() []byte { return defaultJSON }
-
-// Default returns the built-in service map, parsed.
-func Default() Manifest {
-	m, err := Parse("built-in default", defaultJSON)
-	if err != nil {
-		panic(err) // a test keeps default.json valid
+func plural(n int) string {
+	if n == 1 {
+		return ""
 	}
-	return m
+	return "s"
 }
 
-var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// Limits on what Parse reads: a manifest home-manager renders for a
+// person is a few kilobytes; anything far larger is a mistake or an
+// attack, and is refused before it costs time or memory.
+const (
+	MaxSize     = 1 << 20 // bytes
+	MaxDepth    = 8       // nesting of objects and lists (a manifest uses 6)
+	MaxServices = 1024
+	MaxPorts    = 16384 // in all services
+	MaxNotes    = 64
+	maxProblems = 50
+)
 
-// Parse validates data and returns the manifest, or an *Error listing every
-// problem. source names the input in messages.
+var (
+	serviceNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	containerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	optionPathRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)+$`)
+)
+
+// Parse validates data and returns the manifest, or an *Error listing the
+// problems. source names the input in messages.
 func Parse(source string, data []byte) (Manifest, error) {
 	p := &parser{}
 	m := p.manifest(data)
 	if len(p.problems) > 0 {
-		return Manifest{}, &Error{Source: source, Problems: p.problems}
+		return Manifest{}, &Error{Source: source, Problems: p.problems, More: p.more}
 	}
 	return m, nil
 }
 
-type parser struct{ problems []Problem }
+type parser struct {
+	problems []Problem
+	more     int
+	version  int
+	ports    int
+}
 
 func (p *parser) fail(path, format string, args ...any) {
+	if len(p.problems) >= maxProblems {
+		p.more++
+		return
+	}
 	p.problems = append(p.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) manifest(data []byte) Manifest {
-	m := Manifest{Strategy: DisableSystem, AutoResolve: true}
+	m := Manifest{Strategy: DefaultStrategy, AutoResolve: true}
+	if len(data) > MaxSize {
+		p.fail("", "%d bytes is more than portclaim reads (%d); a manifest for dozens of services is a few kilobytes", len(data), MaxSize)
+		return m
+	}
+	if err := jsonlimit.CheckDepth(data, MaxDepth); err != nil {
+		p.fail("", "%v; a manifest nests 6", err)
+		return m
+	}
 	if !gjson.ValidBytes(data) {
 		p.fail("", "not valid JSON: %s", syntaxError(data))
 		return m
@@ -132,15 +185,16 @@ func (p *parser) manifest(data []byte) Manifest {
 		p.fail("", "the manifest must be a JSON object, not %s", kind(root))
 		return m
 	}
-	p.unknownKeys("", root, "version", "strategy", "autoResolve", "strict", "services")
+	p.keys("", root, "version", "strategy", "autoResolve", "strict", "services", "notes")
 
 	switch v := root.Get("version"); {
 	case !v.Exists():
-		p.fail("version", "missing; this portclaim reads version %d", Version)
-	case v.Type != gjson.Number || v.Raw != fmt.Sprint(Version):
-		p.fail("version", "%s is not supported; this portclaim reads version %d (update portclaim or the module that rendered this file)", v.Raw, Version)
+		p.fail("version", "missing; this portclaim reads versions 1 to %d", Version)
+	case v.Type != gjson.Number || (v.Raw != "1" && v.Raw != "2"):
+		p.fail("version", "%s is not supported; this portclaim reads versions 1 to %d (update portclaim, or the module that rendered this file)", v.Raw, Version)
 	default:
-		m.Version = Version
+		m.Version = int(v.Int())
+		p.version = m.Version
 	}
 	if v := root.Get("strategy"); v.Exists() {
 		s := Strategy(v.String())
@@ -152,6 +206,7 @@ func (p *parser) manifest(data []byte) Manifest {
 	}
 	m.AutoResolve = p.boolean(root, "autoResolve", true)
 	m.Strict = p.boolean(root, "strict", false)
+	m.Notes = p.notes(root.Get("notes"))
 
 	services := root.Get("services")
 	switch {
@@ -160,9 +215,16 @@ func (p *parser) manifest(data []byte) Manifest {
 	case !services.IsArray():
 		p.fail("services", "must be a list, not %s", kind(services))
 	default:
-		for i, s := range services.Array() {
+		i := 0
+		services.ForEach(func(_, s gjson.Result) bool {
+			if i == MaxServices {
+				p.fail("services", "more than %d services; portclaim reads at most %d", MaxServices, MaxServices)
+				return false
+			}
 			m.Services = append(m.Services, p.service(fmt.Sprintf("services[%d]", i), s))
-		}
+			i++
+			return true
+		})
 	}
 	p.duplicateServices(m.Services)
 	p.crossServiceClaims(m.Services)
@@ -181,13 +243,40 @@ func (p *parser) boolean(obj gjson.Result, key string, def bool) bool {
 	return v.Bool()
 }
 
+func (p *parser) notes(v gjson.Result) []string {
+	if !v.Exists() {
+		return nil
+	}
+	if p.version == 1 {
+		p.fail("notes", "is new in manifest version 2; this file says version 1")
+		return nil
+	}
+	if !v.IsArray() {
+		p.fail("notes", "must be a list of strings, not %s", kind(v))
+		return nil
+	}
+	var out []string
+	for i, n := range v.Array() {
+		switch {
+		case i == MaxNotes:
+			p.fail("notes", "more than %d notes", MaxNotes)
+			return out
+		case n.Type != gjson.String || len(n.String()) > 1000:
+			p.fail(fmt.Sprintf("notes[%d]", i), "must be a string of at most 1000 bytes")
+		default:
+			out = append(out, n.String())
+		}
+	}
+	return out
+}
+
 func (p *parser) service(path string, s gjson.Result) Service {
 	var svc Service
 	if !s.IsObject() {
 		p.fail(path, "must be an object with name, systemUnits, userUnits and ports, not %s", kind(s))
 		return svc
 	}
-	p.unknownKeys(path, s, "name", "systemUnits", "userUnits", "ports")
+	p.keys(path, s, "name", "systemUnits", "userUnits", "ports", "origin")
 	name := s.Get("name")
 	switch {
 	case !name.Exists():
@@ -199,6 +288,7 @@ func (p *parser) service(path string, s gjson.Result) Service {
 	}
 	svc.SystemUnits = p.units(path+".systemUnits", s.Get("systemUnits"), false)
 	svc.UserUnits = p.units(path+".userUnits", s.Get("userUnits"), true)
+	svc.Origin = p.origin(path+".origin", s.Get("origin"))
 
 	ports := s.Get("ports")
 	switch {
@@ -209,22 +299,24 @@ func (p *parser) service(path string, s gjson.Result) Service {
 	case len(ports.Array()) == 0:
 		p.fail(path+".ports", "is empty; list at least one port")
 	default:
+		idx := newOverlapIndex()
+		pos := map[int]int{} // ports[i] -> its place in svc.Ports
 		for i, pt := range ports.Array() {
 			ppath := fmt.Sprintf("%s.ports[%d]", path, i)
+			if p.ports++; p.ports > MaxPorts {
+				p.fail(ppath, "more than %d ports in all services", MaxPorts)
+				break
+			}
 			e, ok := p.port(ppath, pt)
 			if !ok {
 				continue
 			}
-			for j, prev := range svc.Ports {
-				if endpoint.Overlap(prev, e) {
-					p.fail(ppath, "%s is listed twice (also %s.ports[%d], %s)", e, path, j, prev)
-					ok = false
-					break
-				}
+			if j, clash := idx.add(e, i); clash {
+				p.fail(ppath, "%s is listed twice (also %s.ports[%d], %s)", e, path, j, svc.Ports[pos[j]])
+				continue
 			}
-			if ok {
-				svc.Ports = append(svc.Ports, e)
-			}
+			pos[i] = len(svc.Ports)
+			svc.Ports = append(svc.Ports, e)
 		}
 	}
 	return svc
@@ -266,13 +358,77 @@ func (p *parser) units(path string, v gjson.Result, required bool) []string {
 	return out
 }
 
+func (p *parser) origin(path string, v gjson.Result) Origin {
+	var o Origin
+	if !v.Exists() {
+		return o
+	}
+	if p.version == 1 {
+		p.fail(path, "is new in manifest version 2; this file says version 1")
+		return o
+	}
+	if !v.IsObject() {
+		p.fail(path, "must be an object, {\"podman\": {...}} or {\"homeManager\": {...}}, not %s", kind(v))
+		return o
+	}
+	p.keys(path, v, "podman", "homeManager")
+	pod, hm := v.Get("podman"), v.Get("homeManager")
+	if pod.Exists() == hm.Exists() {
+		p.fail(path, "must have exactly one of podman and homeManager")
+		return o
+	}
+	if pod.Exists() {
+		if !pod.IsObject() {
+			p.fail(path+".podman", "must be an object {container, ports}, not %s", kind(pod))
+			return o
+		}
+		p.keys(path+".podman", pod, "container", "ports")
+		po := &PodmanOrigin{}
+		if c := pod.Get("container"); c.Type != gjson.String || !containerNameRE.MatchString(c.String()) {
+			p.fail(path+".podman.container", "%s is not a container name", orMissing(c))
+		} else {
+			po.Container = c.String()
+		}
+		ports := pod.Get("ports")
+		if !ports.IsArray() {
+			p.fail(path+".podman.ports", "must be the container's list of port specs, not %s", kind(ports))
+			return o
+		}
+		for i, s := range ports.Array() {
+			spath := fmt.Sprintf("%s.podman.ports[%d]", path, i)
+			if s.Type != gjson.String {
+				p.fail(spath, "%s is not a port spec", s.Raw)
+				continue
+			}
+			if _, err := ParsePodmanPort(s.String()); err != nil {
+				p.fail(spath, "%v", err)
+				continue
+			}
+			po.Ports = append(po.Ports, s.String())
+		}
+		o.Podman = po
+		return o
+	}
+	if !hm.IsObject() {
+		p.fail(path+".homeManager", "must be an object {option}, not %s", kind(hm))
+		return o
+	}
+	p.keys(path+".homeManager", hm, "option")
+	if opt := hm.Get("option"); opt.Type != gjson.String || !optionPathRE.MatchString(opt.String()) {
+		p.fail(path+".homeManager.option", "%s is not an option path such as \"services.ollama\"", orMissing(opt))
+	} else {
+		o.HomeManager = opt.String()
+	}
+	return o
+}
+
 func (p *parser) port(path string, v gjson.Result) (endpoint.Endpoint, bool) {
 	e := endpoint.Endpoint{Proto: endpoint.TCP}
 	if !v.IsObject() {
 		p.fail(path, "must be an object {port, protocol, address}, not %s", kind(v))
 		return e, false
 	}
-	p.unknownKeys(path, v, "port", "protocol", "address")
+	p.keys(path, v, "port", "protocol", "address")
 	ok := true
 	switch n := v.Get("port"); {
 	case !n.Exists():
@@ -285,21 +441,24 @@ func (p *parser) port(path string, v gjson.Result) (endpoint.Endpoint, bool) {
 		e.Port = uint16(n.Int())
 	}
 	if proto := v.Get("protocol"); proto.Exists() {
-		if pr := endpoint.Proto(proto.String()); proto.Type == gjson.String && (pr == endpoint.TCP || pr == endpoint.UDP) {
-			e.Proto = pr
-		} else {
+		pr, err := endpoint.ParseProto(proto.String())
+		if proto.Type != gjson.String || err != nil {
 			p.fail(path+".protocol", "%s is not a protocol; use \"tcp\" or \"udp\"", proto.Raw)
 			ok = false
 		}
+		e.Proto = pr
 	}
-	if a := v.Get("address"); a.Exists() && !(a.Type == gjson.String && a.String() == "") {
-		addr, err := netip.ParseAddr(a.String())
-		if a.Type != gjson.String || err != nil {
+	if a := v.Get("address"); a.Exists() {
+		addr, err := endpoint.ParseAddress(a.String())
+		switch {
+		case a.Type != gjson.String:
 			p.fail(path+".address", "%s is not an IP address; use \"\" for all addresses, or e.g. \"127.0.0.1\" or \"::1\"", a.Raw)
 			ok = false
-		} else {
-			e.Addr = addr
+		case err != nil:
+			p.fail(path+".address", "%v", err)
+			ok = false
 		}
+		e.Addr = addr
 	}
 	return e, ok
 }
@@ -318,49 +477,71 @@ func (p *parser) duplicateServices(svcs []Service) {
 	}
 }
 
-// crossServiceClaims finds one port claimed by two services: portclaim could
-// not tell which user unit should get it.
+// crossServiceClaims finds one port claimed by two services: portclaim
+// could not tell which user unit should get it. The index makes it linear
+// in the number of ports, whatever their addresses.
 func (p *parser) crossServiceClaims(svcs []Service) {
-	for i := range svcs {
-		for j := i + 1; j < len(svcs); j++ {
-			for _, a := range svcs[i].Ports {
-				for _, b := range svcs[j].Ports {
-					if endpoint.Overlap(a, b) {
-						p.fail(fmt.Sprintf("services[%d].ports", j), "%s/%s is also claimed by service %q (services[%d]); one port can belong to one service",
-							portString(b), b.Proto, svcs[i].Name, i)
-					}
-				}
+	idx := newOverlapIndex()
+	owner := map[int]int{} // index id -> service
+	id := 0
+	for i, s := range svcs {
+		for _, e := range s.Ports {
+			if j, clash := idx.add(e, id); clash {
+				other := owner[j]
+				p.fail(fmt.Sprintf("services[%d].ports", i), "%s is also claimed by service %q (services[%d]); one port can belong to one service",
+					claimName(e), svcs[other].Name, other)
 			}
+			owner[id] = i
+			id++
 		}
 	}
 }
 
-func portString(e endpoint.Endpoint) string {
+// claimName writes a claim as the README does: "11434/tcp" on every
+// address, "127.0.0.1:11434/tcp" on one.
+func claimName(e endpoint.Endpoint) string {
 	if e.All() {
-		return fmt.Sprint(e.Port)
+		return e.PortProto()
 	}
-	return e.String()
+	return e.String() + "/" + string(e.Proto)
 }
 
-func (p *parser) unknownKeys(path string, obj gjson.Result, known ...string) {
-	var unknown []string
+// keys reports fields the object may not have, and fields it has twice:
+// a reader that takes the first of two "port" keys and a person who reads
+// the last would disagree about what is claimed.
+func (p *parser) keys(path string, obj gjson.Result, known ...string) {
+	seen := make(map[string]bool, len(known))
 	obj.ForEach(func(k, _ gjson.Result) bool {
-		for _, want := range known {
-			if k.String() == want {
-				return true
-			}
+		name := k.String()
+		kp := name
+		if path != "" {
+			kp = path + "." + name
 		}
-		unknown = append(unknown, k.String())
+		switch {
+		case seen[name]:
+			p.fail(kp, "is given twice in one object; give it once")
+		case !contains(known, name):
+			p.fail(kp, "unknown field (known: %s)", strings.Join(known, ", "))
+		}
+		seen[name] = true
 		return true
 	})
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		kp := k
-		if path != "" {
-			kp = path + "." + k
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
 		}
-		p.fail(kp, "unknown field (known: %s)", strings.Join(known, ", "))
 	}
+	return false
+}
+
+func orMissing(v gjson.Result) string {
+	if !v.Exists() {
+		return "missing"
+	}
+	return v.Raw
 }
 
 func validStrategy(s Strategy) bool {

@@ -22,7 +22,7 @@ func TestDefaultIsValid(t *testing.T) {
 				t.Errorf("%s: port %v, want %d/tcp on all addresses", s.Name, p, ports[i])
 			}
 		}
-		if s.SystemUnits[0] != s.Name+".service" || s.UserUnits[0] != "podman-local-ai-"+s.Name+".service" {
+		if s.SystemUnits[0] != s.Name+".service" || s.Origin.Podman != nil || s.UserUnits[0] != "podman-local-ai-"+s.Name+".service" {
 			t.Errorf("%s: units %v / %v do not follow the naming pattern", s.Name, s.SystemUnits, s.UserUnits)
 		}
 	}
@@ -67,7 +67,7 @@ func TestProblemsNameTheirPath(t *testing.T) {
 	}{
 		{"not JSON", `{"version": 1,`, []string{"not valid JSON"}},
 		{"not an object", `[1]`, []string{"the manifest must be a JSON object"}},
-		{"bad version", `{"version":2,"services":[]}`, []string{"version: 2 is not supported"}},
+		{"bad version", `{"version":3,"services":[]}`, []string{"version: 3 is not supported"}},
 		{"missing version", `{"services":[]}`, []string{"version: missing"}},
 		{"bad strategy", `{"version":1,"strategy":"mask","services":[]}`, []string{`strategy: "mask" is not a strategy`}},
 		{"unknown field", `{"version":1,"services":[],"extra":1}`, []string{"extra: unknown field"}},
@@ -123,7 +123,7 @@ func TestErrorListsEveryProblem(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(DefaultJSON())
+	f.Add([]byte(`{"version":2,"services":[{"name":"o","userUnits":["p.service"],"ports":[{"port":1}],"origin":{"podman":{"container":"c","ports":["1:2"]}}}],"notes":["n"]}`))
 	f.Add([]byte(`{"version":1,"services":[{"name":"a","userUnits":["a.service"],"ports":[{"port":1,"protocol":"udp","address":"::"}]}]}`))
 	f.Add([]byte(`{"version":1,"services":[{"name":"a","userUnits":["a@.service"],"ports":[{"port":1e3}]}]}`))
 	f.Add([]byte(`{"version":1,"services":{}}`))
@@ -139,7 +139,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// A manifest that passes must hold only what the rest of portclaim trusts.
-		if m.Version != Version {
+		if m.Version < 1 || m.Version > Version {
 			t.Fatalf("accepted version %d", m.Version)
 		}
 		for _, s := range m.Services {
