@@ -1,33 +1,39 @@
 // Package policy reads the system's yield policy, /etc/portclaim/policy.json,
 // which the NixOS module renders: which system units may yield to which
 // users, and where claims live. The user's manifest can only ask; this
-// file, written by root, decides.
+// file, written by root, decides. Reading it (and trusting it only when
+// root alone can have written it) is package safeopen's; this package
+// only parses.
 //
-// Keep in sync with renderPolicy in module.nix.
+// Keep in sync with the policy in nix/lib.nix.
 package policy
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/portclaim/portclaim/pkg/jsonlimit"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
-// DefaultPath is where the NixOS module puts the policy.
-const DefaultPath = "/etc/portclaim/policy.json"
+// Path is where the NixOS module puts the policy.
+const Path = "/etc/portclaim/policy.json"
 
 // DefaultClaimsDir is services.portclaim.claimsDir's default.
 const DefaultClaimsDir = "/var/lib/portclaim/claims"
 
-// Policy is a validated, trusted policy.
+// Limits: a policy for a household is a few hundred bytes.
+const (
+	MaxSize  = 1 << 20
+	maxDepth = 4
+)
+
+// Policy is a validated policy.
 type Policy struct {
 	Path      string
 	ClaimsDir string
@@ -40,38 +46,31 @@ func (p Policy) Allows(user, unit string) bool {
 	return slices.Contains(p.Yield[unit], user)
 }
 
-// ErrMissing means no policy is installed: nothing may be yielded.
-var ErrMissing = errors.New("no portclaim policy is installed")
-
-// Load reads and checks the policy at path. It refuses a policy that a
-// non-root user could have written: the file and its directory must be
-// owned by root and writable by nobody else.
-func Load(path string) (Policy, error) {
-	if err := trusted(path); err != nil {
-		return Policy{}, err
+// YieldLine is the configuration.nix line that lets units yield to user,
+// listing every user each unit yields to after the change (a second
+// definition of the same list in one file would be an evaluation error).
+func (p *Policy) YieldLine(user string, units ...string) string {
+	var lines []string
+	for _, u := range units {
+		var users []string
+		if p != nil {
+			users = slices.Clone(p.Yield[u])
+		}
+		if !slices.Contains(users, user) {
+			users = append(users, user)
+		}
+		sort.Strings(users)
+		lines = append(lines, fmt.Sprintf("services.portclaim.yield.%q.users = [ %s ];", u, quoteAll(users)))
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Policy{}, fmt.Errorf("reading the policy: %w", err)
-	}
-	return Parse(path, data)
+	return strings.Join(lines, " ")
 }
 
-func trusted(path string) error {
-	for _, p := range []string{path, filepath.Dir(path)} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w (%s does not exist; on NixOS enable services.portclaim and list the units in services.portclaim.yield)", ErrMissing, path)
-		}
-		if err != nil {
-			return fmt.Errorf("reading the policy: %w", err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("not trusting the policy %s: %s must be owned by root and writable by root only (it is uid %d, mode %v)", path, p, st.Uid, fi.Mode().Perm())
-		}
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
 	}
-	return nil
+	return strings.Join(q, " ")
 }
 
 // Parse validates a policy document; every problem is reported with its
@@ -82,15 +81,38 @@ func Parse(path string, data []byte) (Policy, error) {
 	bad := func(at, format string, args ...any) {
 		problems = append(problems, at+": "+fmt.Sprintf(format, args...))
 	}
+	if len(data) > MaxSize {
+		return p, fmt.Errorf("policy %s is %d bytes; portclaim reads at most %d", path, len(data), MaxSize)
+	}
+	if err := jsonlimit.CheckDepth(data, maxDepth); err != nil {
+		return p, fmt.Errorf("policy %s is %v", path, err)
+	}
 	if !gjson.ValidBytes(data) {
 		return p, fmt.Errorf("policy %s is not valid JSON", path)
 	}
 	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return p, fmt.Errorf("policy %s is not a JSON object", path)
+	}
+	checkKeys := func(at string, obj gjson.Result, known ...string) {
+		seen := map[string]bool{}
+		obj.ForEach(func(k, _ gjson.Result) bool {
+			switch {
+			case seen[k.String()]:
+				bad(at+k.String(), "is given twice")
+			case !slices.Contains(known, k.String()):
+				bad(at+k.String(), "unknown field")
+			}
+			seen[k.String()] = true
+			return true
+		})
+	}
+	checkKeys("", root, "version", "claimsDir", "yield")
 	if v := root.Get("version"); v.Raw != "1" {
 		bad("version", "%s is not supported; this portclaim reads version 1", orMissing(v))
 	}
 	if v := root.Get("claimsDir"); v.Exists() {
-		if v.Type != gjson.String || !filepath.IsAbs(v.String()) || filepath.Clean(v.String()) != v.String() {
+		if v.Type != gjson.String || !CleanAbs(v.String()) {
 			bad("claimsDir", "%s is not a clean absolute path", v.Raw)
 		} else {
 			p.ClaimsDir = v.String()
@@ -102,25 +124,35 @@ func Parse(path string, data []byte) (Policy, error) {
 	}
 	for i, y := range yield.Array() {
 		at := fmt.Sprintf("yield[%d]", i)
-		unit := y.Get("unit").String()
-		if err := unitname.Validate(unit); err != nil || y.Get("unit").Type != gjson.String {
-			bad(at+".unit", "%s is not a unit name", orMissing(y.Get("unit")))
+		checkKeys(at+".", y, "unit", "users")
+		unit := y.Get("unit")
+		if unit.Type != gjson.String || !unitname.Claimable(unit.String()) {
+			bad(at+".unit", "%s is not a .service or .socket unit name", orMissing(unit))
 			continue
 		}
 		for j, u := range y.Get("users").Array() {
-			if u.Type != gjson.String || !validUser(u.String()) {
+			if u.Type != gjson.String || !ValidUser(u.String()) {
 				bad(fmt.Sprintf("%s.users[%d]", at, j), "%s is not a user name", u.Raw)
 				continue
 			}
-			if !slices.Contains(p.Yield[unit], u.String()) {
-				p.Yield[unit] = append(p.Yield[unit], u.String())
+			if !slices.Contains(p.Yield[unit.String()], u.String()) {
+				p.Yield[unit.String()] = append(p.Yield[unit.String()], u.String())
 			}
 		}
 	}
 	if len(problems) > 0 {
+		if len(problems) > 20 {
+			problems = append(problems[:20], fmt.Sprintf("... and %d more", len(problems)-20))
+		}
 		return p, fmt.Errorf("policy %s is invalid:\n  %s", path, strings.Join(problems, "\n  "))
 	}
 	return p, nil
+}
+
+// CleanAbs reports whether dir is an absolute path with no "." or ".."
+// segment, no doubled or trailing slash.
+func CleanAbs(dir string) bool {
+	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir && dir != "/"
 }
 
 func orMissing(v gjson.Result) string {
@@ -130,9 +162,10 @@ func orMissing(v gjson.Result) string {
 	return v.Raw
 }
 
-// validUser accepts the user names NixOS allows (users.users.<name>), which
-// also keeps them safe as a directory name under the claims directory.
-func validUser(s string) bool {
+// ValidUser accepts the user names the NixOS module accepts (the shared
+// corpus testdata/users.json holds both to the same rule), which also
+// keeps them safe as a directory name under the claims directory.
+func ValidUser(s string) bool {
 	if s == "" || len(s) > 32 || s == "." || s == ".." {
 		return false
 	}

@@ -1,0 +1,164 @@
+package claimstore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root")
+		}
+		t.Skip("claims are root's: needs root")
+	}
+}
+
+func record(user, unit string) claim.Claim {
+	return claim.Claim{Version: claim.Version, User: user, Unit: unit, Service: "s",
+		Ports:     []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}},
+		ClaimedAt: time.Unix(1, 0).UTC(), Method: claim.ByCondition,
+		Prior: claim.Prior{ActiveState: "active", UnitFileState: "enabled"}}
+}
+
+func newStore(t *testing.T) Store {
+	dir := filepath.Join(t.TempDir(), "claims")
+	os.Mkdir(dir, 0o755)
+	return Store{Dir: dir}
+}
+
+func TestWriteListReleaseRemove(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	if err := s.Write(record("alice", "ollama.service")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(record("bob", "ollama.service")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(s.Dir, "alice", "ollama.service"))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("claim file: %v %v", fi, err)
+	}
+	list, err := s.List("alice")
+	if err != nil || len(list) != 1 || list[0].Problem != "" || list[0].Claim.Service != "s" || list[0].Releasing {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	on, _ := s.OnUnit("ollama.service")
+	if len(on) != 2 {
+		t.Fatalf("OnUnit = %+v", on)
+	}
+
+	c := list[0].Claim
+	c.Release = &claim.Release{Began: time.Unix(2, 0).UTC(), Attempts: 1}
+	if err := s.BeginRelease(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "alice", "ollama.service")); !os.IsNotExist(err) {
+		t.Fatal("the condition's path still exists after BeginRelease")
+	}
+	list, _ = s.List("alice")
+	if len(list) != 1 || !list[0].Releasing || list[0].Claim.Release == nil || list[0].Claim.Release.Attempts != 1 {
+		t.Fatalf("after BeginRelease: %+v", list)
+	}
+	c.Release.LastError = "start failed"
+	if err := s.UpdateRelease(c); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ = s.List("alice"); list[0].Claim.Release.LastError != "start failed" {
+		t.Fatalf("UpdateRelease: %+v", list[0].Claim.Release)
+	}
+	if err := s.EndRelease("alice", "ollama.service"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("bob", "ollama.service"); err != nil {
+		t.Fatal(err)
+	}
+	if on, _ := s.OnUnit("ollama.service"); len(on) != 0 {
+		t.Fatalf("after release and remove: %+v", on)
+	}
+}
+
+func TestRecordsNotRootsOrNotWholeAreReported(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	if err := s.Write(record("alice", "a.service")); err != nil {
+		t.Fatal(err)
+	}
+	dir := s.UserDir("alice")
+	os.WriteFile(filepath.Join(dir, "b.service"), []byte(`{"version":2,"user":"alice"`), 0o644) // truncated
+	os.WriteFile(filepath.Join(dir, "c.service"), claim.Encode(record("alice", "c.service")), 0o644)
+	os.Chown(filepath.Join(dir, "c.service"), 1000, 1000) // forged by alice
+	os.Symlink("/etc/shadow", filepath.Join(dir, "d.service"))
+	os.WriteFile(filepath.Join(dir, "e.service"), claim.Encode(record("bob", "e.service")), 0o644) // someone else's record
+	os.WriteFile(filepath.Join(dir, "poweroff.target"), nil, 0o644)                                  // not a claim at all
+	list, err := s.List("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a.service": "", "b.service": "not a whole claim record", "c.service": "belongs to uid 1000",
+		"d.service": "cannot read", "e.service": "not of its own place"}
+	if len(list) != len(want) {
+		t.Fatalf("List = %+v", list)
+	}
+	for _, e := range list {
+		w := want[e.Unit]
+		if (w == "") != (e.Problem == "") || !strings.Contains(e.Problem, w) {
+			t.Errorf("%s: problem %q, want %q", e.Unit, e.Problem, w)
+		}
+	}
+
+	// A user's directory that is not root's is believed in no part.
+	os.Chown(dir, 1000, 1000)
+	list, _ = s.List("alice")
+	for _, e := range list {
+		if !strings.Contains(e.Problem, "claims are root's") {
+			t.Errorf("%s in alice's own directory: %q", e.Unit, e.Problem)
+		}
+	}
+	if err := s.Write(record("alice", "f.service")); err == nil || !strings.Contains(err.Error(), "not writing claims") {
+		t.Errorf("wrote into a directory alice owns: %v", err)
+	}
+}
+
+func TestNamesAreValidatedBeforeUse(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	if err := s.Write(record("alice", "../escape.service")); err == nil {
+		t.Fatal("wrote a claim outside its directory")
+	}
+	if err := s.Remove("../..", "passwd.service"); err == nil {
+		t.Fatal("removed outside the claims directory")
+	}
+}
+
+func TestLockExcludesAndIsRootsAlone(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	unlock, err := s.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(s.Dir, lockName))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock mode %v: users could open it and hold it", fi.Mode())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Lock(ctx); err == nil {
+		t.Fatal("second lock taken while the first is held")
+	}
+	unlock()
+	unlock2, err := s.Lock(context.Background())
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
