@@ -32,7 +32,7 @@ func benchInput(b *testing.B) (Input, []host.Socket) {
 		}
 		all = append(all, host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port}, Inode: uint64(i)})
 	}
-	return Input{Manifest: m, UserUID: 1000, UserName: "alice", Holders: holders}, all
+	return Input{Manifest: m, UserUID: 1000, Holders: holders}, all
 }
 
 func joinComma(s []string) string {

@@ -1,7 +1,7 @@
 // Package conflict decides, for every port the manifest claims, whether it
-// is free, already the user's, or held by something in the way, and what
-// the user should do next. It is pure: the caller gathers the sockets,
-// holders and unit states; this package only reasons about them.
+// is free, already the user's, or held by something in the way, and by
+// what. It is pure: the reading layer gathers the sockets, holders and
+// unit states; package plan says what to do about each finding.
 package conflict
 
 import (
@@ -38,34 +38,33 @@ func (k Kind) Conflict() bool { return k != Free && k != Self }
 type Input struct {
 	Manifest manifest.Manifest
 	UserUID  uint32 // whose user units the manifest declares
-	UserName string
-	Sockets  []host.Socket
-	Holders  map[uint64]holder.Holder // by socket inode
-	// System and User are unit states by name; nil when that manager
-	// could not be asked.
+	// Sockets are those in the way of a claimed port (InWay).
+	Sockets []host.Socket
+	Holders map[uint64]holder.Holder // by socket inode
+	// System is the state of the system units involved by name; nil when
+	// the system manager could not be asked.
 	System map[string]host.Unit
-	User   map[string]host.Unit
-	// Claimed lists the system units this user's claims keep down: an
-	// enabled but stopped unit that is claimed is not latent, its claim
-	// keeps it from starting at boot.
-	Claimed map[string]bool
-	// NameOf turns a uid into a user name for messages.
+	// KeptDown lists the system units a claim keeps from starting: an
+	// enabled but stopped unit that is claimed is not latent.
+	KeptDown map[string]bool
+	// NameOf turns a uid into a user name for the manager's name.
 	NameOf func(uid uint32) string
 }
 
 // Finding is the verdict on one claimed port (and, when held, one socket
 // holding it: a port held on two addresses gives two findings).
 type Finding struct {
-	Service    string
-	Want       endpoint.Endpoint // the claim: where the user unit binds
-	UserUnit   string
-	Kind       Kind
-	Socket     *host.Socket // the socket in the way, when held
-	Holder     holder.Holder
-	Manager    string // "system", "user alice", "" when unknown
-	Unit       string // the unit holding it (or, for latent, that will)
-	SystemUnit string // the manifest's system unit involved, if any
-	Next       string // what to do, in one sentence
+	Service  string
+	Want     endpoint.Endpoint // the claim: where the user unit binds
+	UserUnit string
+	Kind     Kind
+	Socket   *host.Socket // the socket in the way, when held
+	Holder   holder.Holder
+	Manager  string // "system", "user alice", "" when unknown
+	Unit     string // the unit holding it (or, for latent, that will)
+	// SystemUnit is the manifest's system unit that yields to free it
+	// (resolvable, latent); its activating socket yields with it.
+	SystemUnit string
 }
 
 // Classify returns the findings in manifest order. It indexes the
@@ -87,7 +86,6 @@ type portKey struct {
 	port  uint16
 }
 
-// indexByPort maps each protocol and port to the sockets on it.
 func indexByPort(socks []host.Socket) map[portKey][]int {
 	idx := make(map[portKey][]int)
 	for i, s := range socks {
@@ -119,6 +117,49 @@ func InWay(all []host.Socket, m manifest.Manifest) []host.Socket {
 	return out
 }
 
+// ClaimedPorts lists every port number the manifest claims.
+func ClaimedPorts(m manifest.Manifest) []uint16 {
+	var out []uint16
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// SystemUnits lists the manifest's system units, each once.
+func SystemUnits(m manifest.Manifest) []string {
+	var names []string
+	for _, svc := range m.Services {
+		for _, u := range svc.SystemUnits {
+			if !slices.Contains(names, u) {
+				names = append(names, u)
+			}
+		}
+	}
+	return names
+}
+
+// MayBeSocketUnit reports whether a socket in the way may belong to a
+// .socket unit: held by a manager itself, or root's and unattributed. Only
+// then is it worth asking systemd which sockets activate the services.
+func MayBeSocketUnit(inWay []host.Socket, holders map[uint64]holder.Holder) bool {
+	for _, s := range inWay {
+		h := holders[s.Inode]
+		if h.Known() && !h.Unit.User && h.Unit.Name == unitname.ManagerScope || !h.Known() && s.UID == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// MayBeLatent reports whether a unit needs its unit file state read: it
+// exists, is stopped and no claim keeps it down, so it may start at boot.
+func MayBeLatent(u host.Unit, keptDown map[string]bool) bool {
+	return u.Exists() && !u.Active() && !keptDown[u.Name]
+}
+
 func classifyPort(in Input, onPort []int, svc manifest.Service, want endpoint.Endpoint) []Finding {
 	var out []Finding
 	heldBySystemUnit := map[string]bool{}
@@ -129,19 +170,17 @@ func classifyPort(in Input, onPort []int, svc manifest.Service, want endpoint.En
 		}
 		f := held(in, svc, want, s)
 		if f.Kind == Resolvable {
-			heldBySystemUnit[f.Unit] = true
+			heldBySystemUnit[f.SystemUnit] = true
 		}
 		out = append(out, f)
 	}
 	for _, name := range svc.SystemUnits {
 		u, ok := in.System[name]
-		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() || in.Claimed[name] {
+		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() || in.KeptDown[name] {
 			continue
 		}
 		f := base(svc, want)
 		f.Kind, f.Manager, f.Unit, f.SystemUnit = Latent, "system", name, name
-		f.Next = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start: turn it off for good with %s (`systemctl disable` does not work on NixOS, whose units live in /etc/systemd/system)",
-			name, portProto(want), nixOff(name))
 		out = append(out, f)
 	}
 	if len(out) == 0 {
@@ -173,61 +212,48 @@ func held(in Input, svc manifest.Service, want endpoint.Endpoint, s *host.Socket
 	// A .socket unit's listening socket is held by the system manager
 	// itself (pid 1 in init.scope): when a declared service is activated
 	// by a socket, that socket is the holder, and it yields with the
-	// service.
-	// Unprivileged, pid 1's fds are closed to us: a root-owned socket on
-	// the port of a declared service whose .socket is listening is that
-	// socket's, probably.
-	heldByManager := u.Name == "init.scope" && !u.User && h.Known()
+	// service. Unprivileged, pid 1's files are closed to us: a
+	// root-owned socket on the port of a declared service whose .socket
+	// is listening is that socket's, probably.
+	heldByManager := u.Name == unitname.ManagerScope && !u.User && h.Known()
 	if service, sock := triggeringSocket(in, svc); sock != "" && (heldByManager || !h.Known() && s.UID == 0 && in.System[sock].Active()) {
 		if !h.Known() {
 			f.Holder.Confidence = holder.Probable
 			f.Holder.Why = fmt.Sprintf("socket owned by root, and %s, which activates %s, is listening", sock, service)
 		}
 		f.Kind, f.Manager, f.Unit, f.SystemUnit = Resolvable, "system", sock, service
-		f.Next = fmt.Sprintf("%s listens for %s: stop both now as root (`systemctl stop %s %s`), or turn it off for good with %s",
-			sock, service, sock, service, nixOff(service))
 		return f
 	}
 	switch {
 	case !h.Known():
 		f.Kind = Unknown
-		f.Next = fmt.Sprintf("%s; as root, `portclaim who %d/%s` names it", h.Why, want.Port, want.Proto)
 	case u.User:
 		f.Manager = "user " + name(in, u.UserUID)
 		switch {
 		case u.UserUID != in.UserUID:
 			f.Kind = OtherUser
-			f.Next = fmt.Sprintf("user %s's %s holds it: ask them to stop it, or move %s to a free port", name(in, u.UserUID), u.Name, f.UserUnit)
 		case slices.Contains(svc.UserUnits, u.Name):
 			f.Kind = Self
 		default:
 			f.Kind = UserOther
-			f.Next = fmt.Sprintf("your own %s holds it: `systemctl --user stop %s`, or add it to services.portclaim.services.%s.userUnits", u.Name, u.Name, svc.Name)
 		}
 	case u.Name == "":
 		f.Kind = NoUnit
-		f.Next = fmt.Sprintf("pid %d (%s) runs outside any service unit: stop that process", h.PID, h.Command)
 	case slices.Contains(svc.SystemUnits, u.Name):
 		f.Manager, f.SystemUnit = "system", u.Name
 		f.Kind = Resolvable
 		if st, known := in.System[u.Name]; known && h.Confidence == holder.Probable && !st.Active() {
 			// Its processes hold the port, yet systemd says it is down:
 			// the guess does not agree with the unit state.
-			f.Kind, f.Holder.Confidence = Unknown, holder.Unknown
-			f.Next = fmt.Sprintf("a process of uid %d holds it and %s is %s; as root, `portclaim who %d/%s` names it", s.UID, u.Name, st.ActiveState, want.Port, want.Proto)
-			break
+			f.Kind, f.Holder.Confidence, f.SystemUnit = Unknown, holder.Unknown, ""
+			f.Holder.Why = fmt.Sprintf("a process of uid %d holds it, and %s is %s", s.UID, u.Name, st.ActiveState)
 		}
-		f.Next = fmt.Sprintf("stop it now as root (`systemctl stop %s`), or turn it off for good with %s",
-			u.Name, nixOff(u.Name))
-	case isService(u.Name):
+	case isServiceOrSocket(u.Name):
 		f.Manager = "system"
 		f.Kind = SystemOther
-		f.Next = fmt.Sprintf("%s is not among %s's systemUnits: stop it as root (`systemctl stop %s`), add it to services.portclaim.services.%s.systemUnits if it should yield, or move %s to a free port",
-			u.Name, svc.Name, u.Name, svc.Name, f.UserUnit)
 	default:
 		f.Manager = "system"
 		f.Kind = NoUnit
-		f.Next = fmt.Sprintf("pid %d (%s) in %s runs outside any service unit: stop that process", h.PID, h.Command, u.Name)
 	}
 	return f
 }
@@ -243,7 +269,7 @@ func triggeringSocket(in Input, svc manifest.Service) (service, socket string) {
 	return "", ""
 }
 
-func isService(name string) bool {
+func isServiceOrSocket(name string) bool {
 	t := unitname.Type(name)
 	return t == "service" || t == "socket"
 }
@@ -255,16 +281,8 @@ func name(in Input, uid uint32) string {
 	return fmt.Sprint(uid)
 }
 
-// nixOff is the NixOS line that turns a system service off for good. NixOS
-// names most service units after their module (services.ollama makes
-// ollama.service).
-func nixOff(unit string) string {
-	return fmt.Sprintf("`services.%s.enable = false;` in configuration.nix", unitname.Base(unit))
-}
-
-func portProto(e endpoint.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
-
-// Summary counts findings by kind, e.g. "2 conflicts (1 resolvable, 1 latent)".
+// Summary counts findings by kind: "2 conflicts (1 resolvable, 1
+// latent)", "1 conflict (1 unknown)", "no conflicts".
 func Summary(fs []Finding) string {
 	counts := map[Kind]int{}
 	var order []Kind
@@ -286,9 +304,20 @@ func Summary(fs []Finding) string {
 	for _, k := range order {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 	}
-	plural := "s"
+	noun := "conflicts"
 	if n == 1 {
-		plural = ""
+		noun = "conflict"
 	}
-	return fmt.Sprintf("%d conflict%s (%s)", n, plural, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(parts, ", "))
+}
+
+// Conflicts counts the findings that are conflicts.
+func Conflicts(fs []Finding) int {
+	n := 0
+	for _, f := range fs {
+		if f.Kind.Conflict() {
+			n++
+		}
+	}
+	return n
 }

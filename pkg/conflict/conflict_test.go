@@ -2,6 +2,7 @@ package conflict
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 
@@ -21,9 +22,17 @@ func heldBy(unit host.UnitRef, c holder.Confidence) holder.Holder {
 	return holder.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
 }
 
+// classic is the built-in map in the order the README lists it.
+func classic() manifest.Manifest {
+	m := manifest.Default()
+	order := map[string]int{"ollama": 0, "qdrant": 1, "llama-cpp": 2, "open-webui": 3, "mindsdb": 4}
+	sort.Slice(m.Services, func(i, j int) bool { return order[m.Services[i].Name] < order[m.Services[j].Name] })
+	return m
+}
+
 func input(socks []host.Socket, holders map[uint64]holder.Holder, system map[string]host.Unit) Input {
 	return Input{
-		Manifest: manifest.Default(), UserUID: alice, UserName: "alice",
+		Manifest: classic(), UserUID: alice,
 		Sockets: socks, Holders: holders, System: system,
 		NameOf: func(uid uint32) string { return map[uint32]string{1000: "alice", 1001: "bob"}[uid] },
 	}
@@ -81,22 +90,6 @@ func TestEachKind(t *testing.T) {
 	if got := Summary(fs); got != "5 conflicts (1 resolvable, 1 system-other, 1 other-user, 1 user-other, 1 latent)" {
 		t.Errorf("Summary = %q", got)
 	}
-	for _, c := range []struct {
-		i    int
-		want []string
-	}{
-		{0, []string{"systemctl stop ollama.service", "services.ollama.enable = false;"}},
-		{2, []string{"sshd.service is not among qdrant's systemUnits", "systemctl stop sshd.service"}},
-		{3, []string{"user bob's podman-local-ai-llama-cpp.service"}},
-		{4, []string{"systemctl --user stop devserver.service"}},
-		{5, []string{"mindsdb.service is stopped but enabled", "services.mindsdb.enable = false;"}},
-	} {
-		for _, w := range c.want {
-			if !strings.Contains(fs[c.i].Next, w) {
-				t.Errorf("%s next step %q lacks %q", fs[c.i].Service, fs[c.i].Next, w)
-			}
-		}
-	}
 	if fs[3].Manager != "user bob" || fs[0].Manager != "system" || fs[0].Unit != "ollama.service" {
 		t.Errorf("managers: %q %q %q", fs[3].Manager, fs[0].Manager, fs[0].Unit)
 	}
@@ -141,7 +134,7 @@ func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 	holders := map[uint64]holder.Holder{1: heldBy(host.UnitRef{Name: "init.scope"}, holder.Confirmed)}
 	system := map[string]host.Unit{"ollama.service": {ActiveState: "inactive", TriggeredBy: []string{"ollama.socket"}}}
 	fs := Classify(input(socks, holders, system))
-	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].SystemUnit != "ollama.service" || !strings.Contains(fs[0].Next, "systemctl stop ollama.socket ollama.service") {
+	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].SystemUnit != "ollama.service" {
 		t.Errorf("got %+v, want resolvable, held by ollama.socket for ollama.service", fs[0])
 	}
 }
@@ -149,7 +142,7 @@ func TestSocketActivatedServiceIsCreditedToItsSocket(t *testing.T) {
 func TestClaimedUnitIsNotLatent(t *testing.T) {
 	system := map[string]host.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
 	in := input(nil, nil, system)
-	in.Claimed = map[string]bool{"mindsdb.service": true}
+	in.KeptDown = map[string]bool{"mindsdb.service": true}
 	if got := Summary(Classify(in)); got != "no conflicts" {
 		t.Errorf("a claimed, stopped, enabled unit: %s; want no conflicts", got)
 	}

@@ -7,8 +7,12 @@ package holder
 import (
 	"fmt"
 	"sort"
+	"strings"
 
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
 // Confidence says how an attribution was made.
@@ -38,7 +42,7 @@ type Holder struct {
 func (h Holder) Known() bool { return h.Confidence != Unknown }
 
 // FDLookup reports whether process p has the socket inode open;
-// processes.ErrNoPermission when its files cannot be read.
+// an error when its files cannot be read (another user's, or gone).
 type FDLookup func(p host.Process, inode uint64) (bool, error)
 
 // Attribute finds the holder of s among ps. expected lists the units that
@@ -97,7 +101,7 @@ func guess(s host.Socket, cands []host.Process, expected []host.UnitRef) Holder 
 	first := map[host.UnitRef]host.Process{} // lowest pid per unit: usually its main process
 	var units []host.UnitRef
 	for _, p := range cands {
-		if p.Unit.Name == "init.scope" {
+		if p.Unit.Name == unitname.ManagerScope {
 			// The manager itself (pid 1, or systemd --user and its
 			// sd-pam) runs as every uid that has a user manager; it holds
 			// sockets only for .socket units, which the fds confirm.
@@ -135,4 +139,46 @@ func describe(u host.UnitRef) string {
 		return fmt.Sprintf("%s (user %d)", u.Name, u.UserUID)
 	}
 	return u.Name
+}
+
+// Expected lists the units the manifest says may hold s: the claiming
+// services' system units, then their user units (of uid), most likely
+// first. Their processes are looked at first, and unprivileged they make
+// a root-owned socket's holder probable rather than unknown.
+func Expected(m manifest.Manifest, s host.Socket, uid uint32) []host.UnitRef {
+	var out []host.UnitRef
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			if !endpoint.Overlap(p, s.Endpoint) {
+				continue
+			}
+			for _, u := range svc.SystemUnits {
+				out = append(out, host.UnitRef{Name: u})
+			}
+			for _, u := range svc.UserUnits {
+				out = append(out, host.UnitRef{User: true, UserUID: uid, Name: u})
+			}
+			break
+		}
+	}
+	return out
+}
+
+// Describe names the holder for a message: "system ollama.service (pid
+// 70 ollama)", "user alice's podman-x.service (pid 90 conmon)", "pid 12
+// (nc) outside any unit". nameOf turns a uid into a user name.
+func (h Holder) Describe(nameOf func(uint32) string) string {
+	proc := ""
+	if h.PID > 0 {
+		proc = fmt.Sprintf("pid %d %s", h.PID, h.Command)
+	}
+	switch {
+	case !h.Known():
+		return fmt.Sprintf("a process of uid %d", h.UID)
+	case h.Unit.Name == "":
+		return strings.TrimSpace(proc + " outside any unit")
+	case h.Unit.User:
+		return fmt.Sprintf("user %s's %s (%s)", nameOf(h.Unit.UserUID), h.Unit.Name, proc)
+	}
+	return fmt.Sprintf("system %s (%s)", h.Unit.Name, proc)
 }

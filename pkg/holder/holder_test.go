@@ -1,12 +1,15 @@
 package holder
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
-	"github.com/portclaim/portclaim/pkg/processes"
 )
+
+// errClosed is what reading another user's open files gives.
+var errClosed = errors.New("permission denied")
 
 var (
 	ollama = host.UnitRef{Name: "ollama.service"}
@@ -37,7 +40,7 @@ func asRoot(seen *[]int) FDLookup {
 	}
 }
 
-func unprivileged(host.Process, uint64) (bool, error) { return false, processes.ErrNoPermission }
+func unprivileged(host.Process, uint64) (bool, error) { return false, errClosed }
 
 func TestConfirmedReadsExpectedUnitsFirst(t *testing.T) {
 	var seen []int
@@ -97,7 +100,7 @@ func TestUnknownWhenRootOwnsItAndNothingIsExpected(t *testing.T) {
 func TestOwnSocketsAreConfirmedUnprivileged(t *testing.T) {
 	own := func(p host.Process, inode uint64) (bool, error) {
 		if p.PID != 200 {
-			return false, processes.ErrNoPermission
+			return false, errClosed
 		}
 		return inode == 5, nil
 	}

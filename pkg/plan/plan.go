@@ -1,6 +1,9 @@
-// Package plan turns what check found into what resolve and release will
-// do, and into the exact fix wherever they may not act. It is pure: the
-// executor (package act) does only what a plan lists.
+// Package plan turns what check found into what is said and done: for
+// every conflict, who can fix it and the exact fix (the configuration.nix
+// or home.nix line, the command), and for resolve, the yields to ask for.
+// check and resolve share it, so they never disagree. The root side's
+// decisions (what to claim, stop and start, in which order) are here too,
+// in root.go. It is pure: it reads nothing and changes nothing.
 package plan
 
 import (
@@ -8,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
@@ -17,261 +19,291 @@ import (
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
-// Action is what a step does.
-type Action string
+// Who can fix a conflict.
+type Who string
 
 const (
-	// Yield: write the claims, stop the units, wait until the ports are free.
-	Yield Action = "yield"
-	// KeepDown: the units are stopped but would start at boot: write the
-	// claims only.
-	KeepDown Action = "keep-down"
-	// Refuse: portclaim may not act; Fix says who can and how.
-	Refuse Action = "refuse"
-	// Report: a conflict portclaim does not act on (strategy, or a holder
-	// the manifest does not name); Fix says what to change.
-	Report Action = "report"
+	// ByResolve: `portclaim resolve` makes the unit yield (the policy lets
+	// it yield to you and the broker is there, or you are root).
+	ByResolve Who = "resolve"
+	// ByAdmin: a change to configuration.nix (NixOS lines given).
+	ByAdmin Who = "admin"
+	// ByRoot: root, now (commands given).
+	ByRoot Who = "root"
+	// ByYou: your own units or home.nix.
+	ByYou Who = "you"
+	// ByOtherUser: the user whose unit holds the port.
+	ByOtherUser Who = "other-user"
 )
 
-// Step is one thing resolve does, for one system unit (with its .socket).
-type Step struct {
-	Action  Action
-	Service string
-	// Units are the system units that yield together, .socket first so
-	// it cannot start the service again while it stops.
-	Units []string
-	Ports []endpoint.Endpoint // every port the service claims
-	// Method keeps the units down (claims.ByCondition,
-	// claims.ByTransientMask); "" when nothing will (the units lack the
-	// condition and we are not root): they come back at boot.
-	Method string
-	// Existing lists units that already have this user's claim: a run
-	// after a crash converges instead of claiming again.
-	Existing []string
-	Findings []conflict.Finding
-	Fix      string
+// Remedy is what to do about one conflict.
+type Remedy struct {
+	Who Who
+	// Says what holds the port and what to do, in one or two sentences.
+	Says     string
+	NixOS    []string // lines for configuration.nix
+	Home     []string // lines for home.nix
+	Commands []string // commands to run
+	// Move is the other way out: a free port nearby and, where the
+	// manifest says where home-manager declares the unit, the home.nix
+	// line that moves it there ("" when none is known).
+	Move     string
+	MoveLine string
+	MovePort uint16
 }
 
-// Input is what Resolve plans from.
+// Item is one conflict and its remedy.
+type Item struct {
+	Finding conflict.Finding
+	Remedy  Remedy
+}
+
+// Yield is one group of system units resolve asks to yield: a service
+// with the socket that activates it (socket first, so it cannot start the
+// service again while it stops), for the ports of one claim.
+type Yield struct {
+	Service string
+	Units   []string
+	Ports   []endpoint.Endpoint
+}
+
+// Plan is what check says and resolve does.
+type Plan struct {
+	Items  []Item
+	Yields []Yield
+}
+
+// Input is what Make plans from.
 type Input struct {
 	Manifest manifest.Manifest
 	Findings []conflict.Finding
 	User     string
-	Root     bool
-	Policy   *policy.Policy // nil when none is installed or it is untrusted
-	NoPolicy string         // why Policy is nil
-	// ClaimsDir is the policy's, or the default when there is none.
-	ClaimsDir string
-	System    map[string]host.Unit
-	// Conditions of the units in play (Resolvable and Latent ones).
-	Conditions map[string][]host.Condition
-	Claims     map[string]claims.Claim // this user's, by unit
+	// Root: portclaim runs as root for User (`portclaim resolve --user
+	// alice`): root may make any unit the manifest names yield.
+	Root          bool
+	Policy        *policy.Policy // nil when none is installed or trusted
+	PolicyProblem string         // why Policy is nil
+	Broker        bool           // the broker's socket is there
+	System        map[string]host.Unit
+	Sockets       []host.Socket // on and around the claimed ports
 }
 
-// Resolve plans the resolution of every conflict in in.Findings.
-func Resolve(in Input) []Step {
-	var steps []Step
-	byUnit := map[string]int{} // system unit -> index in steps
+// Make plans every conflict in in.Findings.
+func Make(in Input) Plan {
+	var p Plan
+	yields := map[string]int{} // system unit -> index in p.Yields
 	for _, f := range in.Findings {
 		if !f.Kind.Conflict() {
 			continue
 		}
-		actionable := f.Kind == conflict.Resolvable || f.Kind == conflict.Latent
-		if !actionable || in.Manifest.Strategy != manifest.DisableSystem {
-			steps = append(steps, report(in, f))
-			continue
-		}
-		if i, ok := byUnit[f.SystemUnit]; ok {
-			steps[i].Findings = append(steps[i].Findings, f)
-			if f.Kind == conflict.Resolvable && steps[i].Action == KeepDown {
-				steps[i].Action = Yield
-			}
-			continue
-		}
-		byUnit[f.SystemUnit] = len(steps)
-		steps = append(steps, yieldStep(in, f))
-	}
-	return steps
-}
-
-func yieldStep(in Input, f conflict.Finding) Step {
-	unit := f.SystemUnit
-	st := Step{Action: Yield, Service: f.Service, Units: group(in, unit), Findings: []conflict.Finding{f}}
-	if f.Kind == conflict.Latent {
-		st.Action = KeepDown
-	}
-	for _, svc := range in.Manifest.Services {
-		if svc.Name == f.Service {
-			st.Ports = svc.Ports
-		}
-	}
-	for _, u := range st.Units {
-		if _, ok := in.Claims[u]; ok {
-			st.Existing = append(st.Existing, u)
-		}
-	}
-	if !in.Root {
-		if in.Policy == nil {
-			st.Action = Refuse
-			st.Fix = fmt.Sprintf("%s; nothing was changed. %s", in.NoPolicy, grantFix(st.Units, in.User, unit))
-			return st
-		}
-		var missing []string
-		for _, u := range st.Units {
-			if !in.Policy.Allows(in.User, u) {
-				missing = append(missing, u)
+		r := remedy(in, f)
+		if r.Who == ByResolve && in.Manifest.Strategy == manifest.DisableSystem {
+			if _, seen := yields[f.SystemUnit]; !seen {
+				yields[f.SystemUnit] = len(p.Yields)
+				p.Yields = append(p.Yields, Yield{Service: f.Service, Units: Group(in.System, f.SystemUnit), Ports: servicePorts(in.Manifest, f.Service)})
 			}
 		}
-		if len(missing) > 0 {
-			st.Action = Refuse
-			st.Fix = fmt.Sprintf("the system policy %s does not let %s yield to %s; nothing was changed. %s",
-				in.Policy.Path, strings.Join(missing, " and "), in.User, grantFix(missing, in.User, unit))
-			return st
+		if r.Who != ByResolve || in.Manifest.Strategy != manifest.DisableSystem {
+			moveAway(in, f, &r)
 		}
+		p.Items = append(p.Items, Item{Finding: f, Remedy: r})
 	}
-	st.Method = claims.ByCondition
-	for _, u := range st.Units {
-		path := claims.Dir(in.ClaimsDir, in.User) + "/" + u
-		if host.KeptDownBy(in.Conditions[u], path) {
-			continue
-		}
-		if in.Root {
-			st.Method = claims.ByTransientMask
-		} else {
-			st.Method = ""
-			st.Fix = fmt.Sprintf("%s has no ConditionPathExists=!%s, so it will start again at boot; the NixOS module adds it for every unit in services.portclaim.yield", u, path)
-		}
-	}
-	return st
+	return p
 }
 
-// group is the unit with the socket that activates it, socket first.
-func group(in Input, unit string) []string {
-	if u, ok := in.System[unit]; ok && len(u.TriggeredBy) > 0 {
+// Group is a system unit with the socket that activates it, socket first.
+func Group(system map[string]host.Unit, unit string) []string {
+	if u, ok := system[unit]; ok && len(u.TriggeredBy) > 0 {
 		return append(slices.Clone(u.TriggeredBy), unit)
 	}
 	return []string{unit}
 }
 
-// grantFix says how to let user make units yield: the NixOS option, and
-// the permanent alternative.
-func grantFix(units []string, user, main string) string {
-	var opts []string
-	for _, u := range units {
-		opts = append(opts, fmt.Sprintf("services.portclaim.yield.%q.users = [ %q ];", u, user))
+func servicePorts(m manifest.Manifest, name string) []endpoint.Endpoint {
+	for _, s := range m.Services {
+		if s.Name == name {
+			return s.Ports
+		}
 	}
-	return fmt.Sprintf("To let portclaim do it, add to configuration.nix: %s Or turn the system service off for good: services.%s.enable = false; Or, as root, once (until the next boot): systemctl stop %s",
-		strings.Join(opts, " "), unitname.Base(main), strings.Join(units, " "))
+	return nil
 }
 
-func report(in Input, f conflict.Finding) Step {
-	st := Step{Action: Report, Service: f.Service, Findings: []conflict.Finding{f}, Fix: f.Next}
-	if f.SystemUnit != "" {
-		st.Units = []string{f.SystemUnit}
+func serviceOf(m manifest.Manifest, name string) manifest.Service {
+	for _, s := range m.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return manifest.Service{Name: name}
+}
+
+func remedy(in Input, f conflict.Finding) Remedy {
+	port := f.Want.PortProto()
+	switch f.Kind {
+	case conflict.Resolvable, conflict.Latent:
+		r := yieldRemedy(in, f)
+		switch in.Manifest.Strategy {
+		case manifest.DisableUser:
+			return userOff(in, f)
+		case manifest.Report:
+			r.Says = "strategy report: nothing is changed. " + r.Says
+		}
+		return r
+	case conflict.SystemOther:
+		r := Remedy{Who: ByRoot, Says: fmt.Sprintf("%s holds %s, and %s does not name it, so portclaim leaves it alone: as root, stop it (until the next boot)",
+			f.Unit, port, f.Service), Commands: []string{"sudo systemctl stop " + f.Unit}}
+		if off := nixosOff(f.Unit); off != "" {
+			r.Says += ", or turn it off for good in configuration.nix"
+			r.NixOS = []string{off}
+		}
+		return r
+	case conflict.OtherUser:
+		return Remedy{Who: ByOtherUser, Says: fmt.Sprintf("%s's %s holds %s: ask them to stop it", strings.TrimPrefix(f.Manager, "user "), f.Unit, port)}
+	case conflict.UserOther:
+		return Remedy{Who: ByYou, Says: fmt.Sprintf("your own %s holds %s: stop it", f.Unit, port),
+			Commands: []string{"systemctl --user stop " + f.Unit}}
+	case conflict.NoUnit:
+		r := Remedy{Who: ByRoot, Says: fmt.Sprintf("pid %d (%s) holds %s outside any service unit: stop that process", f.Holder.PID, f.Holder.Command, port)}
+		if f.Holder.PID > 0 {
+			r.Commands = []string{fmt.Sprintf("sudo kill %d", f.Holder.PID)}
+		}
+		return r
+	default: // Unknown
+		return Remedy{Who: ByRoot, Says: fmt.Sprintf("a process of uid %d holds %s, and what you may read does not say which (%s): as root, name it", f.Holder.UID, port, f.Holder.Why),
+			Commands: []string{"sudo portclaim who " + port}}
+	}
+}
+
+// yieldRemedy is the remedy for a named system unit in the way: resolve
+// makes it yield when it may; else the administrator or root can.
+func yieldRemedy(in Input, f conflict.Finding) Remedy {
+	group := Group(in.System, f.SystemUnit)
+	what := strings.Join(group, " and ")
+	doing := "makes " + what + " yield to you"
+	if f.Kind == conflict.Latent {
+		doing = fmt.Sprintf("keeps %s down (it is stopped but enabled, so it would take %s at boot, before your user units start)", what, f.Want.PortProto())
+	}
+	rootCmd := "sudo portclaim resolve --user " + in.User
+	if in.Root {
+		return Remedy{Who: ByResolve, Says: fmt.Sprintf("`portclaim resolve --user %s` %s", in.User, doing),
+			Commands: []string{"portclaim resolve --user " + in.User}}
+	}
+	var missing []string
+	for _, u := range group {
+		if in.Policy == nil || !in.Policy.Allows(in.User, u) {
+			missing = append(missing, u)
+		}
 	}
 	switch {
-	case in.Manifest.Strategy == manifest.DisableUser && (f.Kind == conflict.Resolvable || f.Kind == conflict.Latent):
-		st.Fix = fmt.Sprintf("strategy disable-user: the system service keeps the port; turn your user service off in home.nix: %s", userOff(f))
-	case in.Manifest.Strategy == manifest.Report && (f.Kind == conflict.Resolvable || f.Kind == conflict.Latent):
-		st.Fix = "strategy report: nothing is changed. " + f.Next
+	case len(missing) == 0 && in.Broker:
+		return Remedy{Who: ByResolve, Says: "`portclaim resolve` " + doing + " (the system policy lets it)", Commands: []string{"portclaim resolve"}}
+	case len(missing) == 0:
+		return Remedy{Who: ByAdmin,
+			Says: fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix; until then root can do it now",
+				what, "/run/portclaim/broker.sock"),
+			NixOS: []string{"services.portclaim.enable = true;"}, Commands: []string{rootCmd}}
 	}
-	return st
-}
-
-// userOff names the home.nix change that turns the user unit off.
-func userOff(f conflict.Finding) string {
-	if name, ok := containerOf(f.UserUnit); ok {
-		return fmt.Sprintf("remove services.podman.containers.%s (or stop declaring %s in services.portclaim.services.%s)", name, f.UserUnit, f.Service)
+	holds := fmt.Sprintf("%s holds %s", what, f.Want.PortProto())
+	if f.Kind == conflict.Latent {
+		holds = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start,", what, f.Want.PortProto())
 	}
-	return fmt.Sprintf("stop declaring %s (services.portclaim.services.%s)", f.UserUnit, f.Service)
-}
-
-// containerOf maps home-manager's podman unit names back to the
-// container: services.podman.containers.<name> runs podman-<name>.service.
-func containerOf(userUnit string) (string, bool) {
-	base, ok := strings.CutSuffix(userUnit, ".service")
-	if !ok {
-		return "", false
+	r := Remedy{Who: ByAdmin}
+	if in.Policy == nil {
+		r.Says = fmt.Sprintf("%s and no system policy lets it yield to you (%s): in configuration.nix, enable portclaim and let it yield", holds, in.PolicyProblem)
+		r.NixOS = []string{"services.portclaim.enable = true;"}
+	} else {
+		r.Says = fmt.Sprintf("%s and the system policy does not let %s yield to you: in configuration.nix, let it yield", holds, strings.Join(missing, " and "))
 	}
-	return strings.CutPrefix(base, "podman-")
+	r.NixOS = append(r.NixOS, in.Policy.YieldLine(in.User, missing...))
+	if off := nixosOff(f.SystemUnit); off != "" {
+		r.Says += ", or turn the system service off for good"
+		r.NixOS = append(r.NixOS, off)
+	}
+	r.Says += "; or as root, now"
+	r.Commands = []string{rootCmd}
+	return r
 }
 
-// ReleaseStep gives one claimed unit back.
-type ReleaseStep struct {
-	Claim claims.Claim
-	// Start: the unit was active before the claim, so it is started
-	// again (after its claim is gone).
-	Start bool
-	// Deferred says why the claim stays for now ("" to release).
-	Deferred string
+// nixosOff is the configuration.nix line that turns a system unit off,
+// only where the known-services table knows the NixOS module that runs
+// it: a name guessed from the unit could name an option that does not
+// exist.
+func nixosOff(unit string) string {
+	k, ok := manifest.KnownFor(unit)
+	if !ok || k.NixOSModule == "" {
+		return ""
+	}
+	return k.NixOSModule + ".enable = false;"
 }
 
-// Release plans which claims to give back: those whose unit no service of
-// the manifest names any more (all of them with all). A claim whose ports
-// are still held is deferred: starting the unit now would only fail, or
-// take the port from a user unit. A claimed unit that runs anyway (its
-// claim kept nothing down) has its claim removed, and is not started.
-// Steps come socket first, so a service starts after the socket it needs.
-func Release(cs []claims.Claim, m manifest.Manifest, all bool, now []host.Socket, running map[string]bool) []ReleaseStep {
-	var out []ReleaseStep
-	for _, c := range cs {
-		if !all && declared(m, c) {
-			continue
+// userOff is strategy disable-user's remedy: the system service keeps the
+// port; the user's own service goes.
+func userOff(in Input, f conflict.Finding) Remedy {
+	svc := serviceOf(in.Manifest, f.Service)
+	r := Remedy{Who: ByYou, Says: fmt.Sprintf("strategy disable-user: the system's %s keeps %s; turn your %s off", f.SystemUnit, f.Want.PortProto(), f.UserUnit)}
+	switch {
+	case svc.Origin.Podman != nil:
+		r.Says += fmt.Sprintf(": remove services.podman.containers.%s from home.nix", nixAttr(svc.Origin.Podman.Container))
+	case svc.Origin.HomeManager != "":
+		r.Home = []string{svc.Origin.HomeManager + ".enable = false;"}
+	default:
+		r.Says += " where your home.nix declares it"
+		r.Commands = []string{"systemctl --user disable --now " + f.UserUnit}
+	}
+	return r
+}
+
+// moveAway adds the other way out: a free port nearby, and the home.nix
+// line that moves the user unit there where the manifest says which
+// option declares it.
+func moveAway(in Input, f conflict.Finding, r *Remedy) {
+	if f.Kind == conflict.Latent && in.Manifest.Strategy == manifest.DisableUser {
+		return
+	}
+	q := FreePortNear(f.Want, in.Sockets, in.Manifest)
+	if q == 0 {
+		return
+	}
+	r.MovePort = q
+	svc := serviceOf(in.Manifest, f.Service)
+	switch {
+	case svc.Origin.Podman != nil:
+		if specs, ok := manifest.MovePodmanPort(svc.Origin.Podman.Ports, f.Want, q); ok {
+			r.MoveLine = fmt.Sprintf("services.podman.containers.%s.ports = [ %s ];", nixAttr(svc.Origin.Podman.Container), quoteAll(specs))
 		}
-		if running[c.Unit] {
-			out = append(out, ReleaseStep{Claim: c})
-			continue
-		}
-		st := ReleaseStep{Claim: c, Start: c.Prior.WasActive()}
-		for _, want := range c.Endpoints() {
-			for _, s := range now {
-				if endpoint.Overlap(want, s.Endpoint) {
-					st.Deferred = fmt.Sprintf("%s is still held at %s (uid %d); released on a later run once it is free", portName(want), s.Endpoint, s.UID)
-					break
-				}
-			}
-			if st.Deferred != "" {
-				break
-			}
-		}
-		out = append(out, st)
+	case svc.Origin.HomeManager != "":
+		r.MoveLine = fmt.Sprintf("%s.port = %d;", svc.Origin.HomeManager, q)
 	}
-	slices.SortStableFunc(out, func(a, b ReleaseStep) int { return strings.Compare(releaseKey(a.Claim.Unit), releaseKey(b.Claim.Unit)) })
-	return out
+	r.Move = fmt.Sprintf("or move %s to port %d, which is free", f.UserUnit, q)
+	if r.MoveLine != "" {
+		r.Move += ", in home.nix"
+	}
 }
 
-// releaseKey orders foo.socket before foo.service.
-func releaseKey(unit string) string {
-	if base, ok := strings.CutSuffix(unit, ".socket"); ok {
-		return base + ".0"
-	}
-	return unitname.Base(unit) + ".1"
-}
-
-// declared reports whether any service still names the claimed unit (by
-// unit, not by service name: renaming a service in home.nix must not give
-// its port away), or the service it activates.
-func declared(m manifest.Manifest, c claims.Claim) bool {
-	for _, svc := range m.Services {
-		if slices.Contains(svc.SystemUnits, c.Unit) {
-			return true
-		}
-		// A .socket claimed along with one of the service's units.
-		for _, u := range svc.SystemUnits {
-			if strings.TrimSuffix(u, ".service")+".socket" == c.Unit {
-				return true
-			}
+// nixAttr writes a name as a Nix attribute: bare where Nix allows it.
+func nixAttr(name string) string {
+	for i, c := range name {
+		ok := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '\'')
+		if !ok {
+			return fmt.Sprintf("%q", name)
 		}
 	}
-	return false
+	return name
 }
 
-func portName(e endpoint.Endpoint) string { return fmt.Sprintf("%d/%s", e.Port, e.Proto) }
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, " ")
+}
 
-// SuggestPort finds the free port nearest to want.Port on want's address
+// FreePortNear finds the free port nearest to want.Port on want's address
 // (alternating above and below, staying at or above 1024 and away from
-// every other claimed port), or 0 when none is within 100.
-func SuggestPort(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest) uint16 {
+// every other claimed port), or 0 when none is within the margin the
+// sockets were read in.
+func FreePortNear(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest) uint16 {
 	free := func(p int) bool {
 		if p < 1024 || p > 65535 {
 			return false
@@ -292,7 +324,7 @@ func SuggestPort(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest)
 		}
 		return true
 	}
-	for d := 1; d <= 100; d++ { // inspect reads the sockets 100 ports around each claim
+	for d := 1; d <= marginRead; d++ {
 		for _, p := range []int{int(want.Port) + d, int(want.Port) - d} {
 			if free(p) {
 				return uint16(p)
@@ -302,22 +334,44 @@ func SuggestPort(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest)
 	return 0
 }
 
-// MoveLine is the home.nix line that moves the user unit to port: for a
-// home-manager podman container, its ports entry (host:container).
-func MoveLine(f conflict.Finding, port uint16) string {
-	if name, ok := containerOf(f.UserUnit); ok {
-		host := ""
-		if !f.Want.All() && !f.Want.Addr.IsUnspecified() {
-			host = f.Want.Addr.String() + ":"
-			if f.Want.Addr.Is6() {
-				host = "[" + f.Want.Addr.String() + "]:"
-			}
-		}
-		proto := ""
-		if f.Want.Proto == endpoint.UDP {
-			proto = "/udp"
-		}
-		return fmt.Sprintf(`services.podman.containers.%s.ports = [ "%s%d:%d%s" ];`, name, host, port, f.Want.Port, proto)
+// marginRead is how far around each claimed port the sockets are read
+// (gather.SuggestMargin); keep in sync.
+const marginRead = 100
+
+// Text is a remedy in one line, as check and resolve print it.
+func (r Remedy) Text() string {
+	var b strings.Builder
+	b.WriteString(r.Says)
+	if len(r.NixOS) > 0 {
+		fmt.Fprintf(&b, " — configuration.nix: %s", strings.Join(r.NixOS, " "))
 	}
-	return fmt.Sprintf("move %s to port %d (and services.portclaim.services.%s.ports)", f.UserUnit, port, f.Service)
+	if len(r.Home) > 0 {
+		fmt.Fprintf(&b, " — home.nix: %s", strings.Join(r.Home, " "))
+	}
+	for _, c := range r.Commands {
+		fmt.Fprintf(&b, " — `%s`", c)
+	}
+	if r.Move != "" {
+		fmt.Fprintf(&b, "; %s", r.Move)
+		if r.MoveLine != "" {
+			fmt.Fprintf(&b, ": %s", r.MoveLine)
+		}
+	}
+	return b.String()
+}
+
+// socketFirst orders units so a service's activating socket comes first.
+func socketFirst(units []string) []string {
+	out := slices.Clone(units)
+	slices.SortStableFunc(out, func(a, b string) int {
+		return strings.Compare(orderKey(a), orderKey(b))
+	})
+	return out
+}
+
+func orderKey(unit string) string {
+	if unitname.Type(unit) == "socket" {
+		return unitname.Base(unit) + ".0"
+	}
+	return unitname.Base(unit) + ".1"
 }

@@ -1,167 +1,190 @@
 package plan
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/portclaim/portclaim/pkg/claims"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
 )
 
-const dir = "/var/lib/portclaim/claims"
+func tcp(port uint16) endpoint.Endpoint { return endpoint.Endpoint{Proto: endpoint.TCP, Port: port} }
 
-func finding(service, unit string, kind conflict.Kind, port uint16) conflict.Finding {
-	return conflict.Finding{Service: service, SystemUnit: unit, Kind: kind, UserUnit: "podman-local-ai-" + service + ".service",
-		Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: port}}
+// world is alice's manifest: a podman-derived ollama claim, a
+// home-manager-derived one, and one declared by hand.
+func world() manifest.Manifest {
+	return manifest.Manifest{Version: 2, Strategy: manifest.DisableSystem, AutoResolve: true, Services: []manifest.Service{
+		{Name: "ollama", SystemUnits: []string{"ollama.service"}, UserUnits: []string{"podman-local-ai-ollama.service"},
+			Ports:  []endpoint.Endpoint{tcp(11434)},
+			Origin: manifest.Origin{Podman: &manifest.PodmanOrigin{Container: "local-ai-ollama", Ports: []string{"8080:80", "11434:11434"}}}},
+		{Name: "searx", SystemUnits: []string{"searx.service"}, UserUnits: []string{"podman-searx.service"}, Ports: []endpoint.Endpoint{tcp(8888)}},
+		{Name: "node", SystemUnits: []string{"prometheus-node-exporter.service"}, UserUnits: []string{"exporter.service"}, Ports: []endpoint.Endpoint{tcp(9100)},
+			Origin: manifest.Origin{HomeManager: "services.exporter"}},
+		{Name: "mindsdb", SystemUnits: []string{"mindsdb.service"}, UserUnits: []string{"podman-mindsdb.service"}, Ports: []endpoint.Endpoint{tcp(47334)}},
+	}}
 }
 
-func keptDown(user string, us ...string) map[string][]host.Condition {
-	out := map[string][]host.Condition{}
-	for _, u := range us {
-		out[u] = []host.Condition{{Type: "ConditionPathExists", Negate: true, Param: dir + "/" + user + "/" + u}}
-	}
-	return out
-}
-
-func baseInput(fs ...conflict.Finding) Input {
-	pol := policy.Policy{Path: "/etc/portclaim/policy.json", ClaimsDir: dir,
-		Yield: map[string][]string{"qdrant.service": {"alice"}, "ollama.service": {"bob"}}}
-	return Input{Manifest: manifest.Default(), Findings: fs, User: "alice", Policy: &pol, ClaimsDir: dir,
-		Conditions: keptDown("alice", "qdrant.service", "ollama.service")}
-}
-
-func TestYieldGroupsPortsOfOneUnit(t *testing.T) {
-	steps := Resolve(baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333), finding("qdrant", "qdrant.service", conflict.Resolvable, 6334)))
-	if len(steps) != 1 || steps[0].Action != Yield || len(steps[0].Findings) != 2 || len(steps[0].Ports) != 2 || steps[0].Method != claims.ByCondition {
-		t.Fatalf("got %+v", steps)
-	}
-}
-
-func TestRefusedWithoutPolicyGrant(t *testing.T) {
-	steps := Resolve(baseInput(finding("ollama", "ollama.service", conflict.Resolvable, 11434)))
-	if steps[0].Action != Refuse {
-		t.Fatalf("ollama.service yields to bob only; got %+v", steps[0])
-	}
-	for _, want := range []string{`services.portclaim.yield."ollama.service".users = [ "alice" ];`, "services.ollama.enable = false;", "systemctl stop ollama.service"} {
-		if !strings.Contains(steps[0].Fix, want) {
-			t.Errorf("fix %q lacks %q", steps[0].Fix, want)
+func finding(service string, port uint16, kind conflict.Kind, unit string) conflict.Finding {
+	f := conflict.Finding{Service: service, Want: tcp(port), Kind: kind, Unit: unit, Manager: "system"}
+	for _, s := range world().Services {
+		if s.Name == service {
+			f.UserUnit = s.UserUnits[0]
 		}
 	}
-	in := baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333))
-	in.Policy, in.NoPolicy = nil, "no portclaim policy is installed"
-	if st := Resolve(in)[0]; st.Action != Refuse || !strings.HasPrefix(st.Fix, "no portclaim policy is installed") {
-		t.Fatalf("no policy: got %+v", st)
+	if kind == conflict.Resolvable || kind == conflict.Latent {
+		f.SystemUnit = unit
+	}
+	return f
+}
+
+func input(fs ...conflict.Finding) Input {
+	pol := &policy.Policy{Path: policy.Path, ClaimsDir: policy.DefaultClaimsDir, Yield: map[string][]string{
+		"ollama.service": {"alice"}, "searx.service": {"bob"}}}
+	return Input{Manifest: world(), Findings: fs, User: "alice", Policy: pol, Broker: true,
+		System: map[string]host.Unit{"ollama.service": {Name: "ollama.service", ActiveState: "active"}}}
+}
+
+func TestWhoCanFixEachConflict(t *testing.T) {
+	in := input(
+		finding("ollama", 11434, conflict.Resolvable, "ollama.service"),
+		finding("searx", 8888, conflict.Resolvable, "searx.service"),
+		finding("mindsdb", 47334, conflict.Latent, "mindsdb.service"),
+		finding("node", 9100, conflict.SystemOther, "sshd.service"),
+	)
+	p := Make(in)
+	want := []struct {
+		who  Who
+		says []string
+	}{
+		{ByResolve, []string{"`portclaim resolve` makes ollama.service yield to you"}},
+		{ByAdmin, []string{`services.portclaim.yield."searx.service".users = [ "alice" "bob" ];`, "sudo portclaim resolve --user alice"}},
+		{ByAdmin, []string{"mindsdb.service is stopped but enabled, so it takes 47334/tcp at boot", `services.portclaim.yield."mindsdb.service".users = [ "alice" ];`}},
+		{ByRoot, []string{"sshd.service holds 9100/tcp, and node does not name it", "sudo systemctl stop sshd.service"}},
+	}
+	for i, w := range want {
+		r := p.Items[i].Remedy
+		if r.Who != w.who {
+			t.Errorf("item %d: who %s, want %s (%s)", i, r.Who, w.who, r.Text())
+		}
+		for _, s := range w.says {
+			if !strings.Contains(r.Text(), s) {
+				t.Errorf("item %d: %q lacks %q", i, r.Text(), s)
+			}
+		}
+	}
+	// Only options known to exist: searx and sshd have no known NixOS
+	// module, mindsdb's table entry has none.
+	for _, it := range p.Items {
+		for _, l := range it.Remedy.NixOS {
+			if strings.Contains(l, ".enable = false") {
+				t.Errorf("%s: guessed an option: %s", it.Finding.Service, l)
+			}
+		}
+	}
+	if len(p.Yields) != 1 || p.Yields[0].Units[0] != "ollama.service" || p.Yields[0].Ports[0].Port != 11434 {
+		t.Errorf("yields %+v", p.Yields)
 	}
 }
 
-func TestSocketActivatedUnitYieldsWithItsSocket(t *testing.T) {
-	in := baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333))
-	in.System = map[string]host.Unit{"qdrant.service": {TriggeredBy: []string{"qdrant.socket"}}}
-	st := Resolve(in)[0]
-	if st.Action != Refuse || !strings.Contains(st.Fix, "qdrant.socket") {
-		t.Fatalf("the .socket is not in the policy: got %+v", st)
-	}
-	in.Policy.Yield["qdrant.socket"] = []string{"alice"}
-	in.Conditions = keptDown("alice", "qdrant.service", "qdrant.socket")
-	st = Resolve(in)[0]
-	if st.Action != Yield || strings.Join(st.Units, ",") != "qdrant.socket,qdrant.service" {
-		t.Fatalf("got %+v, want both, socket first", st)
+func TestKnownServiceNamesItsNixOSModule(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
+	in.Policy = nil
+	in.PolicyProblem = "no portclaim policy is installed"
+	r := Make(in).Items[0].Remedy
+	if r.Who != ByAdmin || !strings.Contains(r.Text(), "services.portclaim.enable = true; services.portclaim.yield.\"ollama.service\".users = [ \"alice\" ]; services.ollama.enable = false;") {
+		t.Errorf("%s", r.Text())
 	}
 }
 
-func TestRootMasksWhereThereIsNoCondition(t *testing.T) {
-	in := baseInput(finding("ollama", "ollama.service", conflict.Resolvable, 11434))
-	in.Root, in.Policy, in.Conditions = true, nil, nil
-	st := Resolve(in)[0]
-	if st.Action != Yield || st.Method != claims.ByTransientMask {
-		t.Fatalf("got %+v", st)
+func TestPolicyAllowsButNoBroker(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
+	in.Broker = false
+	p := Make(in)
+	r := p.Items[0].Remedy
+	if r.Who != ByAdmin || !strings.Contains(r.Says, "broker is not there") || r.Commands[0] != "sudo portclaim resolve --user alice" || len(p.Yields) != 0 {
+		t.Errorf("%s, yields %v", r.Text(), p.Yields)
 	}
-	in.Root = false
-	in.Policy = &policy.Policy{Yield: map[string][]string{"ollama.service": {"alice"}}}
-	if st := Resolve(in)[0]; st.Method != "" || !strings.Contains(st.Fix, "will start again at boot") {
-		t.Fatalf("user without condition: got %+v", st)
+	// An entry the policy has is never suggested again.
+	if strings.Contains(r.Text(), "yield.\"ollama.service\"") {
+		t.Errorf("suggests the entry the policy already has: %s", r.Text())
 	}
 }
 
-func TestLatentIsKeptDownAndStrategiesReport(t *testing.T) {
-	if st := Resolve(baseInput(finding("qdrant", "qdrant.service", conflict.Latent, 6333)))[0]; st.Action != KeepDown {
-		t.Fatalf("latent: got %+v", st)
+func TestRootMayYieldWhatTheManifestNames(t *testing.T) {
+	in := input(finding("searx", 8888, conflict.Resolvable, "searx.service"))
+	in.Root = true
+	p := Make(in)
+	if p.Items[0].Remedy.Who != ByResolve || len(p.Yields) != 1 {
+		t.Errorf("%+v", p)
 	}
-	in := baseInput(finding("qdrant", "qdrant.service", conflict.Resolvable, 6333))
+}
+
+func TestMovesNameOnlyOptionsThatExist(t *testing.T) {
+	sock := func(addr string, port uint16) host.Socket {
+		return host.Socket{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr(addr), Port: port}}
+	}
+	in := input(
+		finding("ollama", 11434, conflict.OtherUser, "podman-x.service"),
+		finding("node", 9100, conflict.UserOther, "dev.service"),
+		finding("searx", 8888, conflict.NoUnit, ""),
+	)
+	in.Findings[0].Manager = "user bob"
+	in.Sockets = []host.Socket{sock("0.0.0.0", 11435), sock("127.0.0.1", 8889)}
+	p := Make(in)
+	if got := p.Items[0].Remedy; got.MovePort != 11433 || got.MoveLine != `services.podman.containers.local-ai-ollama.ports = [ "8080:80" "11433:11434" ];` {
+		t.Errorf("podman move: %d %q", got.MovePort, got.MoveLine)
+	}
+	if got := p.Items[1].Remedy; got.MoveLine != "services.exporter.port = 9101;" {
+		t.Errorf("home-manager move: %q", got.MoveLine)
+	}
+	if got := p.Items[2].Remedy; got.MovePort != 8887 || got.MoveLine != "" || !strings.Contains(got.Move, "port 8887, which is free") {
+		t.Errorf("declared by hand: %+v", got)
+	}
+	if got := p.Items[0].Remedy; got.Who != ByOtherUser || !strings.Contains(got.Says, "bob's podman-x.service holds 11434/tcp") {
+		t.Errorf("%+v", got)
+	}
+}
+
+func TestStrategies(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
 	in.Manifest.Strategy = manifest.DisableUser
-	st := Resolve(in)[0]
-	if st.Action != Report || !strings.Contains(st.Fix, "remove services.podman.containers.local-ai-qdrant") {
-		t.Fatalf("disable-user: got %+v", st)
+	p := Make(in)
+	if r := p.Items[0].Remedy; r.Who != ByYou || !strings.Contains(r.Says, "remove services.podman.containers.local-ai-ollama from home.nix") || len(p.Yields) != 0 {
+		t.Errorf("disable-user: %s, yields %v", r.Text(), p.Yields)
 	}
 	in.Manifest.Strategy = manifest.Report
-	if st := Resolve(in)[0]; st.Action != Report {
-		t.Fatalf("report: got %+v", st)
-	}
-	other := finding("qdrant", "", conflict.SystemOther, 6333)
-	other.Next = "sshd.service is not among qdrant's systemUnits"
-	if st := Resolve(baseInput(other))[0]; st.Action != Report || st.Fix != other.Next {
-		t.Fatalf("system-other: got %+v", st)
+	p = Make(in)
+	if r := p.Items[0].Remedy; !strings.HasPrefix(r.Says, "strategy report: nothing is changed") || len(p.Yields) != 0 {
+		t.Errorf("report: %s, yields %v", r.Text(), p.Yields)
 	}
 }
 
-func TestRelease(t *testing.T) {
-	m := manifest.Default()
-	kept := claims.Claim{Unit: "qdrant.service", Service: "qdrant", Ports: []claims.Port{{Port: 6333, Protocol: "tcp"}}}
-	gone := claims.Claim{Unit: "old.service", Service: "old", Ports: []claims.Port{{Port: 7000, Protocol: "tcp"}},
-		Prior: claims.Prior{ActiveState: "active"}}
-	held := claims.Claim{Unit: "busy.service", Service: "busy", Ports: []claims.Port{{Port: 7001, Protocol: "tcp"}}}
-	now := []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 7001}, UID: 1000}}
-	steps := Release([]claims.Claim{kept, gone, held}, m, false, now, nil)
-	if len(steps) != 2 || steps[1].Claim.Unit != "old.service" || !steps[1].Start || steps[1].Deferred != "" ||
-		steps[0].Claim.Unit != "busy.service" || !strings.Contains(steps[0].Deferred, "still held") {
-		t.Fatalf("got %+v", steps)
+func TestSocketActivatedServiceYieldsWithItsSocketFirst(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
+	in.Findings[0].Unit = "ollama.socket"
+	in.Policy.Yield["ollama.socket"] = []string{"alice"}
+	in.System["ollama.service"] = host.Unit{Name: "ollama.service", TriggeredBy: []string{"ollama.socket"}}
+	p := Make(in)
+	if len(p.Yields) != 1 || strings.Join(p.Yields[0].Units, " ") != "ollama.socket ollama.service" {
+		t.Errorf("%+v", p.Yields)
 	}
-	if all := Release([]claims.Claim{kept}, m, true, nil, nil); len(all) != 1 {
-		t.Fatalf("--all: got %+v", all)
-	}
-}
-
-func TestSuggestPortAndMoveLine(t *testing.T) {
-	want := endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}
-	now := []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6333}}}
-	// 6334 is claimed by qdrant itself, 6332 is free.
-	if p := SuggestPort(want, now, manifest.Default()); p != 6332 {
-		t.Fatalf("SuggestPort = %d, want 6332", p)
-	}
-	f := finding("qdrant", "qdrant.service", conflict.SystemOther, 6333)
-	if got := MoveLine(f, 6335); got != `services.podman.containers.local-ai-qdrant.ports = [ "6335:6333" ];` {
-		t.Errorf("MoveLine = %s", got)
+	delete(in.Policy.Yield, "ollama.socket")
+	r := Make(in).Items[0].Remedy
+	if r.Who != ByAdmin || !strings.Contains(r.Text(), `yield."ollama.socket".users = [ "alice" ];`) || strings.Contains(r.Text(), `yield."ollama.service"`) {
+		t.Errorf("the socket missing from the policy: %s", r.Text())
 	}
 }
 
-func TestReleaseKeepsAClaimWhoseUnitIsStillNamed(t *testing.T) {
-	// The service was renamed in home.nix ("ollama" -> "llm"), the unit and
-	// port stayed: the claim stays.
-	m, _ := manifest.Parse("t", []byte(`{"version":1,"services":[{"name":"llm","systemUnits":["ollama.service"],"userUnits":["podman-llm.service"],"ports":[{"port":11434}]}]}`))
-	c := claims.Claim{Unit: "ollama.service", Service: "ollama", Prior: claims.Prior{ActiveState: "active"}}
-	if steps := Release([]claims.Claim{c}, m, false, nil, nil); len(steps) != 0 {
-		t.Fatalf("released a claim whose unit is still named: %+v", steps)
-	}
-}
-
-func TestReleaseOrderAndRunningUnits(t *testing.T) {
-	cs := []claims.Claim{
-		{Unit: "q.service", Prior: claims.Prior{ActiveState: "inactive"}},
-		{Unit: "q.socket", Prior: claims.Prior{ActiveState: "active"}},
-		{Unit: "r.service", Prior: claims.Prior{ActiveState: "active"}},
-	}
-	steps := Release(cs, manifest.Manifest{}, true, nil, map[string]bool{"r.service": true})
-	var order []string
-	for _, s := range steps {
-		order = append(order, fmt.Sprintf("%s start=%v", s.Claim.Unit, s.Start))
-	}
-	if got := strings.Join(order, ", "); got != "q.socket start=true, q.service start=false, r.service start=false" {
-		t.Errorf("release order = %s", got)
+func TestUnknownHolderSaysHowToFindIt(t *testing.T) {
+	f := finding("searx", 8888, conflict.Unknown, "")
+	f.Holder = holder.Holder{UID: 0, Confidence: holder.Unknown, Why: "socket owned by uid 0"}
+	r := Make(input(f)).Items[0].Remedy
+	if r.Who != ByRoot || r.Commands[0] != "sudo portclaim who 8888/tcp" {
+		t.Errorf("%s", r.Text())
 	}
 }

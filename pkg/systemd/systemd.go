@@ -1,6 +1,12 @@
-// Package systemd asks systemd managers about unit state over D-Bus: the
-// system manager on the system bus, and a user's manager on that user's
-// bus. It asks once per manager for all units, whatever their number.
+// Package systemd is portclaim's D-Bus client to systemd: the system
+// manager on the system bus, and a user's manager on that user's bus.
+// Detection asks once per manager for all units, whatever their number;
+// the root side asks about the few units it acts on, and stops and starts
+// them with job mode "replace", the only mode portclaim uses.
+//
+// Every connection lives as long as the context it was dialed with, the
+// handshake included: a bus that accepts and never answers ends the run
+// at its deadline, not never.
 package systemd
 
 import (
@@ -19,6 +25,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
 // Manager is a connection to one systemd manager.
@@ -29,7 +36,8 @@ type Manager struct {
 	Calls int
 }
 
-// System connects to the system manager over the system bus.
+// System connects to the system manager over the system bus. The
+// connection is closed when ctx ends.
 func System(ctx context.Context) (*Manager, error) {
 	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
 		conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
@@ -88,11 +96,25 @@ func UserBus(uid int, euid int, runtimeDir string) (path string, hello bool) {
 	return filepath.Join(runtimeDir, "bus"), true
 }
 
-// User connects to the user manager of uid.
+// UserBusPath is where this process finds the user manager of uid. Root
+// takes no XDG_RUNTIME_DIR from its environment (`sudo -E` would hand it
+// a user's), so it always looks in /run/user/<uid>.
+func UserBusPath(uid int) string {
+	runtimeDir := os.Getenv("XDG_RUNTIME_DIR")
+	if os.Geteuid() == 0 {
+		runtimeDir = ""
+	}
+	path, _ := UserBus(uid, os.Geteuid(), runtimeDir)
+	return path
+}
+
+// User connects to the user manager of uid. The connection is closed when
+// ctx ends.
 func User(ctx context.Context, uid int) (*Manager, error) {
-	path, hello := UserBus(uid, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
+	path := UserBusPath(uid)
+	_, hello := UserBus(uid, os.Geteuid(), "")
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist; is lingering on? `loginctl enable-linger`)", uid, path)
+		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist)", uid, path)
 	}
 	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
 		conn, err := dbus.Dial("unix:path="+path, dbus.WithContext(ctx))
@@ -104,7 +126,7 @@ func User(ctx context.Context, uid int) (*Manager, error) {
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
 			// The runtime directory outlives its manager for a moment.
-			return nil, fmt.Errorf("the user manager of uid %d is not running (nothing answers at %s; is lingering on? `loginctl enable-linger`)", uid, path)
+			return nil, fmt.Errorf("the user manager of uid %d is not running (nothing answers at %s)", uid, path)
 		}
 		return nil, fmt.Errorf("connecting to the user manager of uid %d at %s: %w", uid, path, err)
 	}
@@ -120,7 +142,7 @@ func (m *Manager) Close() { m.conn.Close() }
 // unreferenced unit from disk to answer (80 ms for 500 units on the test
 // machine). A unit systemd has not loaded is stopped and wanted by
 // nothing that runs; it is reported inactive with an empty LoadState.
-// The unit file state (UnitFileState, FragmentPath) costs a second call,
+// The unit file state (UnitFileState) costs a second call,
 // ListUnitFilesByPatterns, made only for the units needFile picks (nil:
 // none) and only when it picks any.
 func (m *Manager) Units(ctx context.Context, names []string, needFile func(host.Unit) bool) (map[string]host.Unit, error) {
@@ -177,7 +199,7 @@ func patterns(names []string) []string {
 func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[string]host.Unit) error {
 	var socks []string
 	for _, n := range services {
-		if s := socketOf(n); s != "" && !slices.Contains(socks, s) {
+		if s := unitname.SocketFor(n); s != "" && !slices.Contains(socks, s) {
 			if _, known := out[s]; !known {
 				socks = append(socks, s)
 			}
@@ -187,7 +209,7 @@ func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[st
 		return err
 	}
 	for _, n := range services {
-		if sock, ok := out[socketOf(n)]; ok && sock.Exists() {
+		if sock, ok := out[unitname.SocketFor(n)]; ok && sock.Exists() {
 			u := out[n]
 			u.TriggeredBy = []string{sock.Name}
 			out[n] = u
@@ -196,13 +218,7 @@ func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[st
 	return nil
 }
 
-// FillFileStates adds UnitFileState and FragmentPath to the units in out
-// named by names (one call), for the record a claim keeps of them.
-func (m *Manager) FillFileStates(ctx context.Context, names []string, out map[string]host.Unit) error {
-	return m.fileStates(ctx, names, out)
-}
-
-// fileStates fills in UnitFileState and FragmentPath for names.
+// fileStates fills in UnitFileState for names.
 func (m *Manager) fileStates(ctx context.Context, names []string, out map[string]host.Unit) error {
 	if len(names) == 0 {
 		return nil
@@ -222,24 +238,56 @@ func (m *Manager) fileStates(ctx context.Context, names []string, out map[string
 	return nil
 }
 
-// socketOf names the socket unit that activates a service by default
-// (systemd.socket(5): foo.socket activates foo.service).
-func socketOf(name string) string {
-	if base, ok := strings.CutSuffix(name, ".service"); ok {
-		return base + ".socket"
-	}
-	return ""
+// Detail is what the root side reads about a unit it may act on.
+type Detail struct {
+	host.Unit
+	Conditions []host.Condition
+	// StopsWith are the units systemd stops when this one stops
+	// (systemd.unit(5): those that Requires=, Requisite=, BindsTo= or are
+	// PartOf= it, and its PropagatesStopTo=), active or not.
+	StopsWith []string
 }
 
-// Conditions returns the unit's start conditions (the Conditions property).
-func (m *Manager) Conditions(ctx context.Context, unit string) ([]host.Condition, error) {
-	p, err := m.conn.GetUnitPropertyContext(ctx, unit, "Conditions")
+// stopPropagation are the Unit properties whose units a stop job on this
+// unit also stops: the reverse of Requires=, Requisite=, BindsTo= and
+// PartOf=, and PropagatesStopTo= itself.
+var stopPropagation = []string{"RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf", "PropagatesStopTo"}
+
+// Inspect reads one unit's state, unit file state, conditions and the
+// units its stop propagates to, in one call.
+func (m *Manager) Inspect(ctx context.Context, unit string) (Detail, error) {
+	m.Calls++
+	props, err := m.conn.GetUnitPropertiesContext(ctx, unit)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
+		return Detail{}, fmt.Errorf("reading %s: %w", unit, err)
 	}
+	str := func(k string) string { s, _ := props[k].(string); return s }
+	d := Detail{Unit: host.Unit{Name: unit, LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState")}}
+	if sock := unitname.SocketFor(unit); sock != "" {
+		if triggered, ok := props["TriggeredBy"].([]string); ok && slices.Contains(triggered, sock) {
+			d.TriggeredBy = []string{sock}
+		}
+	}
+	for _, k := range stopPropagation {
+		if us, ok := props[k].([]string); ok {
+			for _, u := range us {
+				if !slices.Contains(d.StopsWith, u) {
+					d.StopsWith = append(d.StopsWith, u)
+				}
+			}
+		}
+	}
+	if raw, ok := props["Conditions"]; ok {
+		d.Conditions = conditions(raw)
+	}
+	return d, nil
+}
+
+// conditions reads the Conditions property, a(sbbsi).
+func conditions(v any) []host.Condition {
 	var raw [][]any
-	if err := dbus.Store([]any{p.Value.Value()}, &raw); err != nil {
-		return nil, fmt.Errorf("reading %s's conditions: %w", unit, err)
+	if err := dbus.Store([]any{v}, &raw); err != nil {
+		return nil
 	}
 	var out []host.Condition
 	for _, c := range raw {
@@ -252,7 +300,7 @@ func (m *Manager) Conditions(ctx context.Context, unit string) ([]host.Condition
 		param, _ := c[3].(string)
 		out = append(out, host.Condition{Type: typ, Trigger: trigger, Negate: negate, Param: param})
 	}
-	return out, nil
+	return out
 }
 
 // JobResult is how a start or stop job ended: "done", "canceled",
@@ -260,14 +308,17 @@ func (m *Manager) Conditions(ctx context.Context, unit string) ([]host.Condition
 // time.
 type JobResult string
 
-// Stop stops unit and waits up to wait for the job to end.
+// Stop stops unit (job mode "replace": never "triggering", which would
+// stop the units that trigger it too, nor "flush" or "isolate") and waits
+// up to wait for the job to end.
 func (m *Manager) Stop(ctx context.Context, unit string, wait time.Duration) (JobResult, error) {
 	return m.job(ctx, wait, func(ch chan<- string) (int, error) {
 		return m.conn.StopUnitContext(ctx, unit, "replace", ch)
 	})
 }
 
-// Start starts unit and waits up to wait for the job to end.
+// Start starts unit (job mode "replace") and waits up to wait for the job
+// to end.
 func (m *Manager) Start(ctx context.Context, unit string, wait time.Duration) (JobResult, error) {
 	return m.job(ctx, wait, func(ch chan<- string) (int, error) {
 		return m.conn.StartUnitContext(ctx, unit, "replace", ch)

@@ -1,0 +1,402 @@
+// Package gather is the reading layer of a check: for one manifest and one
+// user it reads the socket tables, the processes behind the sockets in the
+// way, the state of the units involved, the policy and the claims, into a
+// Snapshot. It decides nothing; it asks the pure packages (conflict,
+// holder) only what it needs to read next.
+//
+// Its cost is one read of the socket tables, the processes of the units
+// expected on the ports in the way (their cgroups; every process only when
+// those do not hold the socket), one ListUnitsByPatterns on the system
+// manager, and only when there is a conflict, one on the user manager.
+package gather
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/holder"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/processes"
+	"github.com/portclaim/portclaim/pkg/safeopen"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/systemd"
+)
+
+// Places are where portclaim reads a machine; tests point them elsewhere.
+type Places struct {
+	ProcRoot     string // /proc
+	SysRoot      string // /sys
+	PolicyPath   string // /etc/portclaim/policy.json
+	BrokerSocket string // /run/portclaim/broker.sock
+	TransientDir string // /run/systemd/transient
+}
+
+// Default are the places on a running system.
+var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
+	BrokerSocket: "/run/portclaim/broker.sock", TransientDir: "/run/systemd/transient"}
+
+// Snapshot is what one look at the machine saw, for one user's manifest.
+type Snapshot struct {
+	User string
+	UID  uint32
+	// Sockets are those on and around the claimed ports (a free port
+	// nearby can be suggested); InWay those overlapping a claim.
+	Sockets []host.Socket
+	InWay   []host.Socket
+	Holders map[uint64]holder.Holder // by socket inode
+	// System is the state of the system units involved; nil when the
+	// system manager could not be asked.
+	System map[string]host.Unit
+	// UserUnits is the state of the user units in conflicts; nil when
+	// the user manager was not asked or could not be.
+	UserUnits map[string]host.Unit
+	// Policy is the trusted policy, nil when there is none (PolicyProblem
+	// says why).
+	Policy        *policy.Policy
+	PolicyProblem string
+	// KeptDown are the system units a claim keeps from starting.
+	KeptDown map[string]bool
+	// Broker reports whether portclaim's broker socket is there.
+	Broker bool
+	// Notes explain a partial view that is still useful; Broken what made
+	// it unusable (no socket table, no system bus).
+	Notes, Broken []string
+	// DBusCalls counts D-Bus method calls per manager.
+	DBusCalls map[string]int
+}
+
+// ClaimsDir is where the policy keeps claims (the default without one).
+func (s Snapshot) ClaimsDir() string {
+	if s.Policy != nil {
+		return s.Policy.ClaimsDir
+	}
+	return policy.DefaultClaimsDir
+}
+
+// SuggestMargin is how far around each claimed port sockets are read, so
+// that a free port nearby can be named (plan.FreePortNear looks as far).
+const SuggestMargin = 100
+
+// Look reads the machine for m, for the user uid. Its connections live
+// as long as ctx, whose deadline bounds every call.
+func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
+	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}}
+	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
+	s.Broker = isSocket(at.BrokerSocket)
+	if ports := conflict.ClaimedPorts(m); len(ports) > 0 {
+		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, SuggestMargin)...)
+		if err != nil {
+			s.Broken = append(s.Broken, err.Error())
+		}
+		s.Sockets = tab.Sockets
+	}
+	s.InWay = conflict.InWay(s.Sockets, m)
+	a := newAttributor(at)
+	s.Holders = map[uint64]holder.Holder{}
+	for _, sock := range s.InWay {
+		s.Holders[sock.Inode] = a.one(sock, holder.Expected(m, sock, uid))
+	}
+
+	store := claimstore.Store{Dir: s.ClaimsDir()}
+	keptDown := func(u host.Unit) bool {
+		down, ok := s.KeptDown[u.Name]
+		if !ok {
+			down = keptDownByClaim(store, u.Name, at.TransientDir)
+			s.KeptDown[u.Name] = down
+		}
+		return down
+	}
+	sys, err := systemd.System(ctx)
+	if err != nil {
+		s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
+	} else {
+		defer sys.Close()
+		names := systemNames(m, s.Holders)
+		units, err := sys.Units(ctx, names, func(u host.Unit) bool {
+			// The unit file state only matters for a stopped unit that
+			// may start at boot and that no claim keeps down.
+			return u.Exists() && !u.Active() && !keptDown(u)
+		})
+		if err == nil && conflict.MayBeSocketUnit(s.InWay, s.Holders) {
+			// A .socket unit's listener belongs to pid 1: find the
+			// sockets that activate the declared services.
+			err = sys.AddTriggers(ctx, conflict.SystemUnits(m), units)
+		}
+		if err != nil {
+			s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
+		} else {
+			s.System = units
+		}
+		s.DBusCalls["system"] = sys.Calls
+	}
+	s.userSide(ctx, m, uid)
+	return s
+}
+
+// keptDownByClaim reports whether some claim on unit keeps it from
+// starting: a condition claim (the NixOS module gives every unit the
+// policy lets yield its condition), or a root-mode mask still in place.
+// A record portclaim cannot read still exists, and keeps it down.
+func keptDownByClaim(store claimstore.Store, unit, transientDir string) bool {
+	entries, _ := store.OnUnit(unit)
+	for _, e := range entries {
+		switch {
+		case e.Releasing:
+		case e.Problem != "", e.Claim.Method == claim.ByCondition:
+			return true
+		case e.Claim.Method == claim.ByTransientMask:
+			if t, err := os.Readlink(filepath.Join(transientDir, unit)); err == nil && t == "/dev/null" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// userSide asks the user manager about the user units in the way (the
+// report shows their state), and notes when that manager is not running.
+func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32) {
+	var names []string
+	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders, System: s.System, KeptDown: s.KeptDown})
+	for _, f := range findings {
+		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
+			names = append(names, f.UserUnit)
+		}
+	}
+	path := systemd.UserBusPath(int(uid))
+	if len(names) == 0 {
+		if !isSocket(path) && len(m.Services) > 0 && uid != 0 {
+			s.Notes = append(s.Notes, fmt.Sprintf("%s's user manager is not running (%s); the user units are not checked, the system side is%s",
+				s.User, path, lingerHint(uid, s.User)))
+		}
+		return
+	}
+	mgr, err := systemd.User(ctx, int(uid))
+	if err != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is%s", err, s.User, lingerHint(uid, s.User)))
+		return
+	}
+	defer mgr.Close()
+	units, err := mgr.Units(ctx, names, nil)
+	s.DBusCalls["user"] = mgr.Calls
+	if err != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, s.User))
+		return
+	}
+	s.UserUnits = units
+}
+
+// lingerHint is the fix for a user manager that is not running: lingering,
+// for a user who has one (root's runs with the system).
+func lingerHint(uid uint32, name string) string {
+	if uid == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (to have it run from boot: `loginctl enable-linger %s`)", name)
+}
+
+// LoadPolicy reads the policy if root alone can have written it; else
+// it returns why not.
+func LoadPolicy(path string) (*policy.Policy, string) {
+	data, err := safeopen.RootFile(path, policy.MaxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("no portclaim policy is installed (%s does not exist)", path)
+	}
+	if err != nil {
+		return nil, fmt.Sprintf("the policy cannot be used: %v", err)
+	}
+	p, err := policy.Parse(path, data)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return &p, ""
+}
+
+func isSocket(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&fs.ModeSocket != 0
+}
+
+// systemNames are the system units to ask about: the declared ones and
+// the holders found.
+func systemNames(m manifest.Manifest, holders map[uint64]holder.Holder) []string {
+	names := conflict.SystemUnits(m)
+	for _, h := range holders {
+		if h.Known() && !h.Unit.User && h.Unit.Name != "" && !slices.Contains(names, h.Unit.Name) {
+			names = append(names, h.Unit.Name)
+		}
+	}
+	return names
+}
+
+// Held is one socket on a port, with its holder.
+type Held struct {
+	Socket host.Socket
+	Holder holder.Holder
+}
+
+// Who lists every socket bound to port (proto "" for both), with its
+// holder; expected names the units that should hold it.
+func Who(port uint16, proto endpoint.Proto, expected []host.UnitRef, at Places) ([]Held, error) {
+	tab, err := sockets.Read(at.ProcRoot, sockets.Range{Lo: port, Hi: port})
+	if err != nil {
+		return nil, err
+	}
+	a := newAttributor(at)
+	var out []Held
+	for _, s := range tab.Sockets {
+		if s.Port == port && (proto == "" || s.Proto == proto) {
+			out = append(out, Held{Socket: s, Holder: a.one(s, expected)})
+		}
+	}
+	return out, nil
+}
+
+// NameOf returns the user name of uid, or the number when it has none.
+func NameOf(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username
+	}
+	return id
+}
+
+// attributor finds holders, reading each process's files at most once.
+type attributor struct {
+	at         Places
+	euid       int
+	cgroupRoot string
+	byUnit     map[host.UnitRef][]host.Process
+	all        []host.Process // every process; read on first need
+	scanned    bool
+	fds        map[int]map[uint64]bool // socket inodes by pid; nil: unreadable
+	buf        []byte
+	cgroupV2   string            // where cgroup ids are directory inodes; "" without v2
+	cgroupIDs  map[uint64]string // cgroup directory by inode, walked on first need
+}
+
+func newAttributor(at Places) *attributor {
+	return &attributor{at: at, euid: os.Geteuid(), cgroupRoot: processes.CgroupRoot(at.SysRoot), cgroupV2: processes.CgroupV2Root(at.SysRoot),
+		byUnit: map[host.UnitRef][]host.Process{}, fds: map[int]map[uint64]bool{}, buf: processes.NewBuffer()}
+}
+
+// one attributes s: first among the processes of the units expected to
+// hold it (read from their cgroups), then, when those do not hold it,
+// among every process.
+func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
+	var cands []host.Process
+	for _, u := range expected {
+		ps, ok := a.byUnit[u]
+		if !ok {
+			ps = processes.UnitProcesses(a.at.ProcRoot, a.cgroupRoot, u, a.buf)
+			a.byUnit[u] = ps
+		}
+		cands = append(cands, ps...)
+	}
+	h := holder.Attribute(s, cands, expected, a.hasSocket)
+	if h.Confidence == holder.Confirmed {
+		return h
+	}
+	if !a.canRead(s.UID) {
+		// The holder's files are closed to us. The kernel says which
+		// cgroup created the socket: that names the unit, where the uid
+		// alone would only say an expected unit runs as that uid too.
+		if ch, ok := a.fromCgroup(s, expected); ok {
+			return ch
+		}
+		if h.Confidence == holder.Probable && s.CgroupID == 0 {
+			return h // no cgroup to go by; the full scan would guess the same
+		}
+	}
+	if !a.scanned {
+		a.scanned = true
+		a.all, _ = processes.Scan(a.at.ProcRoot)
+	}
+	return holder.Attribute(s, a.all, expected, a.hasSocket)
+}
+
+// fromCgroup attributes s to the unit whose cgroup created it (sock_diag's
+// cgroup id is the inode of that cgroup v2 directory), with the lowest pid
+// of that cgroup running as the socket's owner.
+func (a *attributor) fromCgroup(s host.Socket, expected []host.UnitRef) (holder.Holder, bool) {
+	if s.CgroupID == 0 || a.cgroupV2 == "" {
+		return holder.Holder{}, false
+	}
+	dir, ok := a.cgroupDir(s.CgroupID, expected)
+	if !ok {
+		return holder.Holder{}, false // created outside our cgroup tree
+	}
+	rel := strings.TrimPrefix(dir, a.cgroupV2)
+	u := processes.UnitOfCgroup(rel)
+	h := holder.Holder{Unit: u, UID: s.UID, Confidence: holder.Probable,
+		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, rel)}
+	ps, read := a.byUnit[u]
+	if !read || dir != filepath.Join(a.cgroupV2, processes.UnitCgroup(u)) {
+		ps = processes.CgroupProcesses(a.at.ProcRoot, dir, u, a.buf)
+	}
+	for _, p := range ps {
+		if p.UID == s.UID && (h.PID == 0 || p.PID < h.PID) {
+			h.PID, h.Command = p.PID, p.Command
+		}
+	}
+	return h, true
+}
+
+// cgroupDir finds the cgroup directory whose inode is id: first among the
+// expected units' own (one stat each), else by one walk of the tree.
+func (a *attributor) cgroupDir(id uint64, expected []host.UnitRef) (string, bool) {
+	for _, u := range expected {
+		dir := filepath.Join(a.cgroupV2, processes.UnitCgroup(u))
+		if inode(dir) == id {
+			return dir, true
+		}
+	}
+	if a.cgroupIDs == nil {
+		a.cgroupIDs = map[uint64]string{}
+		filepath.WalkDir(a.cgroupV2, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				a.cgroupIDs[inode(path)] = path
+			}
+			return nil
+		})
+	}
+	dir, ok := a.cgroupIDs[id]
+	return dir, ok
+}
+
+func inode(path string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+func (a *attributor) canRead(uid uint32) bool { return a.euid == 0 || uint32(a.euid) == uid }
+
+func (a *attributor) hasSocket(p host.Process, inode uint64) (bool, error) {
+	if !a.canRead(p.UID) {
+		return false, processes.ErrNoPermission // not worth a system call
+	}
+	set, seen := a.fds[p.PID]
+	if !seen {
+		set, _ = processes.SocketsOf(a.at.ProcRoot, p.PID)
+		a.fds[p.PID] = set
+	}
+	return set[inode], nil
+}

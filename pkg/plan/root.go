@@ -1,0 +1,371 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/policy"
+)
+
+// The root side's decisions: what the broker (or root mode) claims, stops
+// and starts for one user's request, in which order, and what it refuses.
+
+// UnitFacts is what the root side read about one unit.
+type UnitFacts struct {
+	Unit       host.Unit
+	Conditions []host.Condition
+	// Records are every user's records on the unit (claims and releases
+	// under way).
+	Records []claimstore.Entry
+}
+
+// Dependent is an active unit systemd would stop along with an asked one.
+type Dependent struct {
+	Unit string
+	Of   string // the asked unit whose stop reaches it
+	Via  string // the unit it depends on directly
+}
+
+// Authority is on whose word the root side acts: the policy for a user
+// who asked the broker, or root itself (root mode), who may make any unit
+// yield and keeps down with a transient mask what has no condition.
+type Authority struct {
+	Policy *policy.Policy // nil for root
+	Root   bool
+}
+
+// YieldInput is one request to yield.
+type YieldInput struct {
+	User       string
+	Authority  Authority
+	Service    string
+	Asked      []string // a service and its socket
+	Ports      []endpoint.Endpoint
+	Dependents []Dependent
+	Facts      map[string]UnitFacts // the asked units and the dependents
+	// ClaimPath is where user's claim on a unit lives (the path its
+	// condition names).
+	ClaimPath func(user, unit string) string
+	Now       time.Time
+}
+
+// Refusal says why nothing was done, and how to change that.
+type Refusal struct {
+	// Units the policy does not let yield to the user, and the line that
+	// would.
+	Units    []string
+	Says     string
+	NixOS    string
+	Problems []string // records that cannot be read
+}
+
+// YieldPlan is what the root side does for one request.
+type YieldPlan struct {
+	Refused *Refusal
+	// Write are the claims to write, asked units first (socket first),
+	// then dependents.
+	Write []claim.Claim
+	// Already lists the units this user has claimed before: a run after a
+	// crash converges instead of claiming again.
+	Already []string
+	// CancelRelease lists this user's releases under way on these units:
+	// the user wants them down again, so the release is dropped.
+	CancelRelease []string
+	// Mask lists the units root keeps down with a transient mask.
+	Mask []string
+	// Stop lists the active units to stop, dependents (deepest first)
+	// before the units they depend on, a socket before its service.
+	Stop []string
+	// Warnings are said, not acted on (nothing keeps a unit down at boot).
+	Warnings []string
+}
+
+// PlanYield decides a yield. A user may make a unit yield only when the
+// policy lets it, and every active unit systemd would stop with it too: a
+// stop never takes down more than the policy names.
+func PlanYield(in YieldInput) YieldPlan {
+	var p YieldPlan
+	all := append(slices.Clone(in.Asked), dependentUnits(in.Dependents)...)
+	if !in.Authority.Root {
+		var missing []string
+		for _, u := range all {
+			if in.Authority.Policy == nil || !in.Authority.Policy.Allows(in.User, u) {
+				missing = append(missing, u)
+			}
+		}
+		if len(missing) > 0 {
+			p.Refused = &Refusal{Units: missing, NixOS: in.Authority.Policy.YieldLine(in.User, missing...),
+				Says: refusalText(in, missing)}
+			return p
+		}
+	}
+	var broken []string
+	for _, u := range all {
+		for _, r := range in.Facts[u].Records {
+			if r.Problem != "" {
+				broken = append(broken, r.Problem)
+			}
+		}
+	}
+	if len(broken) > 0 {
+		p.Refused = &Refusal{Problems: broken, Says: "a claim record on these units cannot be read, so portclaim changes nothing about them until root repairs or removes it: " + strings.Join(broken, "; ")}
+		return p
+	}
+	with := map[string]string{}
+	for _, d := range in.Dependents {
+		with[d.Unit] = d.Of
+	}
+	for _, u := range all {
+		facts := in.Facts[u]
+		mine, releasing := false, false
+		for _, r := range facts.Records {
+			if r.User == in.User {
+				mine = mine || !r.Releasing
+				releasing = releasing || r.Releasing
+			}
+		}
+		if releasing {
+			p.CancelRelease = append(p.CancelRelease, u)
+		}
+		if mine {
+			p.Already = append(p.Already, u)
+		} else {
+			c := claim.Claim{Version: claim.Version, User: in.User, Unit: u, Service: in.Service, Ports: in.Ports,
+				ClaimedAt: in.Now.UTC(), With: with[u], Prior: priorOf(in.User, facts)}
+			c.Method = method(in, u, facts)
+			if c.Method == claim.ByNothing {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no ConditionPathExists=!%s, so it starts again at boot; the NixOS module adds it to every unit services.portclaim.yield lists",
+					u, in.ClaimPath(in.User, u)))
+			}
+			p.Write = append(p.Write, c)
+		}
+		if m := method(in, u, facts); m == claim.ByTransientMask {
+			p.Mask = append(p.Mask, u)
+		}
+	}
+	// Dependents deepest first, then the asked units socket first: each
+	// stop then finds nothing left that systemd would stop along.
+	for i := len(in.Dependents) - 1; i >= 0; i-- {
+		if in.Facts[in.Dependents[i].Unit].Unit.Active() {
+			p.Stop = append(p.Stop, in.Dependents[i].Unit)
+		}
+	}
+	for _, u := range socketFirst(in.Asked) {
+		if in.Facts[u].Unit.Active() {
+			p.Stop = append(p.Stop, u)
+		}
+	}
+	return p
+}
+
+func refusalText(in YieldInput, missing []string) string {
+	var deps []string
+	for _, d := range in.Dependents {
+		if slices.Contains(missing, d.Unit) {
+			deps = append(deps, fmt.Sprintf("%s (it depends on %s)", d.Unit, d.Via))
+		}
+	}
+	asked := slices.DeleteFunc(slices.Clone(missing), func(u string) bool { return !slices.Contains(in.Asked, u) })
+	var parts []string
+	if len(asked) > 0 {
+		parts = append(parts, fmt.Sprintf("the system policy does not let %s yield to %s", strings.Join(asked, " and "), in.User))
+	}
+	if len(deps) > 0 {
+		parts = append(parts, fmt.Sprintf("stopping %s would also stop %s, which the policy does not let yield to %s",
+			strings.Join(in.Asked, " and "), strings.Join(deps, ", "), in.User))
+	}
+	return strings.Join(parts, "; ") + "; nothing was changed"
+}
+
+func dependentUnits(ds []Dependent) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Unit
+	}
+	return out
+}
+
+// priorOf is the state a new claim records: the one the first claim on
+// the unit recorded, when another user's claim keeps it down already (the
+// unit is down because of that claim, not by itself), else its state now.
+func priorOf(user string, facts UnitFacts) claim.Prior {
+	var first *claim.Claim
+	for i, r := range facts.Records {
+		if r.User != user && r.Problem == "" && !r.Releasing && (first == nil || r.Claim.ClaimedAt.Before(first.ClaimedAt)) {
+			first = &facts.Records[i].Claim
+		}
+	}
+	if first != nil {
+		return first.Prior
+	}
+	return claim.Prior{ActiveState: facts.Unit.ActiveState, UnitFileState: facts.Unit.UnitFileState}
+}
+
+// method is how the unit will be kept down for user: its condition,
+// which the NixOS module rendered; for root, where there is none, a
+// transient mask.
+func method(in YieldInput, unit string, facts UnitFacts) string {
+	if host.KeptDownBy(facts.Conditions, in.ClaimPath(in.User, unit)) {
+		return claim.ByCondition
+	}
+	if in.Authority.Root {
+		return claim.ByTransientMask
+	}
+	return claim.ByNothing
+}
+
+// ReleaseAction is what the root side does with one record.
+type ReleaseAction string
+
+const (
+	// Remove the claim only: another claim keeps the unit down, or it was
+	// not running before, or it runs anyway.
+	RemoveOnly ReleaseAction = "remove"
+	// Start the unit again after moving its record aside; remove the
+	// record once the unit runs.
+	Restart ReleaseAction = "start"
+	// Defer: the claim stays, for a later run.
+	Defer ReleaseAction = "defer"
+	// Keep: a record that cannot be read stays, untouched.
+	Keep ReleaseAction = "keep"
+)
+
+// ReleaseStep gives one claimed unit back.
+type ReleaseStep struct {
+	Entry  claimstore.Entry
+	Action ReleaseAction
+	Unmask bool   // a transient mask to remove first
+	Why    string // for people
+}
+
+// ReleaseInput is a request to give claims back.
+type ReleaseInput struct {
+	User string
+	// Entries are the user's records to release (claims and releases
+	// under way), dependents included.
+	Entries []claimstore.Entry
+	Facts   map[string]UnitFacts
+	// Sockets are those on the claimed ports now.
+	Sockets []host.Socket
+	// HolderOf names who holds a socket, for a deferral's message.
+	HolderOf func(host.Socket) string
+}
+
+// PlanRelease decides a release, in the order systemd needs: the units a
+// claim was asked for before the dependents stopped with them, a socket
+// before its service.
+func PlanRelease(in ReleaseInput) []ReleaseStep {
+	var steps []ReleaseStep
+	for _, e := range in.Entries {
+		steps = append(steps, releaseStep(in, e))
+	}
+	sort.SliceStable(steps, func(i, j int) bool {
+		a, b := steps[i].Entry.Claim, steps[j].Entry.Claim
+		if (a.With == "") != (b.With == "") {
+			return a.With == ""
+		}
+		return orderKey(a.Unit) < orderKey(b.Unit)
+	})
+	// A unit stopped with another needs that one running to start: it
+	// waits while that one stays down (a deferred release, another
+	// user's claim), keeping its record.
+	action := map[string]ReleaseStep{}
+	for i, st := range steps {
+		c := st.Entry.Claim
+		action[c.Unit] = st
+		if c.With == "" || st.Action != Restart {
+			continue
+		}
+		w, inRelease := action[c.With]
+		switch {
+		case inRelease && w.Action == Restart:
+		case !inRelease && in.Facts[c.With].Unit.Active():
+		default:
+			why := "it is down"
+			if inRelease {
+				why = w.Why
+			}
+			steps[i].Action, steps[i].Why = Defer, fmt.Sprintf("it needs %s, which stays down (%s); released on a later run", c.With, why)
+			action[c.Unit] = steps[i]
+		}
+	}
+	return steps
+}
+
+func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
+	st := ReleaseStep{Entry: e}
+	if e.Problem != "" {
+		st.Action, st.Why = Keep, "the record cannot be read, so nothing about the unit is changed until root repairs or removes it: "+e.Problem
+		return st
+	}
+	c := e.Claim
+	st.Unmask = c.Method == claim.ByTransientMask
+	facts := in.Facts[c.Unit]
+	var others []string
+	for _, r := range facts.Records {
+		if r.User != in.User && !r.Releasing {
+			others = append(others, r.User)
+		}
+	}
+	switch {
+	case len(others) > 0:
+		st.Action = RemoveOnly
+		st.Why = fmt.Sprintf("it stays down: %s's claim keeps it", strings.Join(others, " and "))
+		st.Unmask = false
+	case facts.Unit.Active():
+		st.Action, st.Why = RemoveOnly, "it is running (nothing kept it down)"
+	case !c.Prior.WasActive():
+		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
+	default:
+		if held := heldPorts(in, c.Ports); held != "" {
+			st.Action, st.Why = Defer, held+"; released on a later run once it is free"
+			return st
+		}
+		st.Action, st.Why = Restart, "it ran before the first claim"
+	}
+	return st
+}
+
+// heldPorts says what holds any of ports now, or "".
+func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) string {
+	for _, want := range ports {
+		for _, s := range in.Sockets {
+			if endpoint.Overlap(want, s.Endpoint) {
+				who := fmt.Sprintf("uid %d", s.UID)
+				if in.HolderOf != nil {
+					who = in.HolderOf(s)
+				}
+				return fmt.Sprintf("%s is still held at %s by %s", want.PortProto(), s.Endpoint, who)
+			}
+		}
+	}
+	return ""
+}
+
+// Stale says why a record should be given back without its user asking:
+// its user no longer exists, or the policy no longer lets its unit yield
+// to that user (and so no longer renders the condition that kept it
+// down). "" for a record that stands. Root's transient masks stand until
+// their user is gone: root made them, not the policy.
+func Stale(e claimstore.Entry, pol *policy.Policy, userExists bool) string {
+	switch {
+	case !userExists:
+		return fmt.Sprintf("user %s no longer exists", e.User)
+	case e.Problem != "":
+		return ""
+	case e.Claim.Method == claim.ByTransientMask:
+		return ""
+	case pol == nil:
+		return "no policy is installed any more"
+	case !pol.Allows(e.User, e.Unit):
+		return fmt.Sprintf("the policy no longer lets %s yield to %s", e.Unit, e.User)
+	}
+	return ""
+}

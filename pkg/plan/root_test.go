@@ -1,0 +1,227 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/policy"
+)
+
+const claims = "/var/lib/portclaim/claims"
+
+func claimPath(user, unit string) string { return claims + "/" + user + "/" + unit }
+
+func keptBy(units ...string) []host.Condition {
+	var out []host.Condition
+	for _, u := range units {
+		user, unit, _ := strings.Cut(u, "/")
+		out = append(out, host.Condition{Type: "ConditionPathExists", Negate: true, Param: claimPath(user, unit)})
+	}
+	return out
+}
+
+func active(name string, conds ...host.Condition) UnitFacts {
+	return UnitFacts{Unit: host.Unit{Name: name, ActiveState: "active", UnitFileState: "enabled", LoadState: "loaded"}, Conditions: conds}
+}
+
+func record(user, unit string, at int64, prior string) claimstore.Entry {
+	return claimstore.Entry{User: user, Unit: unit, Claim: claim.Claim{Version: 2, User: user, Unit: unit, Method: claim.ByCondition,
+		ClaimedAt: time.Unix(at, 0), Prior: claim.Prior{ActiveState: prior}}}
+}
+
+func yieldIn() YieldInput {
+	pol := &policy.Policy{Yield: map[string][]string{"ollama.service": {"alice", "bob"}, "ollama.socket": {"alice"}}}
+	return YieldInput{User: "alice", Authority: Authority{Policy: pol}, Service: "ollama", Asked: []string{"ollama.socket", "ollama.service"},
+		Ports: []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}, ClaimPath: claimPath, Now: time.Unix(100, 0),
+		Facts: map[string]UnitFacts{
+			"ollama.socket":  active("ollama.socket", keptBy("alice/ollama.socket")...),
+			"ollama.service": active("ollama.service", keptBy("alice/ollama.service", "bob/ollama.service")...),
+		}}
+}
+
+func TestYieldClaimsAndStopsSocketFirst(t *testing.T) {
+	p := PlanYield(yieldIn())
+	if p.Refused != nil || len(p.Write) != 2 || strings.Join(p.Stop, " ") != "ollama.socket ollama.service" {
+		t.Fatalf("%+v", p)
+	}
+	for _, c := range p.Write {
+		if c.Method != claim.ByCondition || c.Prior.ActiveState != "active" || c.User != "alice" || c.Service != "ollama" {
+			t.Errorf("claim %+v", c)
+		}
+	}
+}
+
+func TestYieldRefusesDependentsThePolicyDoesNotName(t *testing.T) {
+	in := yieldIn()
+	in.Dependents = []Dependent{{Unit: "webui.service", Of: "ollama.service", Via: "ollama.service"}, {Unit: "proxy.service", Of: "ollama.service", Via: "webui.service"}}
+	in.Facts["webui.service"] = active("webui.service")
+	in.Facts["proxy.service"] = active("proxy.service")
+	in.Authority.Policy.Yield["webui.service"] = []string{"alice"}
+	p := PlanYield(in)
+	if p.Refused == nil || strings.Join(p.Refused.Units, " ") != "proxy.service" || len(p.Write) != 0 || len(p.Stop) != 0 {
+		t.Fatalf("%+v", p)
+	}
+	for _, want := range []string{"would also stop proxy.service (it depends on webui.service)", "nothing was changed"} {
+		if !strings.Contains(p.Refused.Says, want) {
+			t.Errorf("%q lacks %q", p.Refused.Says, want)
+		}
+	}
+	if p.Refused.NixOS != `services.portclaim.yield."proxy.service".users = [ "alice" ];` {
+		t.Errorf("line %q", p.Refused.NixOS)
+	}
+
+	// With the dependents in the policy, they yield too, deepest first,
+	// and are recorded as stopped with ollama.service.
+	in.Authority.Policy.Yield["proxy.service"] = []string{"alice"}
+	p = PlanYield(in)
+	if p.Refused != nil || strings.Join(p.Stop, " ") != "proxy.service webui.service ollama.socket ollama.service" {
+		t.Fatalf("%+v", p)
+	}
+	for _, c := range p.Write {
+		if (c.Unit == "webui.service" || c.Unit == "proxy.service") != (c.With == "ollama.service") {
+			t.Errorf("%s recorded as stopped with %q", c.Unit, c.With)
+		}
+	}
+}
+
+func TestSecondUserInheritsTheFirstClaimsPrior(t *testing.T) {
+	in := yieldIn()
+	in.User, in.Asked = "bob", []string{"ollama.service"}
+	f := in.Facts["ollama.service"]
+	f.Unit.ActiveState = "inactive" // alice's claim keeps it down
+	f.Records = []claimstore.Entry{record("alice", "ollama.service", 50, "active")}
+	in.Facts["ollama.service"] = f
+	p := PlanYield(in)
+	if len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" || len(p.Stop) != 0 {
+		t.Fatalf("bob's claim: %+v", p)
+	}
+}
+
+func TestYieldConvergesAndCancelsARelease(t *testing.T) {
+	in := yieldIn()
+	f := in.Facts["ollama.service"]
+	f.Records = []claimstore.Entry{record("alice", "ollama.service", 50, "active")}
+	in.Facts["ollama.service"] = f
+	s := in.Facts["ollama.socket"]
+	r := record("alice", "ollama.socket", 50, "active")
+	r.Releasing = true
+	s.Records = []claimstore.Entry{r}
+	in.Facts["ollama.socket"] = s
+	p := PlanYield(in)
+	if strings.Join(p.Already, " ") != "ollama.service" || strings.Join(p.CancelRelease, " ") != "ollama.socket" || len(p.Write) != 1 || p.Write[0].Unit != "ollama.socket" {
+		t.Fatalf("%+v", p)
+	}
+}
+
+func TestUnreadableRecordBlocksAnyChange(t *testing.T) {
+	in := yieldIn()
+	f := in.Facts["ollama.service"]
+	f.Records = []claimstore.Entry{{User: "bob", Unit: "ollama.service", Problem: "bob/ollama.service: not a whole claim record"}}
+	in.Facts["ollama.service"] = f
+	if p := PlanYield(in); p.Refused == nil || !strings.Contains(p.Refused.Says, "not a whole claim record") || len(p.Stop) != 0 {
+		t.Fatalf("%+v", p)
+	}
+}
+
+func TestRootMasksWhatHasNoCondition(t *testing.T) {
+	in := yieldIn()
+	in.Authority = Authority{Root: true}
+	in.Asked = []string{"sshd.service"}
+	in.Facts["sshd.service"] = active("sshd.service")
+	p := PlanYield(in)
+	if p.Refused != nil || strings.Join(p.Mask, " ") != "sshd.service" || p.Write[0].Method != claim.ByTransientMask {
+		t.Fatalf("%+v", p)
+	}
+	in.Authority = Authority{Policy: &policy.Policy{Yield: map[string][]string{"sshd.service": {"alice"}}}}
+	p = PlanYield(in)
+	if len(p.Mask) != 0 || p.Write[0].Method != claim.ByNothing || !strings.Contains(p.Warnings[0], "starts again at boot") {
+		t.Fatalf("a policy unit without its condition: %+v", p)
+	}
+}
+
+func releaseIn(entries ...claimstore.Entry) ReleaseInput {
+	return ReleaseInput{User: "alice", Entries: entries, Facts: map[string]UnitFacts{}}
+}
+
+func stopped(name string, records ...claimstore.Entry) UnitFacts {
+	return UnitFacts{Unit: host.Unit{Name: name, ActiveState: "inactive", LoadState: "loaded"}, Records: records}
+}
+
+func TestReleaseDecisions(t *testing.T) {
+	mine := record("alice", "ollama.service", 50, "active")
+	in := releaseIn(mine)
+	in.Facts["ollama.service"] = stopped("ollama.service", mine, record("bob", "ollama.service", 60, "active"))
+	if st := PlanRelease(in)[0]; st.Action != RemoveOnly || !strings.Contains(st.Why, "bob's claim keeps it") {
+		t.Errorf("another user's claim: %+v", st)
+	}
+	in.Facts["ollama.service"] = stopped("ollama.service", mine)
+	if st := PlanRelease(in)[0]; st.Action != Restart {
+		t.Errorf("the last claim: %+v", st)
+	}
+	in.Sockets = []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UID: 1000}}
+	mine.Claim.Ports = []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}
+	in.Entries = []claimstore.Entry{mine}
+	in.HolderOf = func(host.Socket) string { return "user alice's podman-local-ai-ollama.service" }
+	if st := PlanRelease(in)[0]; st.Action != Defer || !strings.Contains(st.Why, "11434/tcp is still held at *:11434 by user alice's podman-local-ai-ollama.service") {
+		t.Errorf("port still held: %+v", st)
+	}
+	in.Sockets = nil
+	notBefore := record("alice", "ollama.service", 50, "inactive")
+	in.Entries = []claimstore.Entry{notBefore}
+	if st := PlanRelease(in)[0]; st.Action != RemoveOnly || !strings.Contains(st.Why, "inactive before the first claim") {
+		t.Errorf("not running before: %+v", st)
+	}
+	in.Entries = []claimstore.Entry{{User: "alice", Unit: "ollama.service", Problem: "truncated"}}
+	if st := PlanRelease(in)[0]; st.Action != Keep {
+		t.Errorf("unreadable: %+v", st)
+	}
+}
+
+func TestReleaseOrderAndDependents(t *testing.T) {
+	svc := record("alice", "ollama.service", 50, "active")
+	sock := record("alice", "ollama.socket", 50, "active")
+	dep := record("alice", "webui.service", 50, "active")
+	dep.Claim.With = "ollama.service"
+	in := releaseIn(dep, svc, sock)
+	in.Facts["ollama.service"] = stopped("ollama.service", svc)
+	in.Facts["ollama.socket"] = stopped("ollama.socket", sock)
+	in.Facts["webui.service"] = stopped("webui.service", dep)
+	var got []string
+	for _, st := range PlanRelease(in) {
+		got = append(got, st.Entry.Unit+":"+string(st.Action))
+	}
+	if strings.Join(got, " ") != "ollama.socket:start ollama.service:start webui.service:start" {
+		t.Errorf("order %v", got)
+	}
+	// bob's claim keeps ollama.service down: its dependent waits, keeping
+	// its record, rather than start into a missing dependency.
+	in.Facts["ollama.service"] = stopped("ollama.service", svc, record("bob", "ollama.service", 70, "active"))
+	steps := PlanRelease(in)
+	if st := steps[2]; st.Entry.Unit != "webui.service" || st.Action != Defer || !strings.Contains(st.Why, "needs ollama.service") {
+		t.Errorf("dependent of a unit that stays down: %+v", st)
+	}
+}
+
+func TestStale(t *testing.T) {
+	pol := &policy.Policy{Yield: map[string][]string{"ollama.service": {"alice"}}}
+	e := record("alice", "ollama.service", 1, "active")
+	if Stale(e, pol, true) != "" {
+		t.Error("an allowed claim is stale")
+	}
+	if s := Stale(e, pol, false); !strings.Contains(s, "no longer exists") {
+		t.Error(s)
+	}
+	e2 := record("bob", "ollama.service", 1, "active")
+	if s := Stale(e2, pol, true); !strings.Contains(s, "no longer lets ollama.service yield to bob") {
+		t.Error(s)
+	}
+	e2.Claim.Method = claim.ByTransientMask
+	if Stale(e2, pol, true) != "" {
+		t.Error("root's mask is stale while its user exists")
+	}
+}
