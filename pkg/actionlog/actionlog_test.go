@@ -1,40 +1,33 @@
 package actionlog
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
+	"errors"
 	"testing"
+
+	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
-func TestFileRecord(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "state", "portclaim")
-	l := Open(dir)
-	l.journal = false // the journal is exercised end to end
-	l.Add(Entry{Action: "stop", Unit: "ollama.service", Ports: []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}, Result: "done", Msg: "for alice"})
-	l.Close()
-	data, err := os.ReadFile(filepath.Join(dir, "portclaim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), `action=stop unit=ollama.service ports=11434/tcp result=done msg="for alice"`) {
-		t.Errorf("log line: %q", data)
-	}
-	if fi, _ := os.Stat(filepath.Join(dir, "portclaim.log")); fi.Mode().Perm() != 0o600 {
-		t.Errorf("log mode %v, want 0600", fi.Mode().Perm())
+func TestFields(t *testing.T) {
+	var got map[string]string
+	var msg string
+	l := &Log{send: func(m string, _ journal.Priority, f map[string]string) error { msg, got = m, f; return nil }}
+	l.Add(Entry{Action: "stop", Unit: "ollama.service", User: "alice", Result: "done",
+		Ports: []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}, {Proto: endpoint.UDP, Port: 53}}})
+	if msg != "stop ollama.service for alice: done" || got["PORTCLAIM_PORT"] != "11434/tcp,53/udp" || got["PORTCLAIM_USER"] != "alice" || got["SYSLOG_IDENTIFIER"] != "portclaim" {
+		t.Errorf("%q %v", msg, got)
 	}
 }
 
-func TestStateDir(t *testing.T) {
-	t.Setenv("XDG_STATE_HOME", "/tmp/xdg-state")
-	if got := StateDir(); got != "/tmp/xdg-state/portclaim" {
-		t.Errorf("StateDir = %q", got)
+func TestAFailingJournalIsReportedOnce(t *testing.T) {
+	calls := 0
+	l := &Log{send: func(string, journal.Priority, map[string]string) error { calls++; return errors.New("gone") }}
+	l.Add(Entry{Action: "stop"})
+	l.Add(Entry{Action: "start"})
+	if calls != 1 || len(l.Problems) != 1 {
+		t.Errorf("%d sends, problems %q", calls, l.Problems)
 	}
-	t.Setenv("XDG_STATE_HOME", "")
-	t.Setenv("HOME", "/home/alice")
-	if got := StateDir(); got != "/home/alice/.local/state/portclaim" {
-		t.Errorf("StateDir = %q", got)
-	}
+	var none *Log
+	none.Add(Entry{}) // a nil log records nothing, and does not fail
 }

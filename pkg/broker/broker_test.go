@@ -1,0 +1,145 @@
+package broker
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve starts a server on a socket of its own; it returns the path and
+// a channel that closes when Serve returns.
+func serve(t *testing.T, s *Server) (string, <-chan error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broker.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	finished := make(chan struct{})
+	go func() { done <- s.Serve(ctx, ln); ln.Close(); close(finished) }()
+	t.Cleanup(func() { cancel(); ln.SetDeadline(time.Now()); <-finished })
+	return path, done
+}
+
+func call(t *testing.T, path string, req Request) (Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return Call(ctx, path, req)
+}
+
+func TestRequestsAreCheckedBeforeAnythingIsRead(t *testing.T) {
+	path, _ := serve(t, &Server{LookupUser: func(uint32) (string, error) { return "alice", nil }})
+	cases := []struct {
+		req  Request
+		want string
+	}{
+		{Request{Op: "stop"}, `op "stop" with these fields is not a request`},
+		{Request{Op: OpYield}, "is not a request"},
+	}
+	if os.Geteuid() == 0 {
+		// Root is refused before anything else is looked at.
+		cases = []struct {
+			req  Request
+			want string
+		}{{Request{Op: OpStatus}, "root acts without the broker"}}
+	}
+	for _, c := range cases {
+		resp, err := call(t, path, c.req)
+		if err == nil || !strings.Contains(resp.Error, c.want) || resp.OK {
+			t.Errorf("%+v: %+v, %v; want %q", c.req, resp, err, c.want)
+		}
+	}
+}
+
+func TestWrongVersionAndGarbageAreRefused(t *testing.T) {
+	path, _ := serve(t, &Server{})
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte(`{"version":7,"op":"status"}` + "\n"))
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	conn.Close()
+	if !strings.Contains(string(buf[:n]), `protocol version 7; this broker speaks 1`) {
+		t.Errorf("%s", buf[:n])
+	}
+	conn, _ = net.Dial("unix", path)
+	conn.Write([]byte(`{"version":1,"op":"status","evil":true}` + "\n"))
+	n, _ = conn.Read(buf)
+	conn.Close()
+	if !strings.Contains(string(buf[:n]), `"code":"bad-request"`) {
+		t.Errorf("unknown field: %s", buf[:n])
+	}
+}
+
+func TestOversizedRequestIsCutOff(t *testing.T) {
+	path, _ := serve(t, &Server{})
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go conn.Write([]byte(`{"version":1,"op":"status","yield":{"service":"` + strings.Repeat("x", 1<<20) + `"}}`))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	if !strings.Contains(string(buf[:n]), "bad-request") {
+		t.Errorf("%q", buf[:n])
+	}
+}
+
+// TestOneUserCannotKeepAnotherOut: a user holding connections open gets
+// no more than PerUID, and a silent one is cut off after ReadTimeout.
+func TestSlowClientsAreBounded(t *testing.T) {
+	path, _ := serve(t, &Server{PerUID: 2, ReadTimeout: 300 * time.Millisecond})
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	time.Sleep(50 * time.Millisecond)
+	resp, _ := call(t, path, Request{Op: OpStatus})
+	if resp.Code != CodeBusy {
+		t.Errorf("third connection: %+v", resp)
+	}
+	// The silent ones are answered and closed once their time is up.
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		n, _ := c.Read(buf)
+		if !strings.Contains(string(buf[:n]), "reading the request") {
+			t.Errorf("silent client: %q", buf[:n])
+		}
+		c.Close()
+	}
+}
+
+func TestExitsWhenIdle(t *testing.T) {
+	_, done := serve(t, &Server{Idle: 200 * time.Millisecond})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still serving after 5s without a connection")
+	}
+}
+
+func TestNoBroker(t *testing.T) {
+	_, err := call(t, filepath.Join(t.TempDir(), "none.sock"), Request{Op: OpStatus})
+	if err == nil || !strings.Contains(err.Error(), "no portclaim broker is listening") {
+		t.Fatal(err)
+	}
+}

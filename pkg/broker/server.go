@@ -1,0 +1,301 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/user"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/portclaim/portclaim/pkg/actionlog"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/systemd"
+	"github.com/portclaim/portclaim/pkg/yield"
+)
+
+// Server answers requests on a listening socket.
+type Server struct {
+	Places gather.Places
+	// Wait is the longest a request may wait for each job and for ports.
+	Wait time.Duration
+	// Idle is how long the server waits for a connection before it
+	// exits; systemd starts it again on the next one.
+	Idle time.Duration
+	Log  *actionlog.Log
+	// PerUID bounds the connections of one user at a time, so that one
+	// user cannot keep another out; MaxConns bounds them all.
+	PerUID, MaxConns int
+	// ReadTimeout bounds the time a client has to send its request.
+	ReadTimeout time.Duration
+	// LookupUser maps a uid to its name (the system's user database).
+	LookupUser func(uid uint32) (string, error)
+
+	mu     sync.Mutex // one request acts at a time
+	connMu sync.Mutex
+	conns  map[uint32]int
+	total  int
+}
+
+// Defaults for the fields left zero.
+func (s *Server) defaults() {
+	if s.Wait == 0 {
+		s.Wait = 10 * time.Second
+	}
+	if s.Idle == 0 {
+		s.Idle = 30 * time.Second
+	}
+	if s.PerUID == 0 {
+		s.PerUID = 2
+	}
+	if s.MaxConns == 0 {
+		s.MaxConns = 32
+	}
+	if s.ReadTimeout == 0 {
+		s.ReadTimeout = 5 * time.Second
+	}
+	if s.LookupUser == nil {
+		s.LookupUser = func(uid uint32) (string, error) {
+			u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+			if err != nil {
+				return "", err
+			}
+			return u.Username, nil
+		}
+	}
+	s.conns = map[uint32]int{}
+}
+
+// Serve answers connections on ln until ctx ends or no connection came
+// for s.Idle while none was open.
+func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
+	s.defaults()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		if err := ln.SetDeadline(time.Now().Add(s.Idle)); err != nil {
+			return err
+		}
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if s.open() == 0 {
+					return nil // idle: exit, systemd keeps the socket
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			conn.Close()
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handle(ctx, conn)
+		}()
+	}
+}
+
+func (s *Server) open() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return s.total
+}
+
+// admit counts a connection of uid, or refuses it over the limits.
+func (s *Server) admit(uid uint32) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.conns[uid] >= s.PerUID || s.total >= s.MaxConns {
+		return false
+	}
+	s.conns[uid]++
+	s.total++
+	return true
+}
+
+func (s *Server) leave(uid uint32) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.conns[uid]--
+	s.total--
+}
+
+// peer is who the kernel says is on the other end.
+func peer(conn *net.UnixConn) (uint32, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return cred.Uid, nil
+}
+
+func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
+	defer conn.Close()
+	uid, err := peer(conn)
+	if err != nil {
+		return
+	}
+	if !s.admit(uid) {
+		conn.SetDeadline(time.Now().Add(time.Second))
+		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: fmt.Sprintf("uid %d has %d requests open already; try again", uid, s.PerUID)})
+		return
+	}
+	defer s.leave(uid)
+	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.reply(conn, Response{Version: Version, Code: CodeBadRequest, Error: "reading the request: " + err.Error()})
+		return
+	}
+	s.reply(conn, s.answer(ctx, uid, req, conn))
+}
+
+func (s *Server) reply(conn *net.UnixConn, r Response) {
+	r.OK = r.Error == ""
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	data, _ := json.Marshal(r)
+	conn.Write(append(data, '\n'))
+}
+
+// answer checks who asks and what, then acts.
+func (s *Server) answer(ctx context.Context, uid uint32, req Request, conn *net.UnixConn) Response {
+	fail := func(code, format string, args ...any) Response {
+		return Response{Version: Version, Code: code, Error: fmt.Sprintf(format, args...)}
+	}
+	if req.Version != Version {
+		return fail(CodeBadRequest, "protocol version %d; this broker speaks %d (update portclaim on one side)", req.Version, Version)
+	}
+	if uid == 0 {
+		return fail(CodeNotAllowed, "root acts without the broker: run `portclaim resolve --user NAME` (or release)")
+	}
+	name, err := s.LookupUser(uid)
+	if err != nil || !policy.ValidUser(name) {
+		return fail(CodeNotAllowed, "uid %d has no user name in the system's user database", uid)
+	}
+	wait := s.Wait
+	if req.WaitMS > 0 && time.Duration(req.WaitMS)*time.Millisecond < wait {
+		wait = time.Duration(req.WaitMS) * time.Millisecond
+	}
+	switch {
+	case req.Op == OpYield && req.Yield != nil && req.Release == nil:
+		if err := req.Yield.Check(); err != nil {
+			return fail(CodeBadRequest, "%v", err)
+		}
+	case req.Op == OpRelease && req.Release != nil && req.Yield == nil:
+		if err := req.Release.Check(); err != nil {
+			return fail(CodeBadRequest, "%v", err)
+		}
+	case req.Op == OpStatus && req.Yield == nil && req.Release == nil:
+	default:
+		return fail(CodeBadRequest, "op %q with these fields is not a request (yield, release or status)", req.Op)
+	}
+	pol, problem := gather.LoadPolicy(s.Places.PolicyPath)
+	if pol == nil {
+		return fail(CodeFailed, "%s; nothing was changed", problem)
+	}
+	store := claimstore.Store{Dir: pol.ClaimsDir}
+	if req.Op == OpStatus {
+		return Response{Version: Version, User: name, Status: status(store, pol, name)}
+	}
+
+	// One request acts at a time, each bounded: its jobs, its port
+	// waits, its lock and its bus calls end by the deadline, and so does
+	// the connection.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, requestBudget(wait, req))
+	defer cancel()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d.Add(5 * time.Second))
+	}
+	sys, err := systemd.System(ctx)
+	if err != nil {
+		return fail(CodeFailed, "%v; nothing was changed", err)
+	}
+	defer sys.Close()
+	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log}
+	resp := Response{Version: Version, User: name}
+	if req.Op == OpYield {
+		res, err := svc.Yield(ctx, name, uid, *req.Yield)
+		if err != nil {
+			return fail(CodeFailed, "%v; nothing was changed", err)
+		}
+		resp.Yield = &res
+		return resp
+	}
+	res, err := svc.Release(ctx, name, *req.Release)
+	if err != nil {
+		return fail(CodeFailed, "%v; nothing was changed", err)
+	}
+	resp.Release = &res
+	return resp
+}
+
+// requestBudget is how long one request may take: each of its units'
+// jobs and the port wait, and time for the reads around them.
+func requestBudget(wait time.Duration, req Request) time.Duration {
+	n := 4
+	if req.Yield != nil {
+		n += 2 * len(req.Yield.Units)
+	}
+	if req.Release != nil {
+		n += 2 * len(req.Release.Units)
+		if req.Release.All {
+			n += 16
+		}
+	}
+	return min(time.Duration(n)*wait+10*time.Second, 5*time.Minute)
+}
+
+func status(store claimstore.Store, pol *policy.Policy, name string) *Status {
+	st := &Status{Allowed: []string{}, Claims: []Record{}}
+	for unit, users := range pol.Yield {
+		if slices.Contains(users, name) {
+			st.Allowed = append(st.Allowed, unit)
+		}
+	}
+	sort.Strings(st.Allowed)
+	entries, err := store.List(name)
+	if err != nil {
+		st.Claims = append(st.Claims, Record{Problem: err.Error()})
+	}
+	for _, e := range entries {
+		r := Record{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem}
+		if e.Problem == "" {
+			c := e.Claim
+			r.Service, r.ClaimedAt, r.Method, r.Prior, r.With = c.Service, c.ClaimedAt, c.Method, &c.Prior, c.With
+		}
+		st.Claims = append(st.Claims, r)
+	}
+	return st
+}

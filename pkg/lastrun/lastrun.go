@@ -1,0 +1,83 @@
+// Package lastrun keeps the outcome of a user's last resolve or release,
+// so that `portclaim status` can show what happened during a switch whose
+// output went to a journal nobody reads (home-manager as a NixOS module
+// runs in home-manager-<user>.service). The user writes it, in their own
+// state directory; root only ever reads it (package safeopen).
+package lastrun
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Record is one run's outcome.
+type Record struct {
+	Command  string    `json:"command"` // resolve, release
+	Time     time.Time `json:"time"`
+	Manifest string    `json:"manifest"`
+	Exit     int       `json:"exit"`
+	// Conflicts counts the conflicts left after the run; Claims the
+	// claims the user held after it.
+	Conflicts int      `json:"conflicts"`
+	Summary   string   `json:"summary"`
+	Lines     []string `json:"lines"` // what it did and said
+}
+
+// MaxSize bounds what Read accepts.
+const MaxSize = 256 << 10
+
+// Dir is $XDG_STATE_HOME/portclaim, by default ~/.local/state/portclaim,
+// for the user running this process (never used as root).
+func Dir(getenv func(string) string) string {
+	base := getenv("XDG_STATE_HOME")
+	if base == "" || !filepath.IsAbs(base) {
+		home := getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "portclaim")
+}
+
+// File is the record's name in Dir.
+const File = "last-run.json"
+
+// Write stores r in dir atomically (the user's own directory).
+func Write(dir string, r Record) error {
+	if dir == "" {
+		return fmt.Errorf("no state directory ($HOME is not set)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".last-run-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, File))
+}
+
+// Decode reads a record.
+func Decode(data []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("not a last-run record: %v", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,38 @@
+package lastrun
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestWriteAndDecode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "portclaim")
+	r := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Exit: 0, Conflicts: 1, Summary: "1 conflict left", Lines: []string{"yielded ollama.service"}}
+	if err := Write(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(data)
+	if err != nil || got.Summary != r.Summary || got.Lines[0] != r.Lines[0] || !got.Time.Equal(r.Time) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v", fi.Mode().Perm())
+	}
+}
+
+func TestDir(t *testing.T) {
+	env := map[string]string{"XDG_STATE_HOME": "/tmp/xdg-state", "HOME": "/home/alice"}
+	if got := Dir(func(k string) string { return env[k] }); got != "/tmp/xdg-state/portclaim" {
+		t.Errorf("%q", got)
+	}
+	env["XDG_STATE_HOME"] = "relative"
+	if got := Dir(func(k string) string { return env[k] }); got != "/home/alice/.local/state/portclaim" {
+		t.Errorf("%q", got)
+	}
+}

@@ -1,0 +1,122 @@
+package yield
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/unitname"
+)
+
+// The requests and results below are also the broker protocol's bodies
+// (package broker; README "The broker protocol"): change them only
+// additively, or with the protocol's version.
+
+// YieldRequest asks that a service's system units yield for its ports.
+type YieldRequest struct {
+	Service string              `json:"service"`
+	Units   []string            `json:"units"` // the service, and the socket that activates it
+	Ports   []endpoint.Endpoint `json:"ports"`
+}
+
+// ReleaseRequest asks to give claims back: the named units (with what was
+// stopped along with them), or all of the caller's.
+type ReleaseRequest struct {
+	Units []string `json:"units,omitempty"`
+	All   bool     `json:"all,omitempty"`
+}
+
+// Outcome is what happened to one unit.
+type Outcome string
+
+const (
+	Stopped       Outcome = "stopped"        // claimed and stopped
+	KeptDown      Outcome = "kept-down"      // claimed; it was not running
+	Already       Outcome = "already"        // claimed before (a second run, or after a crash)
+	StillStopping Outcome = "still-stopping" // claimed; its stop job outlasted the wait
+	Failed        Outcome = "failed"         // see Detail; what this run did was undone or recorded
+	RolledBack    Outcome = "rolled-back"    // claimed, then given back because another step failed
+	Restarted     Outcome = "restarted"      // claim given back, unit started again
+	Removed       Outcome = "removed"        // claim given back, unit left as it is (Detail says why)
+	Deferred      Outcome = "deferred"       // claim kept for a later run (Detail says why)
+	Kept          Outcome = "kept"           // a record that cannot be read, left alone
+)
+
+// UnitResult is one unit's outcome.
+type UnitResult struct {
+	Unit    string  `json:"unit"`
+	Outcome Outcome `json:"outcome"`
+	Detail  string  `json:"detail,omitempty"`
+	// With names the unit this one was stopped with (a dependent).
+	With string `json:"with,omitempty"`
+}
+
+// Refusal says why nothing was done and what would allow it.
+type Refusal struct {
+	Units    []string `json:"units,omitempty"` // not allowed to yield to the caller
+	Says     string   `json:"says"`
+	NixOS    string   `json:"nixos,omitempty"` // the configuration.nix line that would allow it
+	Problems []string `json:"problems,omitempty"`
+}
+
+// YieldResult is the answer to a YieldRequest.
+type YieldResult struct {
+	Service string       `json:"service"`
+	Units   []UnitResult `json:"units"`
+	Refused *Refusal     `json:"refused,omitempty"`
+	// PortsFree reports whether the ports were free of other users'
+	// sockets when the yield ended; HeldBy says what holds one if not.
+	PortsFree bool     `json:"portsFree"`
+	HeldBy    string   `json:"heldBy,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+}
+
+// ReleaseResult is the answer to a ReleaseRequest (and what reconcile did).
+type ReleaseResult struct {
+	Units []UnitResult `json:"units"`
+}
+
+// Limits on one request: a service has a unit and a socket, and a few
+// ports; more is not a request a home-manager switch makes.
+const (
+	maxUnits      = 8
+	maxPorts      = 256
+	maxDependents = 64
+)
+
+var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Check validates a request before anything is read or locked.
+func (r YieldRequest) Check() error {
+	if !serviceNameRE.MatchString(r.Service) {
+		return fmt.Errorf("service %q is not a service name", r.Service)
+	}
+	if len(r.Units) == 0 || len(r.Units) > maxUnits {
+		return fmt.Errorf("a yield names 1 to %d units, not %d", maxUnits, len(r.Units))
+	}
+	for _, u := range r.Units {
+		if !unitname.Claimable(u) {
+			return fmt.Errorf("%q is not a .service or .socket unit", u)
+		}
+	}
+	if len(r.Ports) == 0 || len(r.Ports) > maxPorts {
+		return fmt.Errorf("a yield names 1 to %d ports, not %d", maxPorts, len(r.Ports))
+	}
+	return nil
+}
+
+// Check validates a request before anything is read or locked.
+func (r ReleaseRequest) Check() error {
+	if r.All == (len(r.Units) > 0) {
+		return fmt.Errorf("a release names units or says all, not both or neither")
+	}
+	if len(r.Units) > maxUnits*8 {
+		return fmt.Errorf("a release names at most %d units", maxUnits*8)
+	}
+	for _, u := range r.Units {
+		if !unitname.Claimable(u) {
+			return fmt.Errorf("%q is not a .service or .socket unit", u)
+		}
+	}
+	return nil
+}

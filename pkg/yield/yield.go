@@ -1,0 +1,559 @@
+// Package yield is portclaim's root side: it makes system units yield to a
+// user and brings them back, for the broker (on the policy's word) and for
+// root mode (on root's). For each request it reads what systemd and the
+// claim files say, asks package plan what to do, and does exactly that:
+// claims written before a unit stops, a unit started before its record
+// goes, every step in the journal. A failure leaves the system as it was,
+// or a record of what was done.
+package yield
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/actionlog"
+	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/sockets"
+	"github.com/portclaim/portclaim/pkg/systemd"
+)
+
+// Service acts for users as root. One Service serves one request at a
+// time; the store's lock keeps the broker, reconcile and root mode apart.
+type Service struct {
+	Store     claimstore.Store
+	Authority plan.Authority
+	Sys       *systemd.Manager
+	Places    gather.Places
+	Wait      time.Duration // for each job, and for ports to change hands
+	Log       *actionlog.Log
+	Now       func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Yield makes req's units yield to who (uid: whose sockets count as the
+// user's own when the ports are checked).
+func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRequest) (YieldResult, error) {
+	res := YieldResult{Service: req.Service}
+	if err := req.Check(); err != nil {
+		return res, err
+	}
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	// A user's unfinished releases of other units are finished first;
+	// those of these units are dropped below, as the user wants them
+	// down again.
+	if err := s.finishReleases(ctx, who, req.Units); err != nil {
+		return res, err
+	}
+	in, err := s.yieldFacts(ctx, who, req)
+	if err != nil {
+		return res, err
+	}
+	p := plan.PlanYield(in)
+	if p.Refused != nil {
+		res.Refused = &Refusal{Units: p.Refused.Units, Says: p.Refused.Says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
+		s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: p.Refused.Says})
+		return res, nil
+	}
+	res.Warnings = p.Warnings
+	outcome := map[string]*UnitResult{}
+	for _, u := range append(slices.Clone(req.Units), dependentsOf(in.Dependents)...) {
+		r := UnitResult{Unit: u, Outcome: KeptDown}
+		for _, d := range in.Dependents {
+			if d.Unit == u {
+				r.With = d.Of
+			}
+		}
+		if slices.Contains(p.Already, u) {
+			r.Outcome = Already
+		}
+		res.Units = append(res.Units, r)
+	}
+	for i := range res.Units {
+		outcome[res.Units[i].Unit] = &res.Units[i]
+	}
+
+	var written []claim.Claim
+	for _, c := range p.Write {
+		if err := s.Store.Write(c); err != nil {
+			outcome[c.Unit].Outcome, outcome[c.Unit].Detail = Failed, err.Error()
+			s.rollback(ctx, who, written, outcome)
+			return res, nil
+		}
+		written = append(written, c)
+		s.Log.Add(actionlog.Entry{Action: "claim", Unit: c.Unit, User: who, Ports: c.Ports, Result: "done", Msg: "prior " + c.Prior.ActiveState})
+	}
+	for _, u := range p.CancelRelease {
+		if err := s.Store.EndRelease(who, u); err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+		}
+	}
+	crashPoint("after-claim")
+	if len(p.Mask) > 0 {
+		for _, u := range p.Mask {
+			if err := s.mask(u, who); err != nil {
+				outcome[u].Outcome, outcome[u].Detail = Failed, err.Error()
+				s.rollback(ctx, who, written, outcome)
+				return res, nil
+			}
+		}
+		if err := s.Sys.Reload(ctx); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("daemon-reload after masking: %v", err))
+		}
+	}
+	for _, u := range p.Stop {
+		result, err := s.Sys.Stop(ctx, u, s.Wait)
+		s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: jobText(result, err)})
+		switch {
+		case err == nil && result == "done":
+			outcome[u].Outcome = Stopped
+		case err == nil && result == "":
+			// systemd goes on stopping it; the claim keeps it down once
+			// it is down, so the claim stays, and says so.
+			outcome[u].Outcome = StillStopping
+			outcome[u].Detail = fmt.Sprintf("its stop job did not finish within %s (a slow or hanging ExecStop?); systemd goes on stopping it, and the claim keeps it down then; `portclaim release` gives it back", s.Wait)
+			return s.portsNow(res, req, uid), nil
+		default:
+			outcome[u].Outcome, outcome[u].Detail = Failed, "stopping it: "+jobText(result, err)
+			s.rollback(ctx, who, written, outcome)
+			return res, nil
+		}
+	}
+	return s.waitFree(ctx, res, req, uid), nil
+}
+
+// yieldFacts reads the asked units, every active unit a stop of them
+// would take along, and every record on them.
+func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) (plan.YieldInput, error) {
+	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Asked: req.Units, Ports: req.Ports,
+		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
+		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
+	read := func(unit string) (systemd.Detail, error) {
+		d, err := s.Sys.Inspect(ctx, unit)
+		if err != nil {
+			return d, err
+		}
+		records, err := s.Store.OnUnit(unit)
+		if err != nil {
+			return d, err
+		}
+		in.Facts[unit] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+		return d, nil
+	}
+	type item struct{ unit, of, via string }
+	var queue []item
+	for _, u := range req.Units {
+		d, err := read(u)
+		if err != nil {
+			return in, err
+		}
+		for _, dep := range d.StopsWith {
+			queue = append(queue, item{dep, u, u})
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range req.Units {
+		seen[u] = true
+	}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		if seen[it.unit] {
+			continue
+		}
+		seen[it.unit] = true
+		d, err := read(it.unit)
+		if err != nil {
+			return in, err
+		}
+		if !d.Active() {
+			continue // nothing to stop: systemd stops only what runs
+		}
+		if len(in.Dependents) == maxDependents {
+			return in, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(req.Units, " and "), maxDependents)
+		}
+		in.Dependents = append(in.Dependents, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
+		for _, dep := range d.StopsWith {
+			queue = append(queue, item{dep, it.of, it.unit})
+		}
+	}
+	return in, nil
+}
+
+func dependentsOf(ds []plan.Dependent) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Unit)
+	}
+	return out
+}
+
+// rollback gives back the claims this run wrote, after a later step
+// failed: the units it stopped start again before their records go.
+func (s *Service) rollback(ctx context.Context, who string, written []claim.Claim, outcome map[string]*UnitResult) {
+	var units []string
+	for _, c := range written {
+		units = append(units, c.Unit)
+	}
+	if len(units) == 0 {
+		return
+	}
+	rel, err := s.releaseUnits(ctx, who, units)
+	if err != nil {
+		for _, u := range units {
+			if outcome[u].Outcome != Failed {
+				outcome[u].Outcome, outcome[u].Detail = Failed, "rolling back: "+err.Error()
+			}
+		}
+		return
+	}
+	for _, r := range rel.Units {
+		o := outcome[r.Unit]
+		if o == nil || o.Outcome == Failed {
+			continue
+		}
+		switch r.Outcome {
+		case Restarted, Removed:
+			o.Outcome, o.Detail = RolledBack, "given back because another step failed: "+r.Detail
+		default:
+			o.Outcome, o.Detail = Failed, "rolling back: "+string(r.Outcome)+": "+r.Detail
+		}
+	}
+}
+
+// portsNow records who holds the ports at this moment.
+func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
+	res.HeldBy = s.heldBy(req.Ports, uid)
+	res.PortsFree = res.HeldBy == ""
+	return res
+}
+
+// waitFree waits, up to s.Wait, until no socket of another uid than the
+// user's overlaps the ports (the user's own are theirs to hold).
+func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldRequest, uid uint32) YieldResult {
+	deadline := time.Now().Add(s.Wait)
+	for {
+		res = s.portsNow(res, req, uid)
+		if res.PortsFree || time.Now().After(deadline) || ctx.Err() != nil {
+			return res
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heldBy describes the first socket of another uid in the way, or "".
+func (s *Service) heldBy(ports []endpoint.Endpoint, uid uint32) string {
+	socks, err := s.sockets(ports)
+	if err != nil {
+		return err.Error()
+	}
+	for _, want := range ports {
+		for _, sock := range socks {
+			if endpoint.Overlap(want, sock.Endpoint) && sock.UID != uid {
+				return fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(sock))
+			}
+		}
+	}
+	return ""
+}
+
+func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
+	var nums []uint16
+	for _, p := range ports {
+		nums = append(nums, p.Port)
+	}
+	tab, err := sockets.Read(s.Places.ProcRoot, sockets.Around(nums, 0)...)
+	return tab.Sockets, err
+}
+
+// describe names who holds a socket: the unit when it can be found, else
+// the uid.
+func (s *Service) describe(sock host.Socket) string {
+	held, err := gather.Who(sock.Port, sock.Proto, nil, s.Places)
+	if err == nil {
+		for _, h := range held {
+			if h.Socket.Inode == sock.Inode && h.Holder.Known() {
+				return h.Holder.Describe(gather.NameOf)
+			}
+		}
+	}
+	return fmt.Sprintf("a process of uid %d", sock.UID)
+}
+
+// Release gives back who's claims on req's units (with the units stopped
+// along with them), or all of them.
+func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (ReleaseResult, error) {
+	if err := req.Check(); err != nil {
+		return ReleaseResult{}, err
+	}
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	defer unlock()
+	return s.release(ctx, who, req.Units, req.All)
+}
+
+// releaseUnits releases exactly who's claims on units (a rollback: no
+// dependents, no unfinished releases of other units).
+func (s *Service) releaseUnits(ctx context.Context, who string, units []string) (ReleaseResult, error) {
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
+}
+
+// finishReleases finishes who's releases under way, but of skip.
+func (s *Service) finishReleases(ctx context.Context, who string, skip []string) error {
+	_, err := s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
+	return err
+}
+
+func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
+	entries, err := s.Store.List(who)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claimstore.Entry) bool { return !pick(e) }))
+}
+
+// release picks who's records for units (all: every one), the dependents
+// stopped with them, and every release of who's still under way.
+func (s *Service) release(ctx context.Context, who string, units []string, all bool) (ReleaseResult, error) {
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool {
+		return all || e.Releasing || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
+	})
+}
+
+func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry) (ReleaseResult, error) {
+	var res ReleaseResult
+	if len(entries) == 0 {
+		return res, nil
+	}
+	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
+		HolderOf: s.describe}
+	var ports []endpoint.Endpoint
+	for _, e := range entries {
+		for _, u := range []string{e.Unit, e.Claim.With} {
+			if _, done := in.Facts[u]; u == "" || done {
+				continue
+			}
+			d, err := s.Sys.Inspect(ctx, u)
+			if err != nil {
+				return res, err
+			}
+			records, err := s.Store.OnUnit(u)
+			if err != nil {
+				return res, err
+			}
+			in.Facts[u] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+		}
+		ports = append(ports, e.Claim.Ports...)
+	}
+	if len(ports) > 0 {
+		socks, err := s.sockets(ports)
+		if err != nil {
+			return res, err
+		}
+		in.Sockets = socks
+	}
+	for _, st := range plan.PlanRelease(in) {
+		res.Units = append(res.Units, s.releaseOne(ctx, who, st))
+	}
+	return res, nil
+}
+
+func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseStep) UnitResult {
+	e, c := st.Entry, st.Entry.Claim
+	r := UnitResult{Unit: e.Unit, With: c.With, Detail: st.Why}
+	log := func(action, result, msg string) {
+		s.Log.Add(actionlog.Entry{Action: action, Unit: e.Unit, User: who, Ports: c.Ports, Result: result, Msg: msg})
+	}
+	switch st.Action {
+	case plan.Keep:
+		r.Outcome = Kept
+		log("release", "kept", st.Why)
+		return r
+	case plan.Defer:
+		r.Outcome = Deferred
+		log("defer", "deferred", st.Why)
+		return r
+	case plan.RemoveOnly:
+		var err error
+		if e.Releasing {
+			err = s.Store.EndRelease(who, e.Unit)
+		} else {
+			err = s.Store.Remove(who, e.Unit)
+		}
+		if err != nil {
+			r.Outcome, r.Detail = Failed, err.Error()
+			return r
+		}
+		if st.Unmask && s.unmask(e.Unit, who) {
+			if err := s.Sys.Reload(ctx); err != nil {
+				r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
+			}
+		}
+		r.Outcome = Removed
+		log("unclaim", "done", st.Why)
+		return r
+	}
+	// Restart: the record moves aside first (the condition then lets the
+	// unit start), stays until the unit runs, and says why if it does not.
+	if c.Release == nil {
+		c.Release = &claim.Release{Began: s.now().UTC()}
+	}
+	c.Release.Attempts++
+	var err error
+	if e.Releasing {
+		err = s.Store.UpdateRelease(c)
+	} else {
+		err = s.Store.BeginRelease(c)
+	}
+	if err != nil {
+		r.Outcome, r.Detail = Failed, err.Error()
+		return r
+	}
+	crashPoint("after-begin-release")
+	if st.Unmask && s.unmask(e.Unit, who) {
+		if err := s.Sys.Reload(ctx); err != nil {
+			return s.releaseFailed(r, c, fmt.Sprintf("daemon-reload after unmasking: %v", err))
+		}
+	}
+	result, err := s.Sys.Start(ctx, e.Unit, s.Wait)
+	log("start", jobText(result, err), "")
+	if err != nil || result != "done" {
+		return s.releaseFailed(r, c, "starting it: "+jobText(result, err))
+	}
+	d, err := s.Sys.Inspect(ctx, e.Unit)
+	if err != nil || !d.Active() {
+		state := "unknown"
+		if err == nil {
+			state = d.ActiveState
+		}
+		return s.releaseFailed(r, c, "its start job finished, but it is "+state)
+	}
+	if err := s.Store.EndRelease(who, e.Unit); err != nil {
+		r.Outcome, r.Detail = Failed, err.Error()
+		return r
+	}
+	log("unclaim", "done", "started again")
+	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
+	return r
+}
+
+// releaseFailed keeps the record of a release that did not bring the unit
+// back, with why, for the next run to try again.
+func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitResult {
+	c.Release.LastError = why
+	if err := s.Store.UpdateRelease(c); err != nil {
+		why += "; and recording that failed: " + err.Error()
+	}
+	r.Outcome = Failed
+	r.Detail = why + "; its record stays (" + filepath.Join(s.Store.UserDir(c.User), ".releasing", c.Unit) + "), and the next release or reconcile tries again"
+	return r
+}
+
+// Reconcile gives back what the policy no longer allows (a user removed,
+// a unit no longer listed) and finishes every release under way. It runs
+// at boot and on every nixos-rebuild switch that changes the policy.
+func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	users, err := s.Store.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ReleaseResult{}
+	for _, u := range users {
+		_, lookupErr := user.Lookup(u)
+		entries, err := s.Store.List(u)
+		if err != nil {
+			return out, err
+		}
+		var pick []claimstore.Entry
+		for _, e := range entries {
+			if e.Releasing || plan.Stale(e, s.Authority.Policy, lookupErr == nil) != "" {
+				pick = append(pick, e)
+			}
+		}
+		res, err := s.releaseEntries(ctx, u, pick)
+		if err != nil {
+			return out, err
+		}
+		if len(res.Units) > 0 {
+			out[u] = res
+		}
+	}
+	return out, nil
+}
+
+// mask links /run/systemd/transient/<unit> to /dev/null (root mode).
+func (s *Service) mask(unit, who string) error {
+	link := filepath.Join(s.Places.TransientDir, unit)
+	if target, err := os.Readlink(link); err == nil && target == "/dev/null" {
+		return nil
+	}
+	if err := os.MkdirAll(s.Places.TransientDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Symlink("/dev/null", link); err != nil {
+		return fmt.Errorf("masking %s: %w", unit, err)
+	}
+	s.Log.Add(actionlog.Entry{Action: "mask", Unit: unit, User: who, Result: "done", Msg: link + " -> /dev/null"})
+	return nil
+}
+
+// unmask removes only a /dev/null link portclaim could have made.
+func (s *Service) unmask(unit, who string) bool {
+	link := filepath.Join(s.Places.TransientDir, unit)
+	if target, err := os.Readlink(link); err != nil || target != "/dev/null" {
+		return false
+	}
+	if err := os.Remove(link); err != nil {
+		return false
+	}
+	s.Log.Add(actionlog.Entry{Action: "unmask", Unit: unit, User: who, Result: "done", Msg: link})
+	return true
+}
+
+func jobText(result systemd.JobResult, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case result == "":
+		return "timeout"
+	}
+	return string(result)
+}
+
+// crashPoint kills this process when PORTCLAIM_TEST_CRASH names point:
+// fault injection for the end-to-end tests that prove a run killed at
+// that step converges on the next one. Only the unit's own environment
+// (root's) can set it for the broker.
+func crashPoint(point string) {
+	if os.Getenv("PORTCLAIM_TEST_CRASH") == point {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
