@@ -1,327 +1,127 @@
 // Command portclaim lets a user's home-manager services claim the ports
-// that system services hold. This file only wires flags to pkg/.
+// that system services hold. This package wires the packages under pkg/
+// together — read, decide, plan, act, report — and alone decides what is
+// printed where and with which exit code.
 package main
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/user"
-	"runtime/debug"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
-	"github.com/portclaim/portclaim/pkg/conflict"
-	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/flow"
-	"github.com/portclaim/portclaim/pkg/inspect"
-	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/gather"
 )
 
-// Exit codes (README "Exit codes"), defined once in pkg/flow.
+// Exit codes (README "Exit codes"): decided here, and only here.
 const (
-	exitOK        = flow.ExitOK
-	exitConflicts = flow.ExitConflicts
-	exitBadInput  = flow.ExitBadInput
-	exitEnv       = flow.ExitEnv
+	exitOK        = 0 // nothing in the way, or everything done
+	exitConflicts = 1 // conflicts left (check; resolve and release only when strict); who: nothing holds the port
+	exitBadInput  = 2 // a bad manifest, argument or request; nothing was changed
+	exitEnv       = 3 // no usable environment (check): no socket table, no system bus
 )
 
-// version is set by the Nix build (-X main.version=...).
-var version = ""
+// Set by the Nix build: -X main.version=... -X main.commit=...
+var (
+	version = ""
+	commit  = ""
+)
 
 type cli struct {
-	Check    checkCmd    `cmd:"" help:"Report which claimed ports are held, by whom, and what to do (exit 1 on conflicts)."`
-	Resolve  resolveCmd  `cmd:"" help:"Check, then make system units yield per the strategy (exit 0 unless strict)."`
-	Release  releaseCmd  `cmd:"" help:"Give back claims the manifest no longer declares (or --all) and start those units again."`
-	Status   statusCmd   `cmd:"" help:"Show the policy, your claims (root: everyone's) and who holds each claimed port."`
-	Who      whoCmd      `cmd:"" help:"Say who holds a port: PORT, PORT/tcp or PORT/udp."`
-	Validate validateCmd `cmd:"" help:"Check a manifest file; print every problem with its JSON path (exit 2 if any)."`
-	Version  versionCmd  `cmd:"" help:"Print the version."`
+	Check     checkCmd     `cmd:"" help:"Report which claimed ports are held, by whom, and who can fix it how (exit 1 on conflicts)."`
+	Resolve   resolveCmd   `cmd:"" help:"Check, then have the system units the policy lets yield to you stop and stay down (exit 0 unless strict)."`
+	Release   releaseCmd   `cmd:"" help:"Give back the claims your manifest no longer declares (or --all); units that ran come back."`
+	Status    statusCmd    `cmd:"" help:"Show the policy, the claims (root: everyone's) and who holds each claimed port now."`
+	Who       whoCmd       `cmd:"" help:"Say who holds a port: PORT, PORT/tcp or PORT/udp (exit 1 when nothing does)."`
+	Validate  validateCmd  `cmd:"" help:"Check a manifest file; print every problem with its JSON path (exit 2 if any)."`
+	Version   versionCmd   `cmd:"" help:"Print the version."`
+	Broker    brokerCmd    `cmd:"" hidden:"" help:"Serve users' requests as root (started by systemd's portclaim.socket)."`
+	Reconcile reconcileCmd `cmd:"" help:"As root: give back claims the policy no longer allows, finish releases under way (run at boot and on policy changes)."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
-// env is what every command gets: where to write, and where /proc is.
-type env struct {
+// app is what every command gets: where to write, where to read the
+// machine, and who runs it.
+type app struct {
 	stdout, stderr io.Writer
-	procRoot       string
+	stdin          io.Reader
+	places         gather.Places
+	euid           int
+	getenv         func(string) string
+	// stdinTTY: a person can answer a prompt; stderrTTY: a person sees
+	// progress (and colours, unless NO_COLOR).
+	stdinTTY, stderrTTY bool
 }
 
-// exitError carries an exit code and an optional message for stderr.
+// exitError carries an exit code, and what to say on stderr.
 type exitError struct {
 	code int
 	msg  string
+	hint string
 }
 
 func (e *exitError) Error() string { return e.msg }
 
-func fail(code int, format string, args ...any) error {
-	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
+// fail is an error a person can act on: what is wrong, and the next step.
+func fail(code int, hint, format string, args ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, args...), hint: hint}
 }
 
-type checkCmd struct {
-	Manifest string        `help:"Manifest file (JSON, version 1). Default: the built-in map of local AI services." placeholder:"FILE" type:"path"`
-	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
-	User     string        `help:"Check for this user's user units (root only; default: you)." placeholder:"NAME"`
-	Policy   string        `default:"/etc/portclaim/policy.json" help:"The system policy; its claims directory tells which units your claims keep down." placeholder:"FILE"`
-	Timeout  time.Duration `default:"10s" help:"How long to wait for each systemd manager."`
-}
-
-func (c *checkCmd) Run(e *env) error {
-	m, source, err := loadManifest(c.Manifest)
-	if err != nil {
-		return err
-	}
-	uid, err := targetUID(c.User)
-	if err != nil {
-		return err
-	}
-	res, err := flow.Check(context.Background(), flow.Options{Manifest: m, Source: source, ProcRoot: e.procRoot, UID: uid,
-		User: inspect.NameOf(uint32(uid)), PolicyPath: c.Policy, Timeout: c.Timeout, Out: e.stdout})
-	if err != nil {
-		return fail(exitEnv, "%v", err)
-	}
-	if c.JSON {
-		if err := report.JSON(e.stdout, source, res); err != nil {
-			return err
-		}
-	} else {
-		report.Text(e.stdout, source, res)
-	}
-	switch {
-	case len(res.Broken) > 0:
-		return &exitError{code: exitEnv}
-	case conflicts(res.Findings):
-		return &exitError{code: exitConflicts}
-	}
-	return nil
-}
-
-func conflicts(fs []conflict.Finding) bool {
-	for _, f := range fs {
-		if f.Kind.Conflict() {
-			return true
-		}
-	}
-	return false
-}
-
-// actFlags are shared by resolve and release.
-type actFlags struct {
-	Manifest string        `help:"Manifest file (JSON, version 1). Default: the built-in map." placeholder:"FILE" type:"path"`
-	DryRun   bool          `name:"dry-run" help:"Print the plan, change nothing (also when $DRY_RUN is set, as home-manager does)."`
-	Verbose  bool          `short:"v" help:"Print the check report before acting (also when $VERBOSE is set)."`
-	User     string        `help:"Act for this user's claims (root only; default: you)." placeholder:"NAME"`
-	Policy   string        `default:"/etc/portclaim/policy.json" help:"The system policy (root-owned)." placeholder:"FILE"`
-	Wait     time.Duration `default:"10s" help:"How long to wait for each stop/start job and for ports to change hands."`
-	Timeout  time.Duration `default:"10s" help:"How long to wait for each systemd manager (and for the lock)."`
-}
-
-func (f actFlags) options(e *env) (flow.Options, error) {
-	m, source, err := loadManifest(f.Manifest)
-	if err != nil {
-		return flow.Options{}, err
-	}
-	uid, err := targetUID(f.User)
-	if err != nil {
-		return flow.Options{}, err
-	}
-	return flow.Options{Manifest: m, Source: source, ProcRoot: e.procRoot, UID: uid, User: inspect.NameOf(uint32(uid)),
-		PolicyPath: f.Policy, Timeout: f.Timeout, Wait: f.Wait, DryRun: f.DryRun || os.Getenv("DRY_RUN") != "", Verbose: f.Verbose || os.Getenv("VERBOSE") != "", Out: e.stdout}, nil
-}
-
-type resolveCmd struct {
-	actFlags
-	Yes bool `help:"Act without asking even when the manifest says autoResolve = false."`
-}
-
-func (c *resolveCmd) Run(e *env) error {
-	opt, err := c.options(e)
-	if err != nil {
-		return err
-	}
-	if !opt.Manifest.AutoResolve && !c.Yes {
-		opt.Confirm = confirmer(e)
-	}
-	return exitCode(flow.Resolve(context.Background(), opt))
-}
-
-// confirmer asks on a terminal (default no); without one it reports and
-// goes on, as home-manager runs without a terminal in a systemd unit.
-func confirmer(e *env) func(string) bool {
-	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err != nil {
-		return func(q string) bool {
-			fmt.Fprintf(e.stdout, "autoResolve is off and there is no terminal to ask %q: reporting only\n", q)
-			return false
-		}
-	}
-	in := bufio.NewReader(os.Stdin)
-	return func(q string) bool {
-		fmt.Fprintf(e.stdout, "%s [y/N] ", q)
-		answer, _ := in.ReadString('\n')
-		answer = strings.ToLower(strings.TrimSpace(answer))
-		return answer == "y" || answer == "yes"
-	}
-}
-
-type releaseCmd struct {
-	actFlags
-	All bool `help:"Give back every claim, declared or not."`
-}
-
-func (c *releaseCmd) Run(e *env) error {
-	opt, err := c.options(e)
-	if err != nil {
-		return err
-	}
-	opt.All = c.All
-	return exitCode(flow.Release(context.Background(), opt))
-}
-
-type statusCmd struct {
-	User   string `help:"Show this user's claims (root only; default: you, or everyone for root)." placeholder:"NAME"`
-	Policy string `default:"/etc/portclaim/policy.json" help:"The system policy." placeholder:"FILE"`
-}
-
-func (c *statusCmd) Run(e *env) error {
-	uid, err := targetUID(c.User)
-	if err != nil {
-		return err
-	}
-	return exitCode(flow.Status(flow.Options{ProcRoot: e.procRoot, UID: uid, User: inspect.NameOf(uint32(uid)), PolicyPath: c.Policy, Out: e.stdout}))
-}
-
-func exitCode(code int) error {
+// quietExit ends a command with code and nothing more to say.
+func quietExit(code int) error {
 	if code == exitOK {
 		return nil
 	}
 	return &exitError{code: code}
 }
 
-type whoCmd struct {
-	Port     string `arg:"" help:"PORT, PORT/tcp or PORT/udp."`
-	Manifest string `help:"Manifest whose units are expected on the port (default: the built-in map)." placeholder:"FILE" type:"path"`
-}
-
-func (c *whoCmd) Run(e *env) error {
-	port, proto, err := parsePortArg(c.Port)
-	if err != nil {
-		return fail(exitBadInput, "%v", err)
-	}
-	m, _, err := loadManifest(c.Manifest)
-	if err != nil {
-		return err
-	}
-	expected := inspect.Expected(m, port, proto, uint32(os.Getuid()))
-	held, err := inspect.Who(inspect.Options{ProcRoot: e.procRoot}, port, proto, expected)
-	if err != nil {
-		return fail(exitEnv, "%v", err)
-	}
-	if len(held) == 0 {
-		fmt.Fprintf(e.stdout, "port %s: free\n", c.Port)
-		return nil
-	}
-	for _, h := range held {
-		fmt.Fprintln(e.stdout, report.WhoLine(h))
-	}
-	return nil
-}
-
-// parsePortArg reads "11434", "11434/tcp" or "53/udp".
-func parsePortArg(s string) (uint16, endpoint.Proto, error) {
-	num, proto, hasProto := strings.Cut(s, "/")
-	n, err := strconv.ParseUint(num, 10, 16)
-	if err != nil || n == 0 {
-		return 0, "", fmt.Errorf("%q is not a port: give PORT, PORT/tcp or PORT/udp with PORT from 1 to 65535", s)
-	}
-	if hasProto && proto != "tcp" && proto != "udp" {
-		return 0, "", fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
-	}
-	return uint16(n), endpoint.Proto(proto), nil
-}
-
-type validateCmd struct {
-	File string `arg:"" help:"Manifest file to check." type:"path"`
-}
-
-func (c *validateCmd) Run(e *env) error {
-	m, source, err := loadManifest(c.File)
-	if err != nil {
-		return err
-	}
-	ports := 0
-	for _, s := range m.Services {
-		ports += len(s.Ports)
-	}
-	fmt.Fprintf(e.stdout, "%s: valid (version %d, strategy %s, %d services, %d ports)\n", source, m.Version, m.Strategy, len(m.Services), ports)
-	return nil
-}
-
-type versionCmd struct{}
-
-func (versionCmd) Run(e *env) error {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-	}
-	fmt.Fprintf(e.stdout, "portclaim %s (manifest version %d)\n", v, manifest.Version)
-	return nil
-}
-
-func loadManifest(path string) (manifest.Manifest, string, error) {
-	if path == "" {
-		return manifest.Default(), "the built-in default map", nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return manifest.Manifest{}, path, fail(exitBadInput, "reading the manifest: %v", err)
-	}
-	m, err := manifest.Parse(path, data)
-	if err != nil {
-		return m, path, fail(exitBadInput, "%v\nnothing was checked or changed; fix the fields above (the home-manager module's services.portclaim options render this file)", err)
-	}
-	return m, path, nil
-}
-
-// targetUID is whose user units the manifest declares: the caller, or
-// for root, the user named with --user.
-func targetUID(name string) (int, error) {
-	if name == "" {
-		return os.Getuid(), nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, fail(exitBadInput, "--user %s: no such user", name)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	if uid != os.Getuid() && os.Geteuid() != 0 {
-		return 0, fail(exitBadInput, "--user %s: only root may check another user's units", name)
-	}
-	return uid, nil
-}
-
 func main() {
-	os.Exit(run(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, procRoot: "/proc"}))
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, places: gather.Default,
+		euid: os.Geteuid(), getenv: os.Getenv, stdinTTY: isTerminal(os.Stdin), stderrTTY: isTerminal(os.Stderr)}
+	os.Exit(run(os.Args[1:], a))
 }
 
-// helpExit is how kong's exit after --help reaches run without ending
-// the process (tests call run directly).
-type helpExit int
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// parserExit is how kong's exit after --help or --version reaches run
+// without ending the process (tests call run directly).
+type parserExit int
+
+// newParser builds the CLI's parser; the completion and man page
+// generators read the same model.
+func newParser(c *cli, a *app) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("portclaim"),
+		kong.Description(description),
+		kong.Writers(a.stdout, a.stderr),
+		kong.Exit(func(code int) { panic(parserExit(code)) }),
+		kong.Vars{"version": versionLine()},
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+}
+
+const description = `Let home-manager services claim the ports that NixOS system services hold.
+
+portclaim reads your claims (the manifest the home-manager module links to
+$XDG_CONFIG_HOME/portclaim/manifest.json; without one, the built-in map of
+known services), finds what holds each claimed port, and makes the system
+units the administrator lets yield to you stop and stay down, through
+portclaim's root broker. What it may not do, it names with the exact
+configuration.nix or home.nix line, or the command that does it.`
 
 // run parses args, runs the command and returns the exit code.
-func run(args []string, e *env) (code int) {
+func run(args []string, a *app) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			h, ok := r.(helpExit)
+			h, ok := r.(parserExit)
 			if !ok {
 				panic(r)
 			}
@@ -329,32 +129,27 @@ func run(args []string, e *env) (code int) {
 		}
 	}()
 	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("portclaim"),
-		kong.Description("Let home-manager services claim the ports that system services hold."),
-		kong.Writers(e.stdout, e.stderr),
-		kong.Exit(func(code int) { panic(helpExit(code)) }),
-	)
+	parser, err := newParser(&c, a)
 	if err != nil {
 		panic(err)
 	}
 	ctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "portclaim: %v (see portclaim --help)\n", err)
+		a.errorf(err.Error(), "see `portclaim --help`")
 		return exitBadInput
 	}
-	err = ctx.Run(e)
+	err = ctx.Run(a)
 	var ee *exitError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ee):
 		if ee.msg != "" {
-			fmt.Fprintf(e.stderr, "portclaim: %s\n", ee.msg)
+			a.errorf(ee.msg, ee.hint)
 		}
 		return ee.code
 	default:
-		fmt.Fprintf(e.stderr, "portclaim: %v\n", err)
+		a.errorf(err.Error(), "")
 		return exitEnv
 	}
 }

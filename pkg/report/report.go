@@ -1,6 +1,7 @@
-// Package report renders a check for people (one line per claimed port,
-// conflicts with their next step) and for programs (JSON; the schema is in
-// the README and kept stable).
+// Package report renders what portclaim saw and did: for people (a line
+// per claimed port, each conflict with who can fix it and how) and for
+// programs (JSON whose schema the README documents; fields are only ever
+// added). It renders result types of its own, which the command fills.
 package report
 
 import (
@@ -11,68 +12,88 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/holder"
-	"github.com/portclaim/portclaim/pkg/inspect"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/plan"
 )
 
-// Text writes the human report.
-func Text(w io.Writer, source string, res inspect.Result) {
-	fmt.Fprintf(w, "portclaim check: %s's claims from %s\n", res.UserName, source)
-	for _, f := range res.Findings {
-		port := fmt.Sprintf("%d/%s", f.Want.Port, f.Want.Proto)
+// Check is one check's result.
+type Check struct {
+	User   string
+	Source string // where the manifest came from
+	// Findings are every claimed port's verdict; Items the conflicts
+	// among them with their remedies, in the same order.
+	Findings  []conflict.Finding
+	Items     []plan.Item
+	UserUnits map[string]host.Unit
+	// Notes explain a partial view that is still useful; Errors what made
+	// it unusable.
+	Notes, Errors []string
+	DBusCalls     map[string]int
+	NameOf        func(uint32) string
+}
+
+// Text writes the check for people.
+func Text(w io.Writer, c Check) {
+	fmt.Fprintf(w, "portclaim check: %s's claims from %s\n", c.User, c.Source)
+	items := map[int]plan.Item{}
+	i := 0
+	for n, f := range c.Findings {
+		if f.Kind.Conflict() {
+			items[n] = c.Items[i]
+			i++
+		}
+	}
+	for n, f := range c.Findings {
+		port := f.Want.PortProto()
 		switch f.Kind {
 		case conflict.Free:
 			fmt.Fprintf(w, "  ok        %-10s %s: free for %s\n", port, f.Service, f.UserUnit)
 		case conflict.Self:
-			fmt.Fprintf(w, "  ok        %-10s %s: held by your %s on %s\n", port, f.Service, f.Unit, f.Socket.Endpoint)
+			fmt.Fprintf(w, "  ok        %-10s %s: held by your %s at %s\n", port, f.Service, f.Unit, f.Socket.Endpoint)
 		default:
-			fmt.Fprintf(w, "  CONFLICT  %-10s %s: %s; %s wants %s [%s] — next: %s\n",
-				port, f.Service, holding(f), userSide(f, res), f.Want, f.Kind, f.Next)
+			fmt.Fprintf(w, "  CONFLICT  %-10s %s: %s, which %s wants [%s]\n", port, f.Service, Holding(f, c.NameOf), userSide(c, f), f.Kind)
+			fmt.Fprintf(w, "            fix (%s): %s\n", items[n].Remedy.Who, items[n].Remedy.Text())
 		}
 	}
-	for _, n := range res.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+	summary := conflict.Summary(c.Findings)
+	if len(c.Errors) > 0 {
+		summary += " in what could be read; the view is incomplete (see the errors)"
 	}
-	for _, b := range res.Broken {
-		fmt.Fprintf(w, "error: %s\n", b)
-	}
-	fmt.Fprintln(w, conflict.Summary(res.Findings))
+	fmt.Fprintln(w, summary)
 }
 
-// holding says who holds (or, latent, will hold) the port, and where.
-func holding(f conflict.Finding) string {
+// Holding says who holds (or, latent, will hold) the port, and where.
+func Holding(f conflict.Finding, nameOf func(uint32) string) string {
 	if f.Kind == conflict.Latent {
 		return fmt.Sprintf("system %s is enabled and takes it at boot", f.Unit)
 	}
-	return fmt.Sprintf("%s holds %s", Who(f.Holder, f.Manager, f.Unit), f.Socket.Endpoint)
+	return fmt.Sprintf("%s holds %s", Who(f.Holder, nameOf), f.Socket.Endpoint)
 }
 
-// Who names a holder: "system ollama.service (pid 70 ollama, confirmed)".
-func Who(h holder.Holder, manager, unit string) string {
+// Who names a holder with how sure that is: "system ollama.service (pid
+// 70 ollama, confirmed)".
+func Who(h holder.Holder, nameOf func(uint32) string) string {
 	if !h.Known() {
 		return fmt.Sprintf("an unknown process of uid %d (%s)", h.UID, h.Why)
 	}
-	var b strings.Builder
-	switch {
-	case unit == "":
-		b.WriteString("a process outside any unit")
-	default:
-		fmt.Fprintf(&b, "%s %s", manager, unit)
+	d := h.Describe(nameOf)
+	if strings.HasSuffix(d, ")") {
+		return strings.TrimSuffix(d, ")") + ", " + string(h.Confidence) + ")"
 	}
-	fmt.Fprintf(&b, " (pid %d %s, %s)", h.PID, h.Command, h.Confidence)
-	return b.String()
+	return d + " (" + string(h.Confidence) + ")"
 }
 
-func userSide(f conflict.Finding, res inspect.Result) string {
-	s := fmt.Sprintf("user %s's %s", res.UserName, f.UserUnit)
-	if u, ok := res.UserUnits[f.UserUnit]; ok && u.Exists() {
+func userSide(c Check, f conflict.Finding) string {
+	s := fmt.Sprintf("%s's %s", c.User, f.UserUnit)
+	if u, ok := c.UserUnits[f.UserUnit]; ok && u.Exists() {
 		s += " (" + u.ActiveState + ")"
 	}
-	return s
+	return s + " at " + f.Want.String()
 }
 
 // JSON document types: the README documents them; change only additively.
 type (
-	Doc struct {
+	CheckDoc struct {
 		User      string     `json:"user"`
 		Manifest  string     `json:"manifest"`
 		Conflicts []Conflict `json:"conflicts"`
@@ -94,6 +115,7 @@ type (
 		SystemUnit string  `json:"systemUnit,omitempty"`
 		Holder     *Holder `json:"holder"`
 		Next       string  `json:"next"`
+		Remedy     Remedy  `json:"remedy"`
 	}
 	Holder struct {
 		Manager    string `json:"manager"`
@@ -103,6 +125,15 @@ type (
 		UID        uint32 `json:"uid"`
 		Confidence string `json:"confidence"`
 		Why        string `json:"why,omitempty"`
+	}
+	Remedy struct {
+		Who      string   `json:"who"`
+		Says     string   `json:"says"`
+		NixOS    []string `json:"nixos"`
+		Home     []string `json:"home"`
+		Commands []string `json:"commands"`
+		MovePort uint16   `json:"movePort,omitempty"`
+		MoveLine string   `json:"moveLine,omitempty"`
 	}
 	Port struct {
 		Service  string `json:"service"`
@@ -114,54 +145,53 @@ type (
 	}
 )
 
-// Document builds the JSON document.
-func Document(source string, res inspect.Result) Doc {
-	d := Doc{User: res.UserName, Manifest: source, Conflicts: []Conflict{}, Ports: []Port{},
-		Notes: nonNil(res.Notes), Errors: nonNil(res.Broken), DBusCalls: res.DBusCalls}
-	for _, f := range res.Findings {
-		addr := ""
-		if !f.Want.All() {
-			addr = f.Want.Addr.String()
-		}
+// Document builds the JSON document of a check.
+func Document(c Check) CheckDoc {
+	d := CheckDoc{User: c.User, Manifest: c.Source, Conflicts: []Conflict{}, Ports: []Port{},
+		Notes: nonNil(c.Notes), Errors: nonNil(c.Errors), DBusCalls: c.DBusCalls}
+	if d.DBusCalls == nil {
+		d.DBusCalls = map[string]int{}
+	}
+	for _, f := range c.Findings {
 		d.Ports = append(d.Ports, Port{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto),
-			Address: addr, UserUnit: f.UserUnit, Status: string(f.Kind)})
-		if !f.Kind.Conflict() {
-			continue
-		}
-		c := Conflict{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto), Address: addr,
-			UserUnit: f.UserUnit, Kind: string(f.Kind), SystemUnit: f.SystemUnit, Next: f.Next,
+			Address: address(f), UserUnit: f.UserUnit, Status: string(f.Kind)})
+	}
+	for _, it := range c.Items {
+		f, r := it.Finding, it.Remedy
+		cf := Conflict{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto), Address: address(f),
+			UserUnit: f.UserUnit, Kind: string(f.Kind), SystemUnit: f.SystemUnit, Next: r.Text(),
 			Holder: &Holder{Manager: f.Manager, Unit: f.Unit, PID: f.Holder.PID, Command: f.Holder.Command,
-				UID: f.Holder.UID, Confidence: string(f.Holder.Confidence), Why: f.Holder.Why}}
+				UID: f.Holder.UID, Confidence: string(f.Holder.Confidence), Why: f.Holder.Why},
+			Remedy: Remedy{Who: string(r.Who), Says: r.Says, NixOS: nonNil(r.NixOS), Home: nonNil(r.Home),
+				Commands: nonNil(r.Commands), MovePort: r.MovePort, MoveLine: r.MoveLine}}
 		if f.Socket != nil {
-			c.HeldAt = f.Socket.Endpoint.HostString()
+			cf.HeldAt = f.Socket.Endpoint.HostString()
 		}
 		if f.Kind == conflict.Latent {
-			c.Holder.Confidence = "" // nothing holds it yet
+			cf.Holder.Confidence = "" // nothing holds it yet
 		}
-		d.Conflicts = append(d.Conflicts, c)
+		d.Conflicts = append(d.Conflicts, cf)
 	}
 	return d
 }
 
-// JSON writes the JSON document.
-func JSON(w io.Writer, source string, res inspect.Result) error {
+func address(f conflict.Finding) string {
+	if f.Want.All() {
+		return ""
+	}
+	return f.Want.Addr.String()
+}
+
+// WriteJSON writes any document indented, as every --json does.
+func WriteJSON(w io.Writer, doc any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(Document(source, res))
+	return enc.Encode(doc)
 }
 
-// WhoLine is one line of `portclaim who`.
-func WhoLine(h inspect.Held) string {
-	manager := "system"
-	if h.Holder.Unit.User {
-		manager = "user " + inspect.NameOf(h.Holder.Unit.UserUID)
-	}
-	return fmt.Sprintf("%s %s: %s", h.Socket.Proto, h.Socket.Endpoint, Who(h.Holder, manager, h.Holder.Unit.Name))
-}
-
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

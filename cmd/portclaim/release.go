@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/portclaim/portclaim/pkg/broker"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/unitname"
+	"github.com/portclaim/portclaim/pkg/yield"
+)
+
+type releaseCmd struct {
+	actFlags
+	All bool `help:"Give back every claim, declared or not."`
+}
+
+type releaseDoc struct {
+	User     string               `json:"user"`
+	Manifest string               `json:"manifest"`
+	DryRun   bool                 `json:"dryRun"`
+	Release  *yield.ReleaseResult `json:"release"`
+	Notes    []string             `json:"notes"`
+	Errors   []string             `json:"errors"`
+}
+
+func (c *releaseCmd) Run(a *app) error {
+	t, err := a.target(c.User, true)
+	if err != nil {
+		return err
+	}
+	m, source, err := a.loadManifest(c.Manifest, t)
+	if err != nil && !c.All {
+		return err
+	}
+	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
+	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
+	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
+	claimsDir := policy.DefaultClaimsDir
+	if pol != nil {
+		claimsDir = pol.ClaimsDir
+	}
+	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
+	if err != nil {
+		r.errorf("%v; nothing was changed", err)
+		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc, c.JSON)
+	}
+	units := giveBack(entries, m, c.All)
+	if len(units) == 0 {
+		// The common switch: nothing claimed, or all still declared.
+		r.verbosef("%s: nothing to give back (%d claim%s, all still declared)", t.Name, len(entries), plural(len(entries)))
+		return a.finish(r, t, source, "release", exitOK, 0, doc, c.JSON)
+	}
+	if c.DryRun {
+		r.printf("would ask %s to give back %s for %s", actorOf(t, a), strings.Join(units, ", "), t.Name)
+		return a.finish(r, t, source, "release", exitOK, 0, doc, c.JSON)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	req := yield.ReleaseRequest{Units: units}
+	a.progress("waiting up to %s for each of %s to come back...", c.Wait, strings.Join(units, ", "))
+	var res yield.ReleaseResult
+	if t.Root(a) {
+		svc, err := a.rootService(ctx, claimsDir, c.Wait)
+		if err == nil {
+			defer svc.Sys.Close()
+			res, err = svc.Release(ctx, t.Name, req)
+		}
+		if err != nil {
+			r.errorf("%v; nothing was changed", err)
+			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
+		}
+	} else {
+		resp, err := broker.Call(ctx, a.places.BrokerSocket, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
+		if err != nil || resp.Release == nil {
+			r.errorf("%v; nothing was changed", brokerError(fmt.Errorf("%v", err), a))
+			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
+		}
+		res = *resp.Release
+	}
+	doc.Release = &res
+	for _, line := range report.ReleaseLines(t.Name, res) {
+		r.printf("%s", line)
+	}
+	left := report.Left(res.Units)
+	code := exitOK
+	if left > 0 {
+		code = strictCode(m, exitConflicts)
+	}
+	return a.finish(r, t, source, "release", code, left, doc, c.JSON)
+}
+
+// giveBack lists the claimed units to release: every one with all, else
+// those no service of the manifest names any more (by unit, not by
+// service name: renaming a service in home.nix must not give its port
+// away), and releases under way. A unit stopped with another goes with
+// it, and a socket with its service.
+func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Problem != "" && !all {
+			continue // reported by status; nothing to ask for
+		}
+		if all || e.Releasing || !declared(m, e) {
+			if !slices.Contains(out, e.Unit) {
+				out = append(out, e.Unit)
+			}
+		}
+	}
+	return out
+}
+
+func declared(m manifest.Manifest, e claimstore.Entry) bool {
+	for _, svc := range m.Services {
+		for _, u := range svc.SystemUnits {
+			if u == e.Unit || u == e.Claim.With || unitname.SocketFor(u) == e.Unit {
+				return true
+			}
+		}
+	}
+	return false
+}

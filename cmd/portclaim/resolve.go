@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/actionlog"
+	"github.com/portclaim/portclaim/pkg/broker"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/lastrun"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/systemd"
+	"github.com/portclaim/portclaim/pkg/yield"
+)
+
+// actFlags are shared by resolve and release: home-manager's activation
+// passes --manifest, and --dry-run/--verbose under DRY_RUN/VERBOSE.
+type actFlags struct {
+	Manifest string        `help:"Manifest file (JSON). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
+	DryRun   bool          `name:"dry-run" help:"Say what would be done, change nothing."`
+	Verbose  bool          `short:"v" help:"Also say what needs nothing done."`
+	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
+	User     string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
+	Wait     time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
+	Timeout  time.Duration `default:"60s" help:"The longest the whole run may take."`
+}
+
+type resolveCmd struct {
+	actFlags
+	Yes bool `help:"Act without asking, even when the manifest says autoResolve = false."`
+}
+
+// resolveDoc is resolve's JSON document.
+type resolveDoc struct {
+	User     string              `json:"user"`
+	Manifest string              `json:"manifest"`
+	DryRun   bool                `json:"dryRun"`
+	Yields   []yield.YieldResult `json:"yields"`
+	Left     []report.Conflict   `json:"left"`
+	Notes    []string            `json:"notes"`
+	Errors   []string            `json:"errors"`
+}
+
+func (c *resolveCmd) Run(a *app) error {
+	t, err := a.target(c.User, true)
+	if err != nil {
+		return err
+	}
+	m, source, err := a.loadManifest(c.Manifest, t)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
+	v := a.look(ctx, m, source, t)
+	doc := resolveDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Yields: []yield.YieldResult{}, Left: []report.Conflict{},
+		Notes: nonNil(v.check.Notes), Errors: nonNil(v.check.Errors)}
+	if c.Verbose && !c.JSON {
+		a.announce(source, t)
+		report.Text(a.stdout, v.check)
+	}
+	conflicts := conflict.Conflicts(v.findings)
+	if len(v.check.Errors) > 0 {
+		r.errorf("nothing was changed: %s", strings.Join(v.check.Errors, "; "))
+		return a.finish(r, t, source, "resolve", strictCode(m, exitConflicts), conflicts, doc, c.JSON)
+	}
+	if c.Verbose {
+		for _, n := range v.check.Notes {
+			r.notef("%s", n)
+		}
+	}
+	done := map[string]bool{} // system units whose yield freed their ports
+	if m.Strategy == manifest.DisableSystem && len(v.plan.Yields) > 0 {
+		done = c.yield(ctx, a, r, t, m, v, &doc)
+	}
+	// What is left: every conflict whose unit did not yield.
+	left := 0
+	for _, it := range v.plan.Items {
+		if it.Remedy.Who == plan.ByResolve && done[it.Finding.SystemUnit] {
+			continue
+		}
+		left++
+		doc.Left = append(doc.Left, report.Document(report.Check{Items: []plan.Item{it}}).Conflicts[0])
+		r.warnf("%s %s: %s, which %s's %s wants [%s]\n  fix (%s): %s", it.Finding.Want.PortProto(), it.Finding.Service,
+			report.Holding(it.Finding, v.check.NameOf), t.Name, it.Finding.UserUnit, it.Finding.Kind, it.Remedy.Who, it.Remedy.Text())
+	}
+	if left == 0 && conflicts == 0 {
+		r.verbosef("%s's ports are free", t.Name)
+	}
+	code := exitOK
+	if left > 0 {
+		code = strictCode(m, exitConflicts)
+	}
+	return a.finish(r, t, source, "resolve", code, left, doc, c.JSON)
+}
+
+// yield asks for each planned yield (the broker, or as root in-process)
+// and says what happened; it returns the system units whose ports are
+// free now.
+func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m manifest.Manifest, v view, doc *resolveDoc) map[string]bool {
+	done := map[string]bool{}
+	var in *bufio.Reader
+	confirm := !m.AutoResolve && !c.Yes
+	if confirm && !a.stdinTTY {
+		r.warnf("autoResolve is off and there is no terminal to ask: reporting only; `portclaim resolve --yes` acts without asking, or set services.portclaim.autoResolve = true; in home.nix")
+		return done
+	}
+	if confirm {
+		in = bufio.NewReader(a.stdin)
+	}
+	var root *yield.Service
+	for _, y := range v.plan.Yields {
+		what := strings.Join(y.Units, " and ")
+		if c.DryRun {
+			r.printf("would ask %s to yield %s to %s for %s: claim, stop, wait up to %s for the ports", actorOf(t, a), what, t.Name, endpoint.PortList(y.Ports), c.Wait)
+			continue
+		}
+		if in != nil && !a.ask(in, fmt.Sprintf("Stop %s (%s) and keep it down for %s, so that %s can have %s?",
+			what, holders(v, y), t.Name, userUnits(v, y), endpoint.PortList(y.Ports))) {
+			r.printf("skipped  %s: not confirmed; nothing changed", what)
+			continue
+		}
+		req := yield.YieldRequest{Service: y.Service, Units: y.Units, Ports: y.Ports}
+		a.progress("waiting up to %s for %s to stop and %s to be free...", c.Wait, what, endpoint.PortList(y.Ports))
+		var res yield.YieldResult
+		var err error
+		if t.Root(a) {
+			if root == nil {
+				root, err = a.rootService(ctx, v.snap.ClaimsDir(), c.Wait)
+				if err != nil {
+					r.errorf("%v; nothing was changed", err)
+					return done
+				}
+				defer root.Sys.Close()
+			}
+			res, err = root.Yield(ctx, t.Name, t.UID, req)
+		} else {
+			res, err = a.askBroker(ctx, broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()})
+		}
+		if err != nil {
+			r.errorf("%s: %v; nothing was changed", what, err)
+			continue
+		}
+		doc.Yields = append(doc.Yields, res)
+		for _, line := range report.YieldLines(t.Name, y.Ports, res) {
+			if res.Refused != nil {
+				r.warnf("%s", line)
+			} else {
+				r.printf("%s", line)
+			}
+		}
+		for _, w := range res.Warnings {
+			r.warnf("%s", w)
+		}
+		if res.Refused == nil && res.PortsFree && report.Left(res.Units) == 0 {
+			done[y.Units[len(y.Units)-1]] = true
+		}
+	}
+	return done
+}
+
+// actorOf names who acts: the broker, or root itself.
+func actorOf(t target, a *app) string {
+	if t.Root(a) {
+		return "systemd (as root)"
+	}
+	return "the broker"
+}
+
+func holders(v view, y plan.Yield) string {
+	var out []string
+	for _, it := range v.plan.Items {
+		f := it.Finding
+		if f.SystemUnit == y.Units[len(y.Units)-1] {
+			if f.Socket != nil {
+				out = append(out, fmt.Sprintf("%s on %s", report.Who(f.Holder, v.check.NameOf), f.Socket.Endpoint))
+			} else {
+				out = append(out, "stopped, but enabled: it takes "+f.Want.PortProto()+" at boot")
+			}
+		}
+	}
+	return strings.Join(dedupe(out), "; ")
+}
+
+func userUnits(v view, y plan.Yield) string {
+	var out []string
+	for _, it := range v.plan.Items {
+		if it.Finding.SystemUnit == y.Units[len(y.Units)-1] {
+			out = append(out, it.Finding.UserUnit)
+		}
+	}
+	return strings.Join(dedupe(out), " and ")
+}
+
+func dedupe(ss []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// askBroker sends a request to portclaim's broker.
+func (a *app) askBroker(ctx context.Context, req broker.Request) (yield.YieldResult, error) {
+	resp, err := broker.Call(ctx, a.places.BrokerSocket, req)
+	if err != nil {
+		return yield.YieldResult{}, brokerError(err, a)
+	}
+	if resp.Yield == nil {
+		return yield.YieldResult{}, fmt.Errorf("the broker's answer has no result")
+	}
+	return *resp.Yield, nil
+}
+
+func brokerError(err error, a *app) error {
+	if strings.Contains(err.Error(), broker.ErrNoBroker.Error()) {
+		return fmt.Errorf("%v: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim resolve --user NAME", err)
+	}
+	return err
+}
+
+// rootService is the root side, in this process (root mode).
+func (a *app) rootService(ctx context.Context, claimsDir string, wait time.Duration) (*yield.Service, error) {
+	sys, err := systemd.System(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Root: true}, Sys: sys,
+		Places: a.places, Wait: wait, Log: actionlog.Journal()}, nil
+}
+
+// strictCode is code under strict = true, else 0: home-manager's
+// activation is one `set -eu` script, and portclaim must not break it.
+func strictCode(m manifest.Manifest, code int) int {
+	if m.Strict {
+		return code
+	}
+	return exitOK
+}
+
+// finish writes the JSON document or nothing more, records the run for
+// `portclaim status` (when the user runs it for themselves), and exits.
+func (a *app) finish(r *runLog, t target, source, command string, code, left int, doc any, asJSON bool) error {
+	if asJSON {
+		if err := report.WriteJSON(a.stdout, doc); err != nil {
+			return err
+		}
+	}
+	if t.Self && a.euid != 0 && !r.dryRun {
+		summary := fmt.Sprintf("%d conflict%s left", left, plural(left))
+		if left == 0 {
+			summary = "nothing left to do"
+		}
+		err := lastrun.Write(lastrun.Dir(a.getenv), lastrun.Record{Command: command, Time: time.Now().UTC(), Manifest: source,
+			Exit: code, Conflicts: left, Summary: summary, Lines: r.lines})
+		if err != nil && r.verbose {
+			a.notef("not recording this run for `portclaim status`: %v", err)
+		}
+	}
+	return quietExit(code)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// runLog is what an acting command says: on stdout (results) and stderr
+// (warnings, errors), or with --json only in the document; every line is
+// kept for the last-run record.
+type runLog struct {
+	a       *app
+	json    bool
+	verbose bool
+	dryRun  bool
+	lines   []string
+}
+
+func (r *runLog) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	r.lines = append(r.lines, line)
+	if !r.json {
+		fmt.Fprintln(r.a.stdout, line)
+	}
+}
+
+func (r *runLog) verbosef(format string, args ...any) {
+	if r.verbose {
+		r.printf(format, args...)
+	}
+}
+
+func (r *runLog) warnf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	r.lines = append(r.lines, "warning: "+line)
+	if !r.json {
+		r.a.warnf("%s", line)
+	}
+}
+
+func (r *runLog) notef(format string, args ...any) {
+	if !r.json {
+		r.a.notef(format, args...)
+	}
+}
+
+func (r *runLog) errorf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	r.lines = append(r.lines, "error: "+line)
+	if !r.json {
+		r.a.errorf(line, "")
+	}
+}

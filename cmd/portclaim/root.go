@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+
+	"github.com/portclaim/portclaim/pkg/actionlog"
+	"github.com/portclaim/portclaim/pkg/broker"
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/systemd"
+	"github.com/portclaim/portclaim/pkg/yield"
+)
+
+type brokerCmd struct {
+	Idle time.Duration `default:"30s" help:"Exit after this long without a connection (systemd starts it again on the next)."`
+	Wait time.Duration `default:"10s" help:"The longest a request may wait for each job and for ports."`
+}
+
+func (c *brokerCmd) Run(a *app) error {
+	if a.euid != 0 {
+		return fail(exitBadInput, "systemd starts it as root from portclaim.socket (services.portclaim.enable = true;)", "portclaim broker runs as root")
+	}
+	listeners, err := activation.Listeners()
+	if err != nil {
+		return fail(exitEnv, "", "socket activation: %v", err)
+	}
+	var ln *net.UnixListener
+	for _, l := range listeners {
+		if ul, ok := l.(*net.UnixListener); ok && ln == nil {
+			ln = ul
+		}
+	}
+	if ln == nil {
+		return fail(exitEnv, "systemd starts it from portclaim.socket, which hands it the socket", "portclaim broker was given no listening socket")
+	}
+	// systemd keeps the socket when the broker exits idle; closing our
+	// copy must not unlink it.
+	ln.SetUnlinkOnClose(false)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv := &broker.Server{Places: a.places, Wait: c.Wait, Idle: c.Idle, Log: actionlog.Journal()}
+	return srv.Serve(ctx, ln)
+}
+
+type reconcileCmd struct {
+	Wait    time.Duration `default:"10s" help:"How long to wait for each start."`
+	Timeout time.Duration `default:"5m" help:"The longest the whole run may take."`
+	JSON    bool          `name:"json" help:"Print JSON."`
+}
+
+func (c *reconcileCmd) Run(a *app) error {
+	if a.euid != 0 {
+		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
+	}
+	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
+	claimsDir := policy.DefaultClaimsDir
+	if pol != nil {
+		claimsDir = pol.ClaimsDir
+	} else {
+		a.notef("%s: every condition claim is given back", problem)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	sys, err := systemd.System(ctx)
+	if err != nil {
+		return fail(exitEnv, "", "%v; nothing was changed", err)
+	}
+	defer sys.Close()
+	svc := &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Policy: pol}, Sys: sys,
+		Places: a.places, Wait: c.Wait, Log: actionlog.Journal()}
+	results, err := svc.Reconcile(ctx)
+	if err != nil {
+		return fail(exitEnv, "", "%v", err)
+	}
+	if c.JSON {
+		return report.WriteJSON(a.stdout, results)
+	}
+	var users []string
+	for u := range results {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	left := 0
+	for _, u := range users {
+		for _, line := range report.ReleaseLines(u, results[u]) {
+			fmt.Fprintf(a.stdout, "%s: %s\n", u, line)
+		}
+		left += report.Left(results[u].Units)
+	}
+	if left > 0 {
+		return quietExit(exitConflicts)
+	}
+	return nil
+}

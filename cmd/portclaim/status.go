@@ -1,0 +1,252 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/lastrun"
+	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/safeopen"
+)
+
+type statusCmd struct {
+	User string `help:"Show this user's claims (root only; default: you, or for root everyone's)." placeholder:"NAME"`
+	JSON bool   `name:"json" help:"Print JSON (schema in the README)."`
+}
+
+// statusDoc is status's JSON document.
+type statusDoc struct {
+	Policy        *statusPolicy `json:"policy"`
+	PolicyProblem string        `json:"policyProblem,omitempty"`
+	Broker        bool          `json:"broker"`
+	Users         []statusUser  `json:"users"`
+}
+
+type statusPolicy struct {
+	Path      string              `json:"path"`
+	ClaimsDir string              `json:"claimsDir"`
+	Yield     map[string][]string `json:"yield"`
+}
+
+type statusUser struct {
+	User    string          `json:"user"`
+	Claims  []statusClaim   `json:"claims"`
+	LastRun *lastrun.Record `json:"lastRun,omitempty"`
+	// LastRunProblem says why the last run is not shown.
+	LastRunProblem string `json:"lastRunProblem,omitempty"`
+}
+
+type statusClaim struct {
+	Unit      string              `json:"unit"`
+	Service   string              `json:"service,omitempty"`
+	Ports     []endpoint.Endpoint `json:"ports"`
+	ClaimedAt *time.Time          `json:"claimedAt,omitempty"`
+	Method    string              `json:"method,omitempty"`
+	// KeptDown: what the claim promises holds now (a mask in place, or
+	// the unit's condition, which the NixOS module renders).
+	KeptDown  bool     `json:"keptDown"`
+	Prior     string   `json:"prior,omitempty"`
+	With      string   `json:"with,omitempty"`
+	Releasing bool     `json:"releasing,omitempty"`
+	LastError string   `json:"lastError,omitempty"`
+	Problem   string   `json:"problem,omitempty"`
+	Holders   []string `json:"holders"`
+}
+
+func (c *statusCmd) Run(a *app) error {
+	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
+	doc := statusDoc{PolicyProblem: problem, Broker: isSocket(a.places.BrokerSocket), Users: []statusUser{}}
+	claimsDir := policy.DefaultClaimsDir
+	if pol != nil {
+		claimsDir = pol.ClaimsDir
+		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
+	}
+	store := claimstore.Store{Dir: claimsDir}
+	var users []string
+	switch {
+	case c.User != "":
+		t, err := a.target(c.User, false)
+		if err != nil {
+			return err
+		}
+		users = []string{t.Name}
+	case a.euid == 0:
+		var err error
+		if users, err = store.Users(); err != nil {
+			return fail(exitEnv, "", "%v", err)
+		}
+	default:
+		t, err := a.target("", false)
+		if err != nil {
+			return err
+		}
+		users = []string{t.Name}
+	}
+	for _, u := range users {
+		doc.Users = append(doc.Users, a.statusOf(store, u))
+	}
+	if c.JSON {
+		return report.WriteJSON(a.stdout, doc)
+	}
+	a.statusText(doc)
+	return nil
+}
+
+func (a *app) statusOf(store claimstore.Store, name string) statusUser {
+	su := statusUser{User: name, Claims: []statusClaim{}}
+	entries, err := store.List(name)
+	if err != nil {
+		su.Claims = append(su.Claims, statusClaim{Problem: err.Error(), Holders: []string{}})
+	}
+	for _, e := range entries {
+		sc := statusClaim{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem, Ports: []endpoint.Endpoint{}, Holders: []string{}}
+		if e.Problem == "" {
+			cl := e.Claim
+			at := cl.ClaimedAt
+			sc.Service, sc.Ports, sc.ClaimedAt, sc.Method, sc.Prior, sc.With = cl.Service, cl.Ports, &at, cl.Method, cl.Prior.ActiveState, cl.With
+			sc.KeptDown = !e.Releasing && keptDown(a, cl.Method, e.Unit)
+			if cl.Release != nil {
+				sc.LastError = cl.Release.LastError
+			}
+		}
+		for _, p := range sc.Ports {
+			held, err := gather.Who(p.Port, p.Proto, []host.UnitRef{{Name: e.Unit}}, a.places)
+			if err != nil {
+				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %v", p.PortProto(), err))
+				continue
+			}
+			if len(held) == 0 {
+				sc.Holders = append(sc.Holders, p.PortProto()+": free")
+			}
+			for _, h := range held {
+				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, gather.NameOf), h.Socket.Endpoint))
+			}
+		}
+		su.Claims = append(su.Claims, sc)
+	}
+	su.LastRun, su.LastRunProblem = a.lastRunOf(name)
+	return su
+}
+
+// keptDown reports whether what keeps a claimed unit down is in place: a
+// mask still linked, or a condition (rendered by the NixOS module for
+// every unit the policy lists).
+func keptDown(a *app, method, unit string) bool {
+	switch method {
+	case "condition":
+		return true
+	case "transient-mask":
+		t, err := os.Readlink(filepath.Join(a.places.TransientDir, unit))
+		return err == nil && t == "/dev/null"
+	}
+	return false
+}
+
+// lastRunOf reads a user's last-run record: their own, or as root through
+// safeopen (the file is in the user's home).
+func (a *app) lastRunOf(name string) (*lastrun.Record, string) {
+	var path string
+	var data []byte
+	var err error
+	t, terr := a.target(name, false)
+	if terr != nil {
+		return nil, terr.Error()
+	}
+	if t.Self && a.euid != 0 {
+		path = filepath.Join(lastrun.Dir(a.getenv), lastrun.File)
+		data, err = readBounded(path, lastrun.MaxSize)
+	} else {
+		path = filepath.Join(t.Home, ".local", "state", "portclaim", lastrun.File)
+		data, err = safeopen.UserFile(path, t.UID, lastrun.MaxSize)
+	}
+	if os.IsNotExist(err) || err != nil && strings.Contains(err.Error(), "no such file") {
+		return nil, ""
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	r, err := lastrun.Decode(data)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: %v", path, err)
+	}
+	return &r, ""
+}
+
+func (a *app) statusText(doc statusDoc) {
+	w := a.stdout
+	if doc.Policy == nil {
+		fmt.Fprintf(w, "policy: %s\n", doc.PolicyProblem)
+	} else {
+		fmt.Fprintf(w, "policy: %s, claims in %s\n", doc.Policy.Path, doc.Policy.ClaimsDir)
+		var units []string
+		for u := range doc.Policy.Yield {
+			units = append(units, u)
+		}
+		sort.Strings(units)
+		for _, u := range units {
+			if a.euid == 0 || slices.ContainsFunc(doc.Users, func(su statusUser) bool { return slices.Contains(doc.Policy.Yield[u], su.User) }) {
+				fmt.Fprintf(w, "  may yield: %s to %s\n", u, strings.Join(doc.Policy.Yield[u], ", "))
+			}
+		}
+	}
+	if doc.Broker {
+		fmt.Fprintf(w, "broker: listening at %s\n", a.places.BrokerSocket)
+	} else {
+		fmt.Fprintf(w, "broker: not installed (no %s); users' resolve changes nothing until services.portclaim.enable = true;\n", a.places.BrokerSocket)
+	}
+	total := 0
+	for _, su := range doc.Users {
+		for _, c := range su.Claims {
+			total++
+			if c.Problem != "" {
+				fmt.Fprintf(w, "claim of %s on %s: %s (it keeps the unit down; root must repair or remove it)\n", su.User, orNone(c.Unit), c.Problem)
+				continue
+			}
+			state := "kept down by " + report.MethodText(c.Method)
+			if !c.KeptDown {
+				state = "not kept down (" + report.MethodText(c.Method) + ")"
+			}
+			if c.Releasing {
+				state = "being released: " + orNone(c.LastError)
+			}
+			with := ""
+			if c.With != "" {
+				with = ", stopped with " + c.With
+			}
+			fmt.Fprintf(w, "claim: %s yields to %s (service %s%s, since %s; %s; before: %s)\n",
+				c.Unit, su.User, c.Service, with, c.ClaimedAt.Local().Format(time.RFC3339), state, c.Prior)
+			for _, h := range c.Holders {
+				fmt.Fprintf(w, "  %s\n", h)
+			}
+		}
+		if su.LastRun != nil {
+			lr := su.LastRun
+			fmt.Fprintf(w, "last run of %s: portclaim %s at %s, exit %d: %s\n", su.User, lr.Command, lr.Time.Local().Format(time.RFC3339), lr.Exit, lr.Summary)
+			for _, l := range lr.Lines {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		} else if su.LastRunProblem != "" {
+			fmt.Fprintf(w, "last run of %s: %s\n", su.User, su.LastRunProblem)
+		}
+	}
+	if total == 0 {
+		fmt.Fprintln(w, "no claims")
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no error recorded"
+	}
+	return s
+}

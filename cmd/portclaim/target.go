@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	"github.com/portclaim/portclaim/pkg/conflict"
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/safeopen"
+)
+
+// target is whose claims a command looks at or acts on.
+type target struct {
+	UID  uint32
+	Name string
+	Home string
+	// Self: the user runs portclaim for themselves; else root does, for
+	// them (root mode).
+	Self bool
+}
+
+// Root reports whether root acts for another user (root mode).
+func (t target) Root(a *app) bool { return a.euid == 0 && !t.Self }
+
+// target finds whose claims to use: the caller's, or for root the user
+// named with --user. acting commands refuse root without --user: root
+// has no home-manager claims of its own, and claims made "for root" would
+// be nobody's to give back.
+func (a *app) target(name string, acting bool) (target, error) {
+	if name == "" {
+		if acting && a.euid == 0 {
+			return target{}, fail(exitBadInput, "`sudo portclaim resolve --user alice` acts for alice with root's authority; `portclaim status` shows everyone's claims",
+				"as root, name the user whose claims to act on: --user NAME")
+		}
+		u, err := user.LookupId(strconv.Itoa(a.euid))
+		if err != nil {
+			return target{UID: uint32(a.euid), Name: strconv.Itoa(a.euid), Self: true}, nil
+		}
+		return target{UID: uint32(a.euid), Name: u.Username, Home: u.HomeDir, Self: true}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return target{}, fail(exitBadInput, "give a user name from /etc/passwd", "--user %s: no such user", name)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	if uid != a.euid && a.euid != 0 {
+		return target{}, fail(exitBadInput, "as root: sudo portclaim ... --user "+name, "--user %s: only root may act for another user", name)
+	}
+	return target{UID: uint32(uid), Name: u.Username, Home: u.HomeDir, Self: uid == a.euid}, nil
+}
+
+// manifestPath is where the home-manager module links the manifest:
+// $XDG_CONFIG_HOME/portclaim/manifest.json for the user themselves; for
+// root, and for root acting for a user, in the home the user database
+// names (root takes no XDG_* or HOME from its environment: `sudo -E`
+// would hand it a user's).
+func (a *app) manifestPath(t target) string {
+	if t.Self && a.euid != 0 {
+		if x := a.getenv("XDG_CONFIG_HOME"); filepath.IsAbs(x) {
+			return filepath.Join(x, "portclaim", "manifest.json")
+		}
+		if h := a.getenv("HOME"); h != "" {
+			return filepath.Join(h, ".config", "portclaim", "manifest.json")
+		}
+	}
+	return filepath.Join(t.Home, ".config", "portclaim", "manifest.json")
+}
+
+// loadManifest reads the manifest named, or the target's, or without one
+// the built-in map; source says which, for messages.
+func (a *app) loadManifest(path string, t target) (manifest.Manifest, string, error) {
+	explicit := path != ""
+	if !explicit {
+		path = a.manifestPath(t)
+	}
+	var data []byte
+	var err error
+	if !explicit && a.euid == 0 && t.UID != 0 {
+		data, err = safeopen.UserFile(path, t.UID, manifest.MaxSize)
+	} else {
+		data, err = readBounded(path, manifest.MaxSize)
+	}
+	if !explicit && errors.Is(err, fs.ErrNotExist) {
+		return manifest.Default(), "the built-in map of known services", nil
+	}
+	if err != nil {
+		return manifest.Manifest{}, path, fail(exitBadInput, "nothing was checked or changed; give a readable manifest with --manifest FILE", "reading the manifest: %v", err)
+	}
+	m, err := manifest.Parse(path, data)
+	if err != nil {
+		return m, path, fail(exitBadInput, "nothing was checked or changed; fix the fields above (the home-manager module's services.portclaim options render this file)", "%v", err)
+	}
+	return m, path, nil
+}
+
+// announce says, once, that the built-in map stands in for a manifest.
+func (a *app) announce(source string, t target) {
+	if source == "the built-in map of known services" {
+		a.notef("no manifest at %s (the home-manager module links yours there): checking the built-in map of known services instead", a.manifestPath(t))
+	}
+}
+
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return data, err
+}
+
+// view is one look at the machine for a manifest, decided and planned.
+type view struct {
+	snap     gather.Snapshot
+	findings []conflict.Finding
+	plan     plan.Plan
+	check    report.Check
+}
+
+func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
+	snap := gather.Look(ctx, m, t.UID, a.places)
+	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: t.UID, Sockets: snap.InWay, Holders: snap.Holders,
+		System: snap.System, KeptDown: snap.KeptDown, NameOf: gather.NameOf})
+	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
+		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, System: snap.System, Sockets: snap.Sockets})
+	notes := append(append([]string{}, snap.Notes...), m.Notes...)
+	return view{snap: snap, findings: findings, plan: p, check: report.Check{User: t.Name, Source: source, Findings: findings,
+		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: gather.NameOf}}
+}
