@@ -56,7 +56,7 @@ in
 rec {
   defaultClaimsDir = "/var/lib/portclaim/claims";
   # The manifest version the home-manager module renders.
-  manifestVersion = 1;
+  manifestVersion = 2;
   policyPath = "/etc/portclaim/policy.json";
   brokerSocket = "/run/portclaim/broker.sock";
 

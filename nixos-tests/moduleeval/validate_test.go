@@ -8,11 +8,11 @@ import (
 	"testing"
 )
 
-// TestRenderedManifestsValidate: the manifests the home-manager module
+// TestModuleManifestsValidate: the manifests the home-manager module
 // renders (the README's example; podman ports of every form, home-manager's
 // ollama, a host-network container) are ones `portclaim validate` accepts,
 // as the build's checkPhase runs it.
-func TestRenderedManifestsValidate(t *testing.T) {
+func TestModuleManifestsValidate(t *testing.T) {
 	need(t)
 	var manifests map[string]string
 	err := Eval(context.Background(), `let
