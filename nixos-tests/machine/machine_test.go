@@ -89,7 +89,7 @@ func TestBootRunClose(t *testing.T) {
 func buildHoldport(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "holdport")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/portclaim/portclaim/nixos-tests/holdport")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/portclaim/portclaim/nixos-tests/tools/holdport")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building holdport: %v\n%s", err, b)

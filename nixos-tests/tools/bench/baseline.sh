@@ -1,6 +1,6 @@
 #!/bin/sh
 # The usual shell approach portclaim replaces, timed as the baseline by
-# nixos-tests/bench: for every mapped service, `systemctl is-active` on its
+# nixos-tests/tools/bench: for every mapped service, `systemctl is-active` on its
 # system unit, then `ss -tlnp | grep :PORT` for its port.
 # Usage: baseline.sh MAPFILE   (lines: "<system unit> <port>")
 conflicts=0

@@ -2,7 +2,7 @@
 // test machine (see nixos-tests/machine) where the system's ollama.service
 // holds 11434 and alice's home-manager container wants it, then runs, as
 // alice, check, resolve, the user unit, status and release, printing each
-// command and what it said. Run as root: sudo go run ./nixos-tests/demo
+// command and what it said. Run as root: sudo go run ./nixos-tests/tools/demo
 package main
 
 import (
@@ -45,12 +45,14 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(bins)
-	step("Render what the NixOS module would install for services.portclaim.yield.%q.users = [ \"alice\" ];", system)
-	r, err := nixeval.Render(ctx, fixture.ClaimsDir, map[string][]string{system: {"alice"}})
+	step("Render what the NixOS module installs for services.portclaim.yield.%q.users = [ \"alice\" ];", system)
+	files, err := fixture.Render(ctx, map[string][]string{system: {"alice"}})
 	if err != nil {
 		return err
 	}
-	fmt.Println(indent(strings.Join(r.Conditions[system], "\n")))
+	for _, p := range []string{"/etc/portclaim/policy.json", "/etc/systemd/system/" + system + ".d/portclaim.conf", "/etc/systemd/system/portclaim.socket"} {
+		fmt.Println(indent(p + ":\n" + strings.TrimSpace(files[p].Content)))
+	}
 
 	step("Boot a Debian systemd with systemd-nspawn (alice lingers, units in /etc/systemd/system as on NixOS)")
 	m, err := machine.Boot(ctx, machine.Config{BindRO: map[string]string{
@@ -61,10 +63,10 @@ func run() error {
 		return err
 	}
 	defer m.Close()
-	if err := fixture.InstallPolicy(ctx, m, r); err != nil {
+	if err := fixture.Install(ctx, m, files); err != nil {
 		return err
 	}
-	if err := fixture.InstallUnit(ctx, m, r, system, fixture.Holder("tcp:127.0.0.1:11434"), true); err != nil {
+	if err := fixture.InstallUnit(ctx, m, system, fixture.Holder("tcp:127.0.0.1:11434"), true); err != nil {
 		return err
 	}
 	if err := fixture.UserUnit(m, "alice", user, fixture.Holder("tcp::11434")); err != nil {
@@ -81,7 +83,7 @@ func run() error {
 	step("portclaim check finds the conflict (built-in map: ollama, qdrant, llama-cpp, open-webui, mindsdb)")
 	show(ctx, m, "alice", "portclaim", "check")
 
-	step("portclaim resolve, as alice: the policy lets ollama.service yield to her, polkit lets her stop it")
+	step("portclaim resolve, as alice: the policy lets ollama.service yield to her, so the root broker stops it and keeps it down")
 	show(ctx, m, "alice", "portclaim", "resolve")
 	show(ctx, m, "root", "systemctl", "start", system)
 	show(ctx, m, "root", "systemctl", "--no-pager", "status", system)
@@ -105,7 +107,7 @@ func build(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/holdport"} {
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
 		cmd.Dir = nixeval.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -6,7 +6,7 @@
 // root and as alice, and the baseline on the same machine state; then the
 // activation entries' commands when nothing conflicts. Run as root:
 //
-//	sudo go run ./nixos-tests/bench
+//	sudo go run ./nixos-tests/tools/bench
 //
 // Benchmarks are not tests: nothing here passes or fails on a time.
 package main
@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portclaim/portclaim/nixos-tests/bench/timing"
+	"github.com/portclaim/portclaim/nixos-tests/tools/bench/timing"
 	"github.com/portclaim/portclaim/nixos-tests/machine"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 )
@@ -56,7 +56,7 @@ func run(runs int) error {
 		return err
 	}
 	defer os.RemoveAll(bins)
-	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/holdport", "./nixos-tests/bench/benchrun"} {
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/bench/benchrun"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bins, filepath.Base(pkg)), pkg)
 		cmd.Dir = nixeval.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

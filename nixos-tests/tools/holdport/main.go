@@ -10,6 +10,11 @@
 // addresses, dual stack. ",v6only" sets IPV6_V6ONLY=1 on the socket, so an
 // IPv6 wildcard does not also claim the IPv4 port.
 //
+// "unix:/path" listens on a Unix stream socket instead, and accepts every
+// connection without ever answering: a D-Bus peer that hangs, for the
+// tests that prove portclaim's deadlines. "dial:/path" connects to one
+// and says nothing: a client that holds a connection open.
+//
 // For every bound socket it prints "listening PROTO ADDRESS" to stdout. If a
 // bind fails it prints Go's error (which contains "bind: address already in
 // use" for a conflict) to stderr and exits 1.
@@ -44,6 +49,10 @@ func parseSpec(s string) (spec, error) {
 	proto, addr, ok := strings.Cut(body, ":")
 	if !ok {
 		return sp, fmt.Errorf("%q: want PROTO:ADDRESS", s)
+	}
+	if proto == "unix" || proto == "dial" {
+		sp.proto, sp.addr = proto, addr
+		return sp, nil
 	}
 	switch proto {
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
@@ -83,6 +92,31 @@ func listenConfig(v6only bool) net.ListenConfig {
 // bind opens the socket for sp and returns it with its actual local address.
 func bind(ctx context.Context, sp spec) (io.Closer, net.Addr, error) {
 	lc := listenConfig(sp.v6only)
+	if sp.proto == "dial" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", sp.addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.RemoteAddr(), nil
+	}
+	if sp.proto == "unix" {
+		l, err := lc.Listen(ctx, "unix", sp.addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		go func() {
+			var silent []net.Conn // held open, never answered
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				silent = append(silent, c)
+			}
+		}()
+		return l, l.Addr(), nil
+	}
 	if strings.HasPrefix(sp.proto, "tcp") {
 		l, err := lc.Listen(ctx, sp.proto, sp.addr)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portclaim/portclaim/nixos-tests/bench/timing"
+	"github.com/portclaim/portclaim/nixos-tests/tools/bench/timing"
 )
 
 func main() {
