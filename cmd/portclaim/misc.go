@@ -125,7 +125,7 @@ func (c *validateCmd) Run(a *app) error {
 	doc := validateDoc{File: c.File, Notes: []string{}, Problems: []string{}}
 	data, err := readBounded(c.File, manifest.MaxSize)
 	if err != nil {
-		return fail(exitBadInput, "give the manifest's path", "reading the manifest: %v", err)
+		return manifestReadError(c.File, err)
 	}
 	m, err := manifest.Parse(c.File, data)
 	if err != nil {

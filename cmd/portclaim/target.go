@@ -94,7 +94,7 @@ func (a *app) loadManifest(path string, t target) (manifest.Manifest, string, er
 		return manifest.Default(), "the built-in map of known services", nil
 	}
 	if err != nil {
-		return manifest.Manifest{}, path, fail(exitBadInput, "nothing was checked or changed; give a readable manifest with --manifest FILE", "reading the manifest: %v", err)
+		return manifest.Manifest{}, path, manifestReadError(path, err)
 	}
 	m, err := manifest.Parse(path, data)
 	if err != nil {
@@ -110,6 +110,8 @@ func (a *app) announce(source string, t target) {
 	}
 }
 
+// readBounded reads at most max bytes of path: input larger than its
+// reader takes is refused before it costs memory.
 func readBounded(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -118,9 +120,18 @@ func readBounded(path string, max int64) ([]byte, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err == nil && int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+		return nil, fmt.Errorf("%s: %w (more than %d bytes)", path, safeopen.ErrTooLarge, max)
 	}
 	return data, err
+}
+
+// manifestReadError says why a manifest could not be read, and what next.
+func manifestReadError(path string, err error) error {
+	if errors.Is(err, safeopen.ErrTooLarge) {
+		return fail(exitBadInput, "the home-manager module renders a manifest of a few kilobytes; is this the right file?",
+			"manifest %s is larger than portclaim reads (%d bytes); nothing was checked or changed", path, manifest.MaxSize)
+	}
+	return fail(exitBadInput, "nothing was checked or changed; give a readable manifest with --manifest FILE", "reading the manifest: %v", err)
 }
 
 // view is one look at the machine for a manifest, decided and planned.
@@ -134,7 +145,7 @@ type view struct {
 func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
 	snap := gather.Look(ctx, m, t.UID, a.places)
 	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: t.UID, Sockets: snap.InWay, Holders: snap.Holders,
-		System: snap.System, KeptDown: snap.KeptDown, NameOf: gather.NameOf})
+		System: snap.System, KeptDown: snap.KeptDown, Others: snap.Others, NameOf: gather.NameOf})
 	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, System: snap.System, Sockets: snap.Sockets})
 	notes := append(append([]string{}, snap.Notes...), m.Notes...)

@@ -143,3 +143,21 @@ func TestNoBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStopsWhenItsContextEnds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Idle: time.Hour}).Serve(ctx, ln) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGTERM (the context) did not stop the broker")
+	}
+}

@@ -38,11 +38,14 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if _, err := conn.Write(append(data, '\n')); err != nil {
-		return Response{}, fmt.Errorf("asking the broker: %w", err)
-	}
+	// A broker that refuses at once (busy) answers and closes before it
+	// reads: the write may fail, and its answer is still there to read.
+	_, werr := conn.Write(append(data, '\n'))
 	var resp Response
 	if err := json.NewDecoder(io.LimitReader(conn, maxResponse)).Decode(&resp); err != nil {
+		if werr != nil {
+			return Response{}, fmt.Errorf("asking the broker: %w", werr)
+		}
 		return Response{}, fmt.Errorf("reading the broker's answer: %w", err)
 	}
 	if resp.Version != Version {

@@ -83,7 +83,21 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	s.defaults()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// On SIGTERM (systemd stopping it) the accept below ends now, not
+		// at its idle deadline.
+		select {
+		case <-ctx.Done():
+			ln.SetDeadline(time.Now())
+		case <-stop:
+		}
+	}()
 	for {
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err := ln.SetDeadline(time.Now().Add(s.Idle)); err != nil {
 			return err
 		}
@@ -91,7 +105,7 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if s.open() == 0 {
+				if ctx.Err() != nil || s.open() == 0 {
 					return nil // idle: exit, systemd keeps the socket
 				}
 				continue

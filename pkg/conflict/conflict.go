@@ -44,9 +44,13 @@ type Input struct {
 	// System is the state of the system units involved by name; nil when
 	// the system manager could not be asked.
 	System map[string]host.Unit
-	// KeptDown lists the system units a claim keeps from starting: an
-	// enabled but stopped unit that is claimed is not latent.
+	// KeptDown lists the system units this user's claims keep from
+	// starting: an enabled but stopped unit so claimed is not latent.
 	KeptDown map[string]bool
+	// Others lists the stopped units only other users' claims keep down:
+	// they come back when those claims go, so they are latent for this
+	// user too, whose own claim would keep them down.
+	Others map[string]bool
 	// NameOf turns a uid into a user name for the manager's name.
 	NameOf func(uid uint32) string
 }
@@ -176,7 +180,7 @@ func classifyPort(in Input, onPort []int, svc manifest.Service, want endpoint.En
 	}
 	for _, name := range svc.SystemUnits {
 		u, ok := in.System[name]
-		if !ok || heldBySystemUnit[name] || u.Active() || !u.StartsAtBoot() || in.KeptDown[name] {
+		if !ok || heldBySystemUnit[name] || u.Active() || !(u.StartsAtBoot() || in.Others[name]) || in.KeptDown[name] {
 			continue
 		}
 		f := base(svc, want)

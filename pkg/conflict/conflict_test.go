@@ -148,6 +148,21 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 	}
 }
 
+// TestUnitOnlyOthersKeepDownIsLatent: bob's claim keeps a unit down that
+// ran before; for alice it comes back when bob gives it back, so it is
+// latent for her until her own claim keeps it down too.
+func TestUnitOnlyOthersKeepDownIsLatent(t *testing.T) {
+	system := map[string]host.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "static", LoadState: "loaded"}}
+	in := input(nil, nil, system)
+	if got := Summary(Classify(in)); got != "no conflicts" {
+		t.Fatalf("a stopped static unit nobody claims: %s", got)
+	}
+	in.Others = map[string]bool{"mindsdb.service": true}
+	if got := Summary(Classify(in)); got != "1 conflict (1 latent)" {
+		t.Errorf("kept down by bob alone: %s", got)
+	}
+}
+
 func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
 	socks := []host.Socket{sock("127.0.0.1", 11434, 0, 1)}
 	holders := map[uint64]holder.Holder{1: {UID: 0, Confidence: holder.Unknown}}

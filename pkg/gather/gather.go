@@ -69,8 +69,10 @@ type Snapshot struct {
 	// says why).
 	Policy        *policy.Policy
 	PolicyProblem string
-	// KeptDown are the system units a claim keeps from starting.
-	KeptDown map[string]bool
+	// KeptDown are the system units this user's claims keep from
+	// starting; Others those only other users' claims keep down, which
+	// come back (they ran before) when those claims go.
+	KeptDown, Others map[string]bool
 	// Broker reports whether portclaim's broker socket is there.
 	Broker bool
 	// Notes explain a partial view that is still useful; Broken what made
@@ -95,7 +97,7 @@ const SuggestMargin = 100
 // Look reads the machine for m, for the user uid. Its connections live
 // as long as ctx, whose deadline bounds every call.
 func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
-	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}}
+	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
 	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
 	s.Broker = isSocket(at.BrokerSocket)
 	if ports := conflict.ClaimedPorts(m); len(ports) > 0 {
@@ -114,12 +116,9 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 
 	store := claimstore.Store{Dir: s.ClaimsDir()}
 	keptDown := func(u host.Unit) bool {
-		down, ok := s.KeptDown[u.Name]
-		if !ok {
-			down = keptDownByClaim(store, u.Name, at.TransientDir)
-			s.KeptDown[u.Name] = down
-		}
-		return down
+		mine, others := claimsOn(store, u.Name, s.User, at.TransientDir)
+		s.KeptDown[u.Name], s.Others[u.Name] = mine, others
+		return mine
 	}
 	sys, err := systemd.System(ctx)
 	if err != nil {
@@ -148,31 +147,38 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 	return s
 }
 
-// keptDownByClaim reports whether some claim on unit keeps it from
-// starting: a condition claim (the NixOS module gives every unit the
-// policy lets yield its condition), or a root-mode mask still in place.
-// A record portclaim cannot read still exists, and keeps it down.
-func keptDownByClaim(store claimstore.Store, unit, transientDir string) bool {
+// claimsOn says whether user's claim keeps unit from starting (a
+// condition claim: the NixOS module gives every unit the policy lets
+// yield its condition; or a root-mode mask still in place; a record
+// portclaim cannot read still exists, and keeps it down), and whether
+// only other users' claims keep it down while it ran before them.
+func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, others bool) {
 	entries, _ := store.OnUnit(unit)
 	for _, e := range entries {
+		down := false
 		switch {
 		case e.Releasing:
 		case e.Problem != "", e.Claim.Method == claim.ByCondition:
-			return true
+			down = true
 		case e.Claim.Method == claim.ByTransientMask:
-			if t, err := os.Readlink(filepath.Join(transientDir, unit)); err == nil && t == "/dev/null" {
-				return true
-			}
+			t, err := os.Readlink(filepath.Join(transientDir, unit))
+			down = err == nil && t == "/dev/null"
+		}
+		switch {
+		case e.User == user:
+			mine = mine || down
+		case down && (e.Problem != "" || e.Claim.Prior.WasActive()):
+			others = true
 		}
 	}
-	return false
+	return mine, others && !mine
 }
 
 // userSide asks the user manager about the user units in the way (the
 // report shows their state), and notes when that manager is not running.
 func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32) {
 	var names []string
-	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders, System: s.System, KeptDown: s.KeptDown})
+	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders, System: s.System, KeptDown: s.KeptDown, Others: s.Others})
 	for _, f := range findings {
 		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
 			names = append(names, f.UserUnit)
@@ -312,22 +318,32 @@ func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
 	if h.Confidence == holder.Confirmed {
 		return h
 	}
-	if !a.canRead(s.UID) {
-		// The holder's files are closed to us. The kernel says which
-		// cgroup created the socket: that names the unit, where the uid
-		// alone would only say an expected unit runs as that uid too.
-		if ch, ok := a.fromCgroup(s, expected); ok {
-			return ch
-		}
-		if h.Confidence == holder.Probable && s.CgroupID == 0 {
-			return h // no cgroup to go by; the full scan would guess the same
+	if a.canRead(s.UID) {
+		// Every process's files may be open to us: one may confirm it.
+		if full := holder.Attribute(s, a.everyProcess(), expected, a.hasSocket); full.Confidence == holder.Confirmed {
+			return full
 		}
 	}
+	// The holder's files are closed to us (another user's, or root
+	// without CAP_SYS_PTRACE, as the broker runs). The kernel says which
+	// cgroup created the socket: that names the unit, where the uid alone
+	// would only say an expected unit runs as that uid too.
+	if ch, ok := a.fromCgroup(s, expected); ok {
+		return ch
+	}
+	if h.Confidence == holder.Probable {
+		return h // no cgroup to go by; the full scan would guess the same
+	}
+	return holder.Attribute(s, a.everyProcess(), expected, a.hasSocket)
+}
+
+// everyProcess reads every process, once.
+func (a *attributor) everyProcess() []host.Process {
 	if !a.scanned {
 		a.scanned = true
 		a.all, _ = processes.Scan(a.at.ProcRoot)
 	}
-	return holder.Attribute(s, a.all, expected, a.hasSocket)
+	return a.all
 }
 
 // fromCgroup attributes s to the unit whose cgroup created it (sock_diag's
