@@ -326,7 +326,9 @@ func TestHangingBusPeerEndsWithinTimeout(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-hangbus.service", "", true, false, "tcp4:127.0.0.1:7238")
 	must(t, ctx, "alice", "sh", "-c", "holdport unix:/tmp/hang.sock >/dev/null 2>&1 & echo $! > /tmp/hang.pid")
-	t.Cleanup(func() { m.Run(context.Background(), "alice", "sh", "-c", "kill $(cat /tmp/hang.pid); rm -f /tmp/hang.sock") })
+	t.Cleanup(func() {
+		m.Run(context.Background(), "alice", "sh", "-c", "kill $(cat /tmp/hang.pid); rm -f /tmp/hang.sock")
+	})
 	waitFor(t, ctx, "alice", "test -S /tmp/hang.sock")
 	path := manifest(t, "hangbus", oneService("hangbus", "pc-hangbus.service", "podman-hangbus.service", 7238, ""))
 	hang := []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/tmp/hang.sock"}

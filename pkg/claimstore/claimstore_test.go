@@ -99,7 +99,7 @@ func TestRecordsNotRootsOrNotWholeAreReported(t *testing.T) {
 	os.Chown(filepath.Join(dir, "c.service"), 1000, 1000) // forged by alice
 	os.Symlink("/etc/shadow", filepath.Join(dir, "d.service"))
 	os.WriteFile(filepath.Join(dir, "e.service"), claim.Encode(record("bob", "e.service")), 0o644) // someone else's record
-	os.WriteFile(filepath.Join(dir, "poweroff.target"), nil, 0o644)                                  // not a claim at all
+	os.WriteFile(filepath.Join(dir, "poweroff.target"), nil, 0o644)                                // not a claim at all
 	list, err := s.List("alice")
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ func result() Check {
 		User: "alice", Source: "m.json",
 		Findings: []conflict.Finding{held,
 			{Service: "qdrant", Want: endpoint.Endpoint{Proto: endpoint.TCP, Port: 6333}, UserUnit: "podman-local-ai-qdrant.service", Kind: conflict.Free}},
-		Items: []plan.Item{{Finding: held, Remedy: plan.Remedy{Who: plan.ByResolve, Says: "`portclaim resolve` makes ollama.service yield to you", Commands: []string{"portclaim resolve"}}}},
+		Items:     []plan.Item{{Finding: held, Remedy: plan.Remedy{Who: plan.ByResolve, Says: "`portclaim resolve` makes ollama.service yield to you", Commands: []string{"portclaim resolve"}}}},
 		UserUnits: map[string]host.Unit{"podman-local-ai-ollama.service": {LoadState: "loaded", ActiveState: "failed"}},
 		Notes:     []string{"a note"},
 		DBusCalls: map[string]int{"system": 1, "user": 1},

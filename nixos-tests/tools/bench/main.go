@@ -23,9 +23,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portclaim/portclaim/nixos-tests/tools/bench/timing"
 	"github.com/portclaim/portclaim/nixos-tests/machine"
 	"github.com/portclaim/portclaim/nixos-tests/nixeval"
+	"github.com/portclaim/portclaim/nixos-tests/tools/bench/timing"
 )
 
 const (
