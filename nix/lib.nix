@@ -460,53 +460,6 @@ rec {
     };
 
   # ---------------------------------------------------------------------
-  # Before the broker (kept while the end-to-end fixture still installs
-  # them; see nixos-tests/nixeval.Render).
-
-  # The polkit rule of the polkit-based trust model.
-  polkitRule =
-    { yield }:
-    ''
-      // portclaim: users may stop and start exactly the system units that
-      // services.portclaim.yield lets yield to them.
-      polkit.addRule(function (action, subject) {
-        if (action.id !== "org.freedesktop.systemd1.manage-units") {
-          return polkit.Result.NOT_HANDLED;
-        }
-        var verb = action.lookup("verb");
-        if (verb !== "start" && verb !== "stop") {
-          return polkit.Result.NOT_HANDLED;
-        }
-        var yieldTo = ${
-          builtins.toJSON (
-            builtins.listToAttrs (
-              map (unit: {
-                name = unit;
-                value = builtins.sort builtins.lessThan yield.${unit};
-              }) (sortedNames yield)
-            )
-          )
-        };
-        var unit = action.lookup("unit");
-        if (Object.prototype.hasOwnProperty.call(yieldTo, unit) &&
-            yieldTo[unit].indexOf(subject.user) >= 0) {
-          return polkit.Result.YES;
-        }
-        return polkit.Result.NOT_HANDLED;
-      });
-    '';
-
-  # The tmpfiles lines of the polkit-based model, where each user wrote
-  # their own claims.
-  tmpfiles =
-    {
-      claimsDir ? defaultClaimsDir,
-      users,
-    }:
-    [ "d ${claimsDir} 0755 root root -" ]
-    ++ map (user: "d ${claimsDir}/${user} 0755 ${user} - -") (builtins.sort builtins.lessThan users);
-
-  # ---------------------------------------------------------------------
   # The user side.
 
   # name -> { nixosModule; systemUnits; ports; }

@@ -64,48 +64,6 @@ func Parse(ctx context.Context, file string) error {
 	return nil
 }
 
-// Rendered is what the NixOS module rendered for one yield policy under
-// the polkit-based trust model, kept while the end-to-end fixture installs
-// it; SystemFiles is what the NixOS module installs now.
-type Rendered struct {
-	Policy     string              `json:"policy"`
-	PolkitRule string              `json:"polkitRule"`
-	Tmpfiles   []string            `json:"tmpfiles"`
-	Conditions map[string][]string `json:"conditions"` // unit -> [Unit] lines
-}
-
-// Render renders policy.json, the polkit rule, the tmpfiles lines and the
-// condition lines of every unit for yield (unit -> users).
-func Render(ctx context.Context, claimsDir string, yield map[string][]string) (Rendered, error) {
-	y, err := json.Marshal(yield)
-	if err != nil {
-		return Rendered{}, err
-	}
-	var users []string
-	seen := map[string]bool{}
-	for _, us := range yield {
-		for _, u := range us {
-			if !seen[u] {
-				seen[u] = true
-				users = append(users, u)
-			}
-		}
-	}
-	us, _ := json.Marshal(users)
-	expr := fmt.Sprintf(`let
-  yield = builtins.fromJSON %s;
-  claimsDir = %s;
-in {
-  policy = pc.policy { inherit claimsDir yield; };
-  polkitRule = pc.polkitRule { inherit yield; };
-  tmpfiles = pc.tmpfiles { inherit claimsDir; users = builtins.fromJSON %s; };
-  conditions = builtins.mapAttrs (unit: users: pc.conditionLines { inherit claimsDir unit users; }) yield;
-}`, nixString(string(y)), nixString(claimsDir), nixString(string(us)))
-	var r Rendered
-	err = Lib(ctx, expr, &r)
-	return r, err
-}
-
 // nixString quotes s as a Nix string literal.
 func nixString(s string) string {
 	b, _ := json.Marshal(s) // JSON escapes are valid Nix escapes, but for "${"
