@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -100,7 +101,7 @@ func parsePortArg(s string) (uint16, endpoint.Proto, error) {
 	}
 	p, err := endpoint.ParseProto(proto)
 	if err != nil {
-		return 0, "", fmt.Errorf("%q: %v", s, err)
+		return 0, "", fmt.Errorf("%q: %w", s, err)
 	}
 	return uint16(n), p, nil
 }
@@ -130,7 +131,8 @@ func (c *validateCmd) Run(a *app) error {
 	m, err := manifest.Parse(c.File, data)
 	if err != nil {
 		if c.JSON {
-			if e, ok := err.(*manifest.Error); ok {
+			var e *manifest.Error
+			if errors.As(err, &e) {
 				for _, p := range e.Problems {
 					doc.Problems = append(doc.Problems, p.String())
 				}
@@ -138,7 +140,9 @@ func (c *validateCmd) Run(a *app) error {
 					doc.Problems = append(doc.Problems, fmt.Sprintf("... and %d more", e.More))
 				}
 			}
-			report.WriteJSON(a.stdout, doc)
+			if err := report.WriteJSON(a.stdout, doc); err != nil {
+				return err
+			}
 			return quietExit(exitBadInput)
 		}
 		return fail(exitBadInput, "fix the fields above (the home-manager module's services.portclaim options render this file)", "%v", err)

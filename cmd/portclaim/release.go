@@ -79,7 +79,10 @@ func (c *releaseCmd) Run(a *app) error {
 	} else {
 		resp, err := broker.Call(ctx, a.places.BrokerSocket, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
 		if err != nil || resp.Release == nil {
-			r.errorf("%v; nothing was changed", brokerError(fmt.Errorf("%v", err), a))
+			if err == nil {
+				err = fmt.Errorf("the broker's answer has no result")
+			}
+			r.errorf("%v; nothing was changed", brokerError(err, a))
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 		res = *resp.Release

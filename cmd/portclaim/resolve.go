@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -225,8 +226,8 @@ func (a *app) askBroker(ctx context.Context, req broker.Request) (yield.YieldRes
 }
 
 func brokerError(err error, a *app) error {
-	if strings.Contains(err.Error(), broker.ErrNoBroker.Error()) {
-		return fmt.Errorf("%v: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim resolve --user NAME", err)
+	if errors.Is(err, broker.ErrNoBroker) {
+		return fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim resolve --user NAME", err)
 	}
 	return err
 }

@@ -42,11 +42,11 @@ func (a *app) target(name string, acting bool) (target, error) {
 			return target{}, fail(exitBadInput, "`sudo portclaim resolve --user alice` acts for alice with root's authority; `portclaim status` shows everyone's claims",
 				"as root, name the user whose claims to act on: --user NAME")
 		}
-		u, err := user.LookupId(strconv.Itoa(a.euid))
-		if err != nil {
-			return target{UID: uint32(a.euid), Name: strconv.Itoa(a.euid), Self: true}, nil
+		if u, err := user.LookupId(strconv.Itoa(a.euid)); err == nil {
+			return target{UID: uint32(a.euid), Name: u.Username, Home: u.HomeDir, Self: true}, nil
 		}
-		return target{UID: uint32(a.euid), Name: u.Username, Home: u.HomeDir, Self: true}, nil
+		// A uid without a name (a container's): its number stands in.
+		return target{UID: uint32(a.euid), Name: strconv.Itoa(a.euid), Self: true}, nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {

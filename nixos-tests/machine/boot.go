@@ -259,7 +259,7 @@ func (m *Machine) poll(ctx context.Context, run *nspawnRun, what string, try fun
 		}
 		select {
 		case <-run.exited:
-			return fmt.Errorf("systemd-nspawn exited while waiting for %s: %v", what, run.waitErr)
+			return fmt.Errorf("systemd-nspawn exited while waiting for %s: %w", what, run.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w; last attempt:\n%s", what, ctx.Err(), detail)
 		case <-time.After(200 * time.Millisecond):

@@ -121,7 +121,7 @@ func (m *Machine) RunEnv(ctx context.Context, user string, env []string, args ..
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	default: // could not start, or killed (e.g. by ctx)
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
 		res.Err = err
 	}

@@ -108,7 +108,7 @@ func mmdebstrap(ctx context.Context, out string) error {
 	cmd.WaitDelay = 30 * time.Second
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("machine: mmdebstrap failed: %v\n%s", err, tailLines(string(output), 30))
+		return fmt.Errorf("machine: mmdebstrap failed: %w\n%s", err, tailLines(string(output), 30))
 	}
 	return nil
 }

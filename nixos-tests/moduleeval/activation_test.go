@@ -2,6 +2,7 @@ package moduleeval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,7 +44,8 @@ func runEntry(t *testing.T, dir, script string, env ...string) run {
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "NO_COLOR=1", "CALLS=" + filepath.Join(dir, "calls")}, env...)
 	out, err := cmd.CombinedOutput()
 	r := run{out: string(out)}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		r.code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)

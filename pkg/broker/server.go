@@ -198,7 +198,7 @@ func (s *Server) reply(conn *net.UnixConn, r Response) {
 	r.OK = r.Error == ""
 	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	data, _ := json.Marshal(r)
-	conn.Write(append(data, '\n'))
+	_, _ = conn.Write(append(data, '\n')) // a client gone has nobody to tell
 }
 
 // answer checks who asks and what, then acts.

@@ -99,7 +99,7 @@ func Decode(data []byte) (Claim, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("not a whole claim record: %v", err)
+		return c, fmt.Errorf("not a whole claim record: %w", err)
 	}
 	if dec.More() {
 		return c, fmt.Errorf("not a whole claim record: data after the record")

@@ -102,7 +102,7 @@ func (s Store) List(user string) ([]Entry, error) {
 	}
 	dir := s.UserDir(user)
 	dirProblem := trustedDir(dir)
-	if dirProblem == errMissing {
+	if errors.Is(dirProblem, errMissing) {
 		return nil, nil
 	}
 	var out []Entry
@@ -114,7 +114,7 @@ func (s Store) List(user string) ([]Entry, error) {
 		}
 		subProblem := dirProblem
 		if sub != "" && dirProblem == nil {
-			if p := trustedDir(d); p != errMissing {
+			if p := trustedDir(d); !errors.Is(p, errMissing) {
 				subProblem = p
 			}
 		}
@@ -299,7 +299,7 @@ func (s Store) ensureDir(dir string) error {
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if p := trustedDir(d); p != nil {
-			return fmt.Errorf("not writing claims: %v", p)
+			return fmt.Errorf("not writing claims: %w", p)
 		}
 		if d == s.Dir || d == filepath.Dir(d) {
 			return nil

@@ -384,7 +384,7 @@ func (a *attributor) cgroupDir(id uint64, expected []host.UnitRef) (string, bool
 	}
 	if a.cgroupIDs == nil {
 		a.cgroupIDs = map[uint64]string{}
-		filepath.WalkDir(a.cgroupV2, func(path string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(a.cgroupV2, func(path string, d fs.DirEntry, err error) error { // an unreadable part names no holder
 			if err == nil && d.IsDir() {
 				a.cgroupIDs[inode(path)] = path
 			}

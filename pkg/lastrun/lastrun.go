@@ -77,7 +77,7 @@ func Write(dir string, r Record) error {
 func Decode(data []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("not a last-run record: %v", err)
+		return r, fmt.Errorf("not a last-run record: %w", err)
 	}
 	return r, nil
 }

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -66,7 +67,8 @@ func TestHostileInputEndsQuicklyWithAClearError(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want %q", err, c.want)
 			}
-			if e := err.(*Error); len(e.Problems) > maxProblems {
+			var e *Error
+			if errors.As(err, &e) && len(e.Problems) > maxProblems {
 				t.Errorf("%d problems listed; the list is bounded at %d", len(e.Problems), maxProblems)
 			}
 		})

@@ -85,7 +85,7 @@ func Parse(path string, data []byte) (Policy, error) {
 		return p, fmt.Errorf("policy %s is %d bytes; portclaim reads at most %d", path, len(data), MaxSize)
 	}
 	if err := jsonlimit.CheckDepth(data, maxDepth); err != nil {
-		return p, fmt.Errorf("policy %s is %v", path, err)
+		return p, fmt.Errorf("policy %s is %w", path, err)
 	}
 	if !gjson.ValidBytes(data) {
 		return p, fmt.Errorf("policy %s is not valid JSON", path)

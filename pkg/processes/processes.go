@@ -197,7 +197,7 @@ func CgroupProcesses(procRoot, dir string, u host.UnitRef, buf []byte) []host.Pr
 	pids := readPIDs(filepath.Join(dir, "cgroup.procs"), buf)
 	if len(pids) == 0 {
 		// A unit with sub-cgroups (cgroup v2 keeps processes in leaves).
-		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { // unreadable parts hold no candidates
 			if err == nil && d.IsDir() && path != dir {
 				pids = append(pids, readPIDs(filepath.Join(path, "cgroup.procs"), buf)...)
 			}

@@ -554,6 +554,6 @@ func jobText(result systemd.JobResult, err error) string {
 // (root's) can set it for the broker.
 func crashPoint(point string) {
 	if os.Getenv("PORTCLAIM_TEST_CRASH") == point {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 }

@@ -106,13 +106,13 @@ func bind(ctx context.Context, sp spec) (io.Closer, net.Addr, error) {
 			return nil, nil, err
 		}
 		go func() {
-			var silent []net.Conn // held open, never answered
 			for {
 				c, err := l.Accept()
 				if err != nil {
 					return
 				}
-				silent = append(silent, c)
+				// Held open, read, never answered.
+				go func() { _, _ = io.Copy(io.Discard, c) }()
 			}
 		}()
 		return l, l.Addr(), nil

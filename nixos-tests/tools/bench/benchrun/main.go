@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,7 +36,8 @@ func main() {
 		start := time.Now()
 		err := cmd.Run()
 		took := time.Since(start)
-		if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
 			fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
 			os.Exit(1)
 		}
