@@ -23,7 +23,7 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       portclaim = import ./module.nix;
-      version = "0.1.0";
+      version = "0.2.0";
       commit = self.shortRev or self.dirtyShortRev or "unknown";
 
       # go.mod says go 1.26: build with it where the default Go is older.
