@@ -31,7 +31,7 @@ in { native = read e.flake; cross = read (e.flakeWith { native = false; }); }`, 
 		t.Fatal(err)
 	}
 	n := r.Native
-	if !strings.Contains(strings.Join(n.Ldflags, " "), "-X main.version=0.1.0 -X main.commit=unknown") {
+	if !strings.Contains(strings.Join(n.Ldflags, " "), "-X main.version=0.2.0 -X main.commit=unknown") {
 		t.Errorf("ldflags %q: want version and commit (unknown outside git)", n.Ldflags)
 	}
 	if !strings.Contains(n.PreCheck, "unset subPackages") || len(n.SubPackages) != 1 {
