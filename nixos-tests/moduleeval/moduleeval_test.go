@@ -361,7 +361,7 @@ in { native = v { }; cross = v { native = false; }; }`, &r)
 	if !strings.Contains(r.Native, "/host/portclaim/bin/portclaim validate") {
 		t.Errorf("native build validates with %q, want the package itself", r.Native)
 	}
-	if strings.Contains(r.Cross, "/host/portclaim") || !strings.Contains(r.Cross, "portclaim-0.2.0/bin/portclaim validate") {
+	if strings.Contains(r.Cross, "/host/portclaim") || !strings.Contains(r.Cross, "portclaim-0.1.0/bin/portclaim validate") {
 		t.Errorf("cross build validates with %q, want pkgsBuildHost.portclaim", r.Cross)
 	}
 }
