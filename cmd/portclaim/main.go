@@ -16,12 +16,14 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 )
 
-// Exit codes (README "Exit codes"): decided here, and only here.
+// Exit codes (README "Exit codes"): decided here, and only here. What
+// each means is said once, in ExitCodes (exitcodes.go), which the man
+// page shows.
 const (
-	exitOK        = 0 // nothing in the way, or everything done
-	exitConflicts = 1 // conflicts left (check; resolve and release only when strict); who: nothing holds the port
-	exitBadInput  = 2 // a bad manifest, argument or request; nothing was changed
-	exitEnv       = 3 // no usable environment (check): no socket table, no system bus
+	exitOK        = 0
+	exitConflicts = 1
+	exitBadInput  = 2
+	exitEnv       = 3
 )
 
 // Set by the Nix build: -X main.version=... -X main.commit=...
@@ -40,6 +42,9 @@ type cli struct {
 	Version   versionCmd   `cmd:"" help:"Print the version."`
 	Broker    brokerCmd    `cmd:"" hidden:"" help:"Serve users' requests as root (started by systemd's portclaim.socket)."`
 	Reconcile reconcileCmd `cmd:"" help:"As root: give back claims the policy no longer allows, finish releases under way (run at boot and on policy changes)."`
+
+	Completion completionCmd `cmd:"" help:"Print the completion script for bash, zsh or fish."`
+	Man        manCmd        `cmd:"" help:"Print the man page (roff, section 1)."`
 
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
