@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,8 +22,11 @@ import (
 )
 
 type statusCmd struct {
-	User string `help:"Show this user's claims (root only; default: you, or for root everyone's)." placeholder:"NAME"`
-	JSON bool   `name:"json" help:"Print JSON (schema in the README)."`
+	User    string        `help:"Show this user's claims (root only; default: you, or for root everyone's)." placeholder:"NAME"`
+	JSON    bool          `name:"json" help:"Print JSON (schema in the README); the same as --format json."`
+	Format  string        `enum:"text,json,prometheus" default:"text" help:"text, json, or prometheus (metrics for node_exporter's textfile collector; as root, every user's, with each user's conflicts)."`
+	Output  string        `help:"Write to FILE, atomically, instead of standard output (for the textfile collector)." placeholder:"FILE" type:"path"`
+	Timeout time.Duration `default:"60s" help:"The longest the whole run may take (prometheus checks every user's manifest)."`
 }
 
 // statusDoc is status's JSON document.
@@ -92,14 +97,88 @@ func (c *statusCmd) Run(a *app) error {
 		}
 		users = []string{t.Name}
 	}
+	if c.JSON {
+		c.Format = "json"
+	}
+	if c.Format == "prometheus" && a.euid == 0 && c.User == "" && pol != nil {
+		// Users the policy names may have claims to come.
+		for _, us := range pol.Yield {
+			for _, u := range us {
+				if !slices.Contains(users, u) {
+					users = append(users, u)
+				}
+			}
+		}
+		sort.Strings(users)
+	}
 	for _, u := range users {
 		doc.Users = append(doc.Users, a.statusOf(store, u))
 	}
-	if c.JSON {
-		return report.WriteJSON(a.stdout, doc)
+	return a.writeOut(c.Output, func(w io.Writer) error {
+		switch c.Format {
+		case "json":
+			return report.WriteJSON(w, doc)
+		case "prometheus":
+			ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+			defer cancel()
+			return report.Prometheus(w, a.metrics(ctx, doc, pol != nil))
+		}
+		a.statusText(w, doc)
+		return nil
+	})
+}
+
+// writeOut writes to standard output, or atomically to path: a reader
+// (node_exporter) sees the old file or the whole new one.
+func (a *app) writeOut(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return write(a.stdout)
 	}
-	a.statusText(doc)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fail(exitEnv, "", "writing %s: %v", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fail(exitEnv, "", "writing %s: %v", path, err)
+	}
 	return nil
+}
+
+// metrics is the fleet view: the claims and last runs status read, and
+// each user's conflicts from a check of their manifest.
+func (a *app) metrics(ctx context.Context, doc statusDoc, policyOK bool) report.Metrics {
+	m := report.Metrics{PolicyOK: policyOK, Broker: doc.Broker}
+	for _, su := range doc.Users {
+		um := report.UserMetrics{User: su.User, LastRun: su.LastRun}
+		for _, c := range su.Claims {
+			um.Claims = append(um.Claims, report.ClaimMetric{Unit: c.Unit, Method: c.Method, KeptDown: c.KeptDown,
+				Releasing: c.Releasing, Unreadable: c.Problem != ""})
+		}
+		if t, err := a.target(su.User, false); err == nil {
+			if man, source, err := a.loadManifest("", t); err == nil && source != builtinSource {
+				v := a.look(ctx, man, source, t)
+				um.Checked = len(v.check.Errors) == 0
+				for _, f := range v.findings {
+					if f.Kind.Conflict() {
+						um.Conflicts = append(um.Conflicts, report.ConflictMetric{Kind: string(f.Kind), Port: f.Want.Port, Protocol: string(f.Want.Proto)})
+					}
+				}
+			}
+		}
+		m.Users = append(m.Users, um)
+	}
+	return m
 }
 
 func (a *app) statusOf(store claimstore.Store, name string) statusUser {
@@ -182,8 +261,7 @@ func (a *app) lastRunOf(name string) (*lastrun.Record, string) {
 	return &r, ""
 }
 
-func (a *app) statusText(doc statusDoc) {
-	w := a.stdout
+func (a *app) statusText(w io.Writer, doc statusDoc) {
 	if doc.Policy == nil {
 		fmt.Fprintf(w, "policy: %s\n", doc.PolicyProblem)
 	} else {

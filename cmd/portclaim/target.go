@@ -91,7 +91,7 @@ func (a *app) loadManifest(path string, t target) (manifest.Manifest, string, er
 		data, err = readBounded(path, manifest.MaxSize)
 	}
 	if !explicit && errors.Is(err, fs.ErrNotExist) {
-		return manifest.Default(), "the built-in map of known services", nil
+		return manifest.Default(), builtinSource, nil
 	}
 	if err != nil {
 		return manifest.Manifest{}, path, manifestReadError(path, err)
@@ -103,9 +103,12 @@ func (a *app) loadManifest(path string, t target) (manifest.Manifest, string, er
 	return m, path, nil
 }
 
+// builtinSource names the built-in map where a manifest's path would be.
+const builtinSource = "the built-in map of known services"
+
 // announce says, once, that the built-in map stands in for a manifest.
 func (a *app) announce(source string, t target) {
-	if source == "the built-in map of known services" {
+	if source == builtinSource {
 		a.notef("no manifest at %s (the home-manager module links yours there): checking the built-in map of known services instead", a.manifestPath(t))
 	}
 }
