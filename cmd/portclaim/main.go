@@ -46,7 +46,32 @@ type cli struct {
 	Completion completionCmd `cmd:"" help:"Print the completion script for bash, zsh or fish."`
 	Man        manCmd        `cmd:"" help:"Print the man page (roff, section 1)."`
 
+	Help helpCmd `cmd:"" help:"Show help for portclaim or one of its commands."`
+
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
+
+	// Where portclaim reads the machine. Hidden: they exist so that the
+	// CLI's script tests can run unprivileged on fixtures (a socket
+	// table, a policy) instead of this machine.
+	ProcRoot     string `name:"proc-root" hidden:"" default:"/proc" type:"path"`
+	SysRoot      string `name:"sys-root" hidden:"" default:"/sys" type:"path"`
+	PolicyPath   string `name:"policy" hidden:"" default:"/etc/portclaim/policy.json" type:"path"`
+	BrokerSocket string `name:"broker-socket" hidden:"" default:"/run/portclaim/broker.sock" type:"path"`
+}
+
+// helpCmd is `portclaim help [COMMAND]`, the same as --help.
+type helpCmd struct {
+	Command []string `arg:"" optional:"" help:"The command to explain."`
+}
+
+func (h *helpCmd) Run(a *app) error {
+	var c cli
+	parser, err := newParser(&c, a)
+	if err != nil {
+		return err
+	}
+	_, err = parser.Parse(append(h.Command, "--help"))
+	return err
 }
 
 // app is what every command gets: where to write, where to read the
@@ -143,6 +168,7 @@ func run(args []string, a *app) (code int) {
 		a.errorf(err.Error(), "see `portclaim --help`")
 		return exitBadInput
 	}
+	a.places.ProcRoot, a.places.SysRoot, a.places.PolicyPath, a.places.BrokerSocket = c.ProcRoot, c.SysRoot, c.PolicyPath, c.BrokerSocket
 	err = ctx.Run(a)
 	var ee *exitError
 	switch {

@@ -100,6 +100,9 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
 	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
 	s.Broker = isSocket(at.BrokerSocket)
+	if len(m.Services) == 0 {
+		return s // nothing claimed: nothing to read, no bus to ask
+	}
 	if ports := conflict.ClaimedPorts(m); len(ports) > 0 {
 		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, SuggestMargin)...)
 		if err != nil {
@@ -185,6 +188,9 @@ func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32
 		}
 	}
 	path := systemd.UserBusPath(int(uid))
+	if uid == 0 && !isSocket(path) {
+		return // root's own units are system units; its user manager rarely runs
+	}
 	if len(names) == 0 {
 		if !isSocket(path) && len(m.Services) > 0 && uid != 0 {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s's user manager is not running (%s); the user units are not checked, the system side is%s",
