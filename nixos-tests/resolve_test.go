@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/portclaim/portclaim/nixos-tests/fixture"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -541,4 +547,64 @@ func TestWithoutTheSystemBusNothingChanges(t *testing.T) {
 	}
 	refusedUnchanged(t, ctx, "nobus", "pc-nobus.service", oneService("nobus", "pc-nobus.service", "podman-nobus.service", 7224, ""), noBus,
 		"nothing was changed", "system bus")
+}
+
+// TestAskOnATerminal: with autoResolve = false and a person at a
+// terminal, resolve asks, naming the port and what holds it; "no" (or the
+// end of input, which ends the prompt's line) changes nothing, "yes" acts.
+func TestAskOnATerminal(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-ask.service", "", true, false, "tcp4:127.0.0.1:7206")
+	body := strings.Replace(oneService("ask", "pc-ask.service", "podman-ask.service", 7206, ""), `"version":1,`, `"version":1,"autoResolve":false,`, 1)
+	path := manifest(t, "ask-tty", body)
+	// script(1) gives portclaim a terminal; its input is what we pipe.
+	onTerminal := func(input string) string {
+		return must(t, ctx, "alice", "sh", "-c", fmt.Sprintf("printf '%s' | script -qec 'portclaim resolve --manifest %s' /dev/null", input, path))
+	}
+	out := onTerminal("")
+	contains(t, "the prompt", out, "Stop pc-ask.service (system pc-ask.service (pid", "holdport", "on 127.0.0.1:7206) and keep it down for alice, so that podman-ask.service can have 7206/tcp? [y/N] \r\n",
+		"skipped  pc-ask.service: not confirmed; nothing changed")
+	if isActive(ctx, "pc-ask.service") != "active" {
+		t.Fatal("no answer stopped the unit")
+	}
+	onTerminal("y\\n")
+	if isActive(ctx, "pc-ask.service") != "inactive" {
+		t.Fatalf("yes did not act")
+	}
+}
+
+// TestFleetMetrics: root's `status --format prometheus` writes, for the
+// textfile collector, every user's claims and the conflicts their own
+// manifests have, in a file Prometheus' parser reads.
+func TestFleetMetrics(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-y1.service", "", true, false, "tcp4:127.0.0.1:7250")
+	if err := m.WriteFile("/home/alice/.config/portclaim/manifest.json", []byte(oneService("y1", "pc-y1.service", "podman-y1.service", 7250, "")), 0o644, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-rf", "/home/alice/.config/portclaim") })
+	must(t, ctx, "root", "mkdir", "-p", "/var/lib/node-exporter")
+	must(t, ctx, "root", "portclaim", "status", "--format", "prometheus", "--output", "/var/lib/node-exporter/portclaim.prom")
+	data, err := os.ReadFile(filepath.Join(m.Root(), "var/lib/node-exporter/portclaim.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("Prometheus' parser: %v\n%s", err, data)
+	}
+	found := false
+	for _, mt := range fams["portclaim_conflicts"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range mt.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["user"] == "alice" && labels["port"] == "7250" && labels["kind"] == "resolvable" && mt.GetGauge().GetValue() == 1 {
+			found = true
+		}
+	}
+	if !found || fams["portclaim_broker_listening"].GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Errorf("alice's conflict on 7250, or the broker, missing from:\n%s", data)
+	}
 }

@@ -325,7 +325,7 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
 		if held := heldPorts(in, c.Ports); held != "" {
-			st.Action, st.Why = Defer, held+"; released on a later run once it is free"
+			st.Action, st.Why = Defer, held+"; the claim stays until the port is free: `portclaim release` then gives it back (home-manager's next switch does)"
 			return st
 		}
 		st.Action, st.Why = Restart, "it ran before the first claim"
