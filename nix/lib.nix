@@ -229,8 +229,14 @@ rec {
       "LockPersonality=yes"
       "MemoryDenyWriteExecute=yes"
       "SystemCallArchitectures=native"
+      "SystemCallFilter=@system-service"
+      "SystemCallErrorNumber=EPERM"
       "CapabilityBoundingSet="
       "UMask=0022"
+      # Bounded, so a flood of requests cannot take the machine's memory
+      # or tasks with it.
+      "MemoryMax=256M"
+      "TasksMax=64"
     ];
 
   # One unit file: sections in order, each a name and its lines.

@@ -124,6 +124,11 @@ func TestNoUserCanBlockAnother(t *testing.T) {
 		m.Run(ctx, "root", "sh", "-c", "kill $(cat /tmp/bob.pids); rm -f /tmp/bob.pids")
 		m.Run(ctx, "root", "systemctl", "stop", "portclaim.service")
 	})
+	// And uids with no user name (a rootless container's subordinate
+	// uids, which bob could use) hold forty more; they take no place.
+	dial := strings.Repeat("dial:/run/portclaim/broker.sock ", 40)
+	must(t, ctx, "root", "sh", "-c", "setpriv --reuid=200000 --regid=200000 --clear-groups holdport "+dial+
+		" >/dev/null 2>&1 & echo $! >> /tmp/bob.pids; sleep 0.5")
 	if r := m.Run(ctx, "bob", "sh", "-c", "exec 9>"+claimsDir+"/.lock"); r.ExitCode == 0 {
 		t.Error("bob opened the broker's lock file")
 	}

@@ -51,7 +51,7 @@ func runMain(main *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(bins)
-	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport"} {
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/brokerask"} {
 		out := filepath.Join(bins, filepath.Base(pkg))
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = ".."
@@ -70,6 +70,7 @@ func runMain(main *testing.M) int {
 		BindRO: map[string]string{
 			filepath.Join(bins, "portclaim"): "/usr/local/bin/portclaim",
 			filepath.Join(bins, "holdport"):  "/usr/local/bin/holdport",
+			filepath.Join(bins, "brokerask"): "/usr/local/bin/brokerask",
 		},
 	})
 	if err != nil {

@@ -51,6 +51,13 @@ var yieldTo = map[string][]string{
 	"pc-escape.service":   {"alice"},
 	"pc-drop.service":     {"alice"}, // dropped from the policy by TestStaleClaimsAreGivenBack
 	"pc-gone.service":     {"alice", "carol"},
+	"pc-half2.service":    {"alice"}, // but not pc-half2.socket
+	"pc-conf.service":     {"alice"}, // but not pc-conf-victim.service
+	"pc-pend.service":     {"alice"},
+	"pc-sw.service":       {"alice"}, // but not its StopWhenUnneeded helper
+	"pc-by.service":       {"alice"},
+	"pc-mask.service":     {"bob"},
+	"pc-late.service":     {"alice"},
 }
 
 // installed is what the NixOS module would install for yieldTo.

@@ -102,15 +102,16 @@ func (c *releaseCmd) Run(a *app) error {
 // giveBack lists the claimed units to release: every one with all, else
 // those no service of the manifest names any more (by unit, not by
 // service name: renaming a service in home.nix must not give its port
-// away), and releases under way. A unit stopped with another goes with
-// it, and a socket with its service.
+// away), with releases under way among them. A unit stopped with another
+// goes with it, and a socket with its service. (A release under way of a
+// unit the manifest names again is resolve's to take back.)
 func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
 	var out []string
 	for _, e := range entries {
 		if e.Problem != "" && !all {
 			continue // reported by status; nothing to ask for
 		}
-		if all || e.Releasing || !declared(m, e) {
+		if all || !declared(m, e) {
 			if !slices.Contains(out, e.Unit) {
 				out = append(out, e.Unit)
 			}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"strings"
+
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 // Colours as home-manager's own messages have them (errorEcho, warnEcho,
@@ -25,20 +27,30 @@ func (a *app) colour(c, s string) string {
 // errorf says what went wrong and, on its own line, what to do next:
 // "portclaim: error: ..." then "portclaim: hint: ...".
 func (a *app) errorf(msg, hint string) {
-	fmt.Fprintln(a.stderr, a.colour(errorColor, "portclaim: error: ")+msg)
+	fmt.Fprintln(a.stderr, a.colour(errorColor, "portclaim: error: ")+printable(msg))
 	if hint != "" {
-		fmt.Fprintln(a.stderr, "portclaim: hint: "+hint)
+		fmt.Fprintln(a.stderr, "portclaim: hint: "+printable(hint))
 	}
+}
+
+// printable keeps the lines of a message and nothing else a terminal
+// would act on: messages quote paths, names and records users control.
+func printable(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = host.Printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // warnf is something the user should act on that did not stop the run.
 func (a *app) warnf(format string, args ...any) {
-	fmt.Fprintln(a.stderr, a.colour(warnColor, "portclaim: warning: ")+fmt.Sprintf(format, args...))
+	fmt.Fprintln(a.stderr, a.colour(warnColor, "portclaim: warning: ")+printable(fmt.Sprintf(format, args...)))
 }
 
 // notef explains a partial view, or what the built-in map stands in for.
 func (a *app) notef(format string, args ...any) {
-	fmt.Fprintln(a.stderr, a.colour(noteColor, "portclaim: note: ")+fmt.Sprintf(format, args...))
+	fmt.Fprintln(a.stderr, a.colour(noteColor, "portclaim: note: ")+printable(fmt.Sprintf(format, args...)))
 }
 
 // progress tells a person at a terminal what portclaim waits for; a

@@ -2,18 +2,26 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 // serve starts a server on a socket of its own; it returns the path and
 // a channel that closes when Serve returns.
 func serve(t *testing.T, s *Server) (string, <-chan error) {
 	t.Helper()
+	if s.peerOf == nil {
+		// Whoever runs the tests, the peer is alice (root is refused
+		// before anything is read); end to end, the kernel says who.
+		s.peerOf = func(*net.UnixConn) (uint32, error) { return 1000, nil }
+		s.LookupUser = func(uint32) (string, error) { return "alice", nil }
+	}
 	path := filepath.Join(t.TempDir(), "broker.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -35,20 +43,14 @@ func call(t *testing.T, path string, req Request) (Response, error) {
 }
 
 func TestRequestsAreCheckedBeforeAnythingIsRead(t *testing.T) {
-	path, _ := serve(t, &Server{LookupUser: func(uint32) (string, error) { return "alice", nil }})
+	path, _ := serve(t, &Server{})
 	cases := []struct {
 		req  Request
 		want string
 	}{
 		{Request{Op: "stop"}, `op "stop" with these fields is not a request`},
 		{Request{Op: OpYield}, "is not a request"},
-	}
-	if os.Geteuid() == 0 {
-		// Root is refused before anything else is looked at.
-		cases = []struct {
-			req  Request
-			want string
-		}{{Request{Op: OpStatus}, "root acts without the broker"}}
+		{Request{Op: OpYield, Yield: &yield.YieldRequest{Service: "x", Units: []string{"poweroff.target"}}}, `"poweroff.target" is not a .service or .socket unit`},
 	}
 	for _, c := range cases {
 		resp, err := call(t, path, c.req)
@@ -97,9 +99,13 @@ func TestOversizedRequestIsCutOff(t *testing.T) {
 }
 
 // TestOneUserCannotKeepAnotherOut: a user holding connections open gets
-// no more than PerUID, and a silent one is cut off after ReadTimeout.
+// no more than PerUser, and a silent one is cut off after ReadTimeout.
+// (The end-to-end TestNoUserCanBlockAnother proves it with real users;
+// here every connection is alice's, whoever runs the test.)
 func TestSlowClientsAreBounded(t *testing.T) {
-	path, _ := serve(t, &Server{PerUID: 2, ReadTimeout: 300 * time.Millisecond})
+	path, _ := serve(t, &Server{PerUser: 2, ReadTimeout: 300 * time.Millisecond,
+		peerOf:     func(*net.UnixConn) (uint32, error) { return 1000, nil },
+		LookupUser: func(uint32) (string, error) { return "alice", nil }})
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("unix", path)
@@ -159,5 +165,28 @@ func TestStopsWhenItsContextEnds(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("SIGTERM (the context) did not stop the broker")
+	}
+}
+
+// TestUnnamedUIDsAreTurnedAway: a uid without a user name (a rootless
+// container's subordinate uid) is answered at once and takes no place
+// from the users the limits are for.
+func TestUnnamedUIDsAreTurnedAway(t *testing.T) {
+	path, _ := serve(t, &Server{PerUser: 1, MaxConns: 1,
+		peerOf:     func(*net.UnixConn) (uint32, error) { return 200000, nil },
+		LookupUser: func(uint32) (string, error) { return "", fmt.Errorf("no name") }})
+	for i := 0; i < 5; i++ {
+		resp, _ := call(t, path, Request{Op: OpStatus})
+		if resp.Code != CodeNotAllowed || !strings.Contains(resp.Error, "uid 200000 has no user name") {
+			t.Fatalf("%+v", resp)
+		}
+	}
+}
+
+func TestRootIsRefused(t *testing.T) {
+	path, _ := serve(t, &Server{peerOf: func(*net.UnixConn) (uint32, error) { return 0, nil }})
+	resp, _ := call(t, path, Request{Op: OpStatus})
+	if resp.Code != CodeNotAllowed || !strings.Contains(resp.Error, "root acts without the broker") {
+		t.Fatalf("%+v", resp)
 	}
 }

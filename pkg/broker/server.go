@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/user"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,17 +32,22 @@ type Server struct {
 	// exits; systemd starts it again on the next one.
 	Idle time.Duration
 	Log  *actionlog.Log
-	// PerUID bounds the connections of one user at a time, so that one
-	// user cannot keep another out; MaxConns bounds them all.
-	PerUID, MaxConns int
+	// PerUser bounds the connections of one user at a time, so that one
+	// user cannot keep another out; MaxConns bounds them all. Only uids
+	// with a user name count: the others (a rootless container's
+	// subordinate uids) are turned away at once.
+	PerUser, MaxConns int
 	// ReadTimeout bounds the time a client has to send its request.
 	ReadTimeout time.Duration
 	// LookupUser maps a uid to its name (the system's user database).
 	LookupUser func(uid uint32) (string, error)
+	// peerOf says who is on the other end: SO_PEERCRED; unit tests of
+	// the limits stand in a uid of their own.
+	peerOf func(*net.UnixConn) (uint32, error)
 
 	mu     sync.Mutex // one request acts at a time
 	connMu sync.Mutex
-	conns  map[uint32]int
+	conns  map[string]int
 	total  int
 }
 
@@ -56,8 +59,8 @@ func (s *Server) defaults() {
 	if s.Idle == 0 {
 		s.Idle = 30 * time.Second
 	}
-	if s.PerUID == 0 {
-		s.PerUID = 2
+	if s.PerUser == 0 {
+		s.PerUser = 2
 	}
 	if s.MaxConns == 0 {
 		s.MaxConns = 32
@@ -67,14 +70,18 @@ func (s *Server) defaults() {
 	}
 	if s.LookupUser == nil {
 		s.LookupUser = func(uid uint32) (string, error) {
-			u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
-			if err != nil {
-				return "", err
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if name, ok := yield.LookupName(ctx, uid); ok {
+				return name, nil
 			}
-			return u.Username, nil
+			return "", fmt.Errorf("uid %d has no user name", uid)
 		}
 	}
-	s.conns = map[uint32]int{}
+	if s.peerOf == nil {
+		s.peerOf = peer
+	}
+	s.conns = map[string]int{}
 }
 
 // Serve answers connections on ln until ctx ends or no connection came
@@ -133,22 +140,25 @@ func (s *Server) open() int {
 	return s.total
 }
 
-// admit counts a connection of uid, or refuses it over the limits.
-func (s *Server) admit(uid uint32) bool {
+// admit counts a connection of user, or says why it is refused.
+func (s *Server) admit(user string) string {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.conns[uid] >= s.PerUID || s.total >= s.MaxConns {
-		return false
+	switch {
+	case s.conns[user] >= s.PerUser:
+		return fmt.Sprintf("%s has %d requests open already; try again", user, s.PerUser)
+	case s.total >= s.MaxConns:
+		return fmt.Sprintf("the broker has %d requests open; try again", s.MaxConns)
 	}
-	s.conns[uid]++
+	s.conns[user]++
 	s.total++
-	return true
+	return ""
 }
 
-func (s *Server) leave(uid uint32) {
+func (s *Server) leave(user string) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	s.conns[uid]--
+	s.conns[user]--
 	s.total--
 }
 
@@ -173,16 +183,30 @@ func peer(conn *net.UnixConn) (uint32, error) {
 
 func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
-	uid, err := peer(conn)
+	uid, err := s.peerOf(conn)
 	if err != nil {
 		return
 	}
-	if !s.admit(uid) {
-		conn.SetDeadline(time.Now().Add(time.Second))
-		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: fmt.Sprintf("uid %d has %d requests open already; try again", uid, s.PerUID)})
+	conn.SetDeadline(time.Now().Add(s.ReadTimeout))
+	name := ""
+	if uid != 0 {
+		if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
+			name = n
+		}
+	}
+	switch {
+	case uid == 0:
+		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: "root acts without the broker: run `portclaim resolve --user NAME` (or release)"})
+		return
+	case name == "":
+		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
 		return
 	}
-	defer s.leave(uid)
+	if why := s.admit(name); why != "" {
+		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: why})
+		return
+	}
+	defer s.leave(name)
 	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
@@ -191,7 +215,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		s.reply(conn, Response{Version: Version, Code: CodeBadRequest, Error: "reading the request: " + err.Error()})
 		return
 	}
-	s.reply(conn, s.answer(ctx, uid, req, conn))
+	s.reply(conn, s.answer(ctx, uid, name, req, conn))
 }
 
 func (s *Server) reply(conn *net.UnixConn, r Response) {
@@ -202,22 +226,15 @@ func (s *Server) reply(conn *net.UnixConn, r Response) {
 }
 
 // answer checks who asks and what, then acts.
-func (s *Server) answer(ctx context.Context, uid uint32, req Request, conn *net.UnixConn) Response {
+func (s *Server) answer(ctx context.Context, uid uint32, name string, req Request, conn *net.UnixConn) Response {
 	fail := func(code, format string, args ...any) Response {
 		return Response{Version: Version, Code: code, Error: fmt.Sprintf(format, args...)}
 	}
 	if req.Version != Version {
 		return fail(CodeBadRequest, "protocol version %d; this broker speaks %d (update portclaim on one side)", req.Version, Version)
 	}
-	if uid == 0 {
-		return fail(CodeNotAllowed, "root acts without the broker: run `portclaim resolve --user NAME` (or release)")
-	}
-	name, err := s.LookupUser(uid)
-	if err != nil || !policy.ValidUser(name) {
-		return fail(CodeNotAllowed, "uid %d has no user name in the system's user database", uid)
-	}
 	wait := s.Wait
-	if req.WaitMS > 0 && time.Duration(req.WaitMS)*time.Millisecond < wait {
+	if req.WaitMS > 0 && req.WaitMS < wait.Milliseconds() {
 		wait = time.Duration(req.WaitMS) * time.Millisecond
 	}
 	switch {

@@ -153,8 +153,9 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 // claimsOn says whether user's claim keeps unit from starting (a
 // condition claim: the NixOS module gives every unit the policy lets
 // yield its condition; or a root-mode mask still in place; a record
-// portclaim cannot read still exists, and keeps it down), and whether
-// only other users' claims keep it down while it ran before them.
+// portclaim cannot read still exists, and keeps it down), and whether it
+// comes back by itself: only other users' claims keep it down while it
+// ran before them, or the user's own release of it is under way.
 func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, others bool) {
 	entries, _ := store.OnUnit(unit)
 	for _, e := range entries {
@@ -168,6 +169,8 @@ func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, ot
 			down = err == nil && t == "/dev/null"
 		}
 		switch {
+		case e.User == user && e.Releasing:
+			others = others || e.Problem == "" && e.Claim.Prior.WasActive()
 		case e.User == user:
 			mine = mine || down
 		case down && (e.Problem != "" || e.Claim.Prior.WasActive()):
@@ -366,7 +369,7 @@ func (a *attributor) fromCgroup(s host.Socket, expected []host.UnitRef) (holder.
 	rel := strings.TrimPrefix(dir, a.cgroupV2)
 	u := processes.UnitOfCgroup(rel)
 	h := holder.Holder{Unit: u, UID: s.UID, Confidence: holder.Probable,
-		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, rel)}
+		Why: fmt.Sprintf("the kernel says the socket (uid %d) was created in the cgroup %s", s.UID, host.Printable(rel))}
 	ps, read := a.byUnit[u]
 	if !read || dir != filepath.Join(a.cgroupV2, processes.UnitCgroup(u)) {
 		ps = processes.CgroupProcesses(a.at.ProcRoot, dir, u, a.buf)

@@ -5,7 +5,12 @@
 // code, D-Bus or netlink.
 package host
 
-import "github.com/portclaim/portclaim/pkg/endpoint"
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/portclaim/portclaim/pkg/endpoint"
+)
 
 // Socket is one listening TCP or bound UDP socket.
 type Socket struct {
@@ -81,4 +86,32 @@ func KeptDownBy(conds []Condition, path string) bool {
 		}
 	}
 	return false
+}
+
+// Printable replaces what a terminal would act on — control characters,
+// escape sequences' introducers, DEL, C1 controls, invalid UTF-8 — with
+// '?'. Text that a user controls (a process's name, a cgroup's path, a
+// record in their home) passes through it before root prints it, so that
+// it cannot rewrite root's terminal.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if unprintable(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unprintable(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func unprintable(r rune) bool {
+	return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == utf8.RuneError
 }

@@ -22,3 +22,19 @@ func TestKeptDownBy(t *testing.T) {
 		t.Error("a positive or triggering condition counted as keeping the unit down")
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"ollama":                 "ollama",
+		"naïve ✓":                "naïve ✓",
+		"\x1b]0;pwned\a":         "?]0;pwned?",
+		"a\x1b[2Jb":              "a?[2Jb",
+		"line\nbreak\ttab\x7f":   "line?break?tab?",
+		"c1 \u009b31m":           "c1 ?31m",
+		"bad utf8 \xff\xfe done": "bad utf8 ?? done",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/portclaim/portclaim/pkg/host"
 )
 
 // Record is one run's outcome.
@@ -78,6 +80,12 @@ func Decode(data []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, fmt.Errorf("not a last-run record: %w", err)
+	}
+	// The user writes this file and root may print it: nothing in it may
+	// reach a terminal as a control sequence.
+	r.Command, r.Manifest, r.Summary = host.Printable(r.Command), host.Printable(r.Manifest), host.Printable(r.Summary)
+	for i, l := range r.Lines {
+		r.Lines[i] = host.Printable(l)
 	}
 	return r, nil
 }

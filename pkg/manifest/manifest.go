@@ -17,6 +17,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/jsonlimit"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
@@ -261,8 +262,8 @@ func (p *parser) notes(v gjson.Result) []string {
 		case i == MaxNotes:
 			p.fail("notes", "more than %d notes", MaxNotes)
 			return out
-		case n.Type != gjson.String || len(n.String()) > 1000:
-			p.fail(fmt.Sprintf("notes[%d]", i), "must be a string of at most 1000 bytes")
+		case n.Type != gjson.String || len(n.String()) > 1000 || host.Printable(n.String()) != n.String():
+			p.fail(fmt.Sprintf("notes[%d]", i), "must be a string of at most 1000 printable bytes")
 		default:
 			out = append(out, n.String())
 		}

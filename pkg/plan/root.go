@@ -50,6 +50,9 @@ type YieldInput struct {
 	Ports      []endpoint.Endpoint
 	Dependents []Dependent
 	Facts      map[string]UnitFacts // the asked units and the dependents
+	// Queued are units the stop reaches that have a job queued: a stop
+	// with job mode "replace" would cancel root's job.
+	Queued []string
 	// ClaimPath is where user's claim on a unit lives (the path its
 	// condition names).
 	ClaimPath func(user, unit string) string
@@ -106,6 +109,11 @@ func PlanYield(in YieldInput) YieldPlan {
 			return p
 		}
 	}
+	if len(in.Queued) > 0 {
+		p.Refused = &Refusal{Says: fmt.Sprintf("systemd has jobs queued for %s (a boot or a switch under way?), which a stop now would cancel; nothing was changed: try again when they are done",
+			strings.Join(in.Queued, ", "))}
+		return p
+	}
 	var broken []string
 	for _, u := range all {
 		for _, r := range in.Facts[u].Records {
@@ -124,19 +132,32 @@ func PlanYield(in YieldInput) YieldPlan {
 	}
 	for _, u := range all {
 		facts := in.Facts[u]
-		mine, releasing := false, false
-		for _, r := range facts.Records {
+		mine := false
+		var releasing *claim.Claim
+		for i, r := range facts.Records {
 			if r.User == in.User {
 				mine = mine || !r.Releasing
-				releasing = releasing || r.Releasing
+				if r.Releasing {
+					releasing = &facts.Records[i].Claim
+				}
 			}
 		}
-		if releasing {
+		if releasing != nil {
 			p.CancelRelease = append(p.CancelRelease, u)
 		}
-		if mine {
+		switch {
+		case mine:
 			p.Already = append(p.Already, u)
-		} else {
+		case releasing != nil:
+			// The user wants it down again before its release finished:
+			// the record goes back as it was, with the state it had
+			// before the first claim (not the failed state it may be in
+			// now).
+			c := *releasing
+			c.Release = nil
+			p.Write = append(p.Write, c)
+			p.Already = append(p.Already, u)
+		default:
 			c := claim.Claim{Version: claim.Version, User: in.User, Unit: u, Service: in.Service, Ports: in.Ports,
 				ClaimedAt: in.Now.UTC(), With: with[u], Prior: priorOf(in.User, facts)}
 			c.Method = method(in, u, facts)
@@ -252,10 +273,22 @@ type ReleaseInput struct {
 	// under way), dependents included.
 	Entries []claimstore.Entry
 	Facts   map[string]UnitFacts
-	// Sockets are those on the claimed ports now.
+	// Sockets are those on the claimed ports now; UID is the user's: a
+	// release waits only while the user's own sockets hold a claimed
+	// port (sd-switch has not stopped that user unit yet). Anything else
+	// on it is no reason to keep a unit down: its start may fail, and its
+	// record then says so.
 	Sockets []host.Socket
+	UID     uint32
 	// HolderOf names who holds a socket, for a deferral's message.
 	HolderOf func(host.Socket) string
+	// Conflicting lists, by unit, the active units a start of it would
+	// stop (Conflicts=): such a start waits rather than take them down.
+	Conflicting map[string][]string
+	// Stale: the records are given back because their user or the policy
+	// no longer allows them (reconcile): the user's sockets are no reason
+	// to wait either.
+	Stale bool
 }
 
 // PlanRelease decides a release, in the order systemd needs: the units a
@@ -318,14 +351,24 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	case len(others) > 0:
 		st.Action = RemoveOnly
 		st.Why = fmt.Sprintf("it stays down: %s's claim keeps it", strings.Join(others, " and "))
-		st.Unmask = false
+		// Root's mask goes with the last record that made it; the others'
+		// conditions keep the unit down.
+		for _, r := range facts.Records {
+			if r.User != in.User && !r.Releasing && r.Claim.Method == claim.ByTransientMask {
+				st.Unmask = false
+			}
+		}
 	case facts.Unit.Active():
 		st.Action, st.Why = RemoveOnly, "it is running (nothing kept it down)"
 	case !c.Prior.WasActive():
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
-		if held := heldPorts(in, c.Ports); held != "" {
+		if held := heldPorts(in, c.Ports); held != "" && !in.Stale {
 			st.Action, st.Why = Defer, held+"; the claim stays until the port is free: `portclaim release` then gives it back (home-manager's next switch does)"
+			return st
+		}
+		if stops := in.Conflicting[c.Unit]; len(stops) > 0 {
+			st.Action, st.Why = Defer, fmt.Sprintf("starting it would stop %s (Conflicts=); the claim stays until they are down, or root starts it", strings.Join(stops, ", "))
 			return st
 		}
 		st.Action, st.Why = Restart, "it ran before the first claim"
@@ -333,11 +376,12 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	return st
 }
 
-// heldPorts says what holds any of ports now, or "".
+// heldPorts says which of the user's own sockets holds any of ports now,
+// or "".
 func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) string {
 	for _, want := range ports {
 		for _, s := range in.Sockets {
-			if endpoint.Overlap(want, s.Endpoint) {
+			if endpoint.Overlap(want, s.Endpoint) && s.UID == in.UID {
 				who := fmt.Sprintf("uid %d", s.UID)
 				if in.HolderOf != nil {
 					who = in.HolderOf(s)

@@ -113,7 +113,8 @@ func TestYieldConvergesAndCancelsARelease(t *testing.T) {
 	s.Records = []claimstore.Entry{r}
 	in.Facts["ollama.socket"] = s
 	p := PlanYield(in)
-	if strings.Join(p.Already, " ") != "ollama.service" || strings.Join(p.CancelRelease, " ") != "ollama.socket" || len(p.Write) != 1 || p.Write[0].Unit != "ollama.socket" {
+	if strings.Join(p.Already, " ") != "ollama.socket ollama.service" || strings.Join(p.CancelRelease, " ") != "ollama.socket" || len(p.Write) != 1 ||
+		p.Write[0].Unit != "ollama.socket" || !p.Write[0].ClaimedAt.Equal(time.Unix(50, 0)) {
 		t.Fatalf("%+v", p)
 	}
 }
@@ -164,12 +165,31 @@ func TestReleaseDecisions(t *testing.T) {
 		t.Errorf("the last claim: %+v", st)
 	}
 	in.Sockets = []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UID: 1000}}
+	in.UID = 1000
 	mine.Claim.Ports = []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}
 	in.Entries = []claimstore.Entry{mine}
 	in.HolderOf = func(host.Socket) string { return "user alice's podman-local-ai-ollama.service" }
 	if st := PlanRelease(in)[0]; st.Action != Defer || !strings.Contains(st.Why, "11434/tcp is still held at *:11434 by user alice's podman-local-ai-ollama.service") {
 		t.Errorf("port still held: %+v", st)
 	}
+	// Reconcile gives back a claim the policy no longer allows even while
+	// the user's socket is there; a release starts the unit whatever else
+	// holds the port (a bystander's socket is no reason to keep it down:
+	// if its start fails, its record says so).
+	in.Stale = true
+	if st := PlanRelease(in)[0]; st.Action != Restart {
+		t.Errorf("stale claim, port held by its user: %+v", st)
+	}
+	in.Stale = false
+	in.Sockets[0].UID = 0
+	if st := PlanRelease(in)[0]; st.Action != Restart {
+		t.Errorf("port held by a bystander: %+v", st)
+	}
+	in.Conflicting = map[string][]string{"ollama.service": {"other.service"}}
+	if st := PlanRelease(in)[0]; st.Action != Defer || !strings.Contains(st.Why, "starting it would stop other.service (Conflicts=)") {
+		t.Errorf("a start that would stop a conflicting unit: %+v", st)
+	}
+	in.Conflicting = nil
 	in.Sockets = nil
 	notBefore := record("alice", "ollama.service", 50, "inactive")
 	in.Entries = []claimstore.Entry{notBefore}
@@ -223,5 +243,48 @@ func TestStale(t *testing.T) {
 	e2.Claim.Method = claim.ByTransientMask
 	if Stale(e2, pol, true) != "" {
 		t.Error("root's mask is stale while its user exists")
+	}
+}
+
+func TestRootsMaskGoesWithTheLastMaskRecord(t *testing.T) {
+	mask := record("alice", "x.service", 50, "active")
+	mask.Claim.Method = claim.ByTransientMask
+	in := releaseIn(mask)
+	in.Facts["x.service"] = stopped("x.service", mask, record("bob", "x.service", 60, "active"))
+	if st := PlanRelease(in)[0]; st.Action != RemoveOnly || !st.Unmask {
+		t.Errorf("root's mask must go with alice's record, bob's condition keeps the unit down: %+v", st)
+	}
+	other := record("carol", "x.service", 70, "active")
+	other.Claim.Method = claim.ByTransientMask
+	in.Facts["x.service"] = stopped("x.service", mask, other)
+	if st := PlanRelease(in)[0]; st.Unmask {
+		t.Errorf("carol's mask record still needs the mask: %+v", st)
+	}
+}
+
+func TestYieldDuringAFailedReleaseRestoresTheRecord(t *testing.T) {
+	in := yieldIn()
+	in.Asked = []string{"ollama.service"}
+	r := record("alice", "ollama.service", 50, "active")
+	r.Releasing = true
+	r.Claim.Release = &claim.Release{Attempts: 2, LastError: "start failed"}
+	f := in.Facts["ollama.service"]
+	f.Unit.ActiveState = "failed"
+	f.Records = []claimstore.Entry{r}
+	in.Facts["ollama.service"] = f
+	p := PlanYield(in)
+	if len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" || p.Write[0].Release != nil || !p.Write[0].ClaimedAt.Equal(time.Unix(50, 0)) {
+		t.Fatalf("the record must come back as it was, not record the failed state: %+v", p.Write)
+	}
+	if strings.Join(p.CancelRelease, " ") != "ollama.service" {
+		t.Errorf("%+v", p)
+	}
+}
+
+func TestYieldWaitsForQueuedJobs(t *testing.T) {
+	in := yieldIn()
+	in.Queued = []string{"webui.service"}
+	if p := PlanYield(in); p.Refused == nil || !strings.Contains(p.Refused.Says, "jobs queued for webui.service") || len(p.Stop) != 0 {
+		t.Fatalf("%+v", p)
 	}
 }

@@ -73,7 +73,8 @@ func parseStatus(b []byte) (name string, uid uint32, ok bool) {
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("Name:")):
-			name, haveName = string(bytes.TrimSpace(line[5:])), true
+			// A process names itself (prctl): printable only.
+			name, haveName = host.Printable(string(bytes.TrimSpace(line[5:]))), true
 		case bytes.HasPrefix(line, []byte("Uid:")):
 			f := bytes.Fields(line[4:])
 			if len(f) == 0 {

@@ -148,6 +148,11 @@ func UserFile(path string, uid uint32, max int64) ([]byte, error) {
 	if st.Uid != 0 && st.Uid != uid {
 		return nil, fmt.Errorf("%s belongs to uid %d, neither root nor the user (uid %d)", clean, st.Uid, uid)
 	}
+	if st.Nlink > 1 {
+		// A hard link to someone else's file (where the kernel's
+		// protected_hardlinks is off) would carry its content here.
+		return nil, fmt.Errorf("%s has %d hard links; as root, portclaim reads only a file with one from a user's directory", clean, st.Nlink)
+	}
 	return readMax(f, st.Size, max)
 }
 
@@ -161,7 +166,7 @@ func storeLink(dirfd int, name, path string, max int64) ([]byte, error) {
 	}
 	target := string(buf[:n])
 	if !filepath.IsAbs(target) || !strings.HasPrefix(filepath.Clean(target)+"/", StorePrefix) {
-		return nil, fmt.Errorf("%s is a link to %s; as root, portclaim follows links in a user's directory only into %s", path, target, StorePrefix)
+		return nil, fmt.Errorf("%s is a link to %q; as root, portclaim follows links in a user's directory only into %s", path, target, StorePrefix)
 	}
 	return RootFile(filepath.Clean(target), max)
 }

@@ -114,8 +114,14 @@ func UserBusPath(uid int) string {
 func User(ctx context.Context, uid int) (*Manager, error) {
 	path := UserBusPath(uid)
 	_, hello := UserBus(uid, os.Geteuid(), "")
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Lstat(path)
+	if err != nil {
 		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist)", uid, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && (fi.Mode()&os.ModeSocket == 0 || !ok || st.Uid != uint32(uid)) {
+		// The user's runtime directory is theirs: root connects only to
+		// a socket of theirs there, not where a link would lead it.
+		return nil, fmt.Errorf("%s is not uid %d's socket; not connecting as root", path, uid)
 	}
 	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
 		conn, err := dbus.Dial("unix:path="+path, dbus.WithContext(ctx))
@@ -177,7 +183,8 @@ func (m *Manager) list(ctx context.Context, names []string, out map[string]host.
 	}
 	for _, s := range st {
 		if _, asked := out[s.Name]; asked {
-			out[s.Name] = host.Unit{Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState}
+			// A user's manager is the user's to answer as it likes.
+			out[s.Name] = host.Unit{Name: s.Name, LoadState: host.Printable(s.LoadState), ActiveState: host.Printable(s.ActiveState)}
 		}
 	}
 	return nil
@@ -247,15 +254,29 @@ type Detail struct {
 	// (systemd.unit(5): those that Requires=, Requisite=, BindsTo= or are
 	// PartOf= it, and its PropagatesStopTo=), active or not.
 	StopsWith []string
+	// Needs are the units this one pulls in (Requires=, Requisite=,
+	// Wants=, BindsTo=): one with StopWhenUnneeded= stops once nothing
+	// that needs it runs.
+	Needs            []string
+	StopWhenUnneeded bool
+	// Conflicts are the units a start of this one stops (Conflicts=,
+	// and the units that conflict with it).
+	Conflicts []string
+	// Queued: systemd has a job queued for this unit; a stop with job
+	// mode "replace" would cancel it.
+	Queued bool
 }
 
-// stopPropagation are the Unit properties whose units a stop job on this
-// unit also stops: the reverse of Requires=, Requisite=, BindsTo= and
-// PartOf=, and PropagatesStopTo= itself.
-var stopPropagation = []string{"RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf", "PropagatesStopTo"}
+// The Unit properties that name other units, by what they mean to a stop
+// or a start of this one.
+var (
+	stopPropagation = []string{"RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf", "PropagatesStopTo"}
+	needs           = []string{"Requires", "Requisite", "Wants", "BindsTo"}
+	conflicts       = []string{"Conflicts", "ConflictedBy"}
+)
 
 // Inspect reads one unit's state, unit file state, conditions and the
-// units its stop propagates to, in one call.
+// units a stop or start of it reaches, in one call.
 func (m *Manager) Inspect(ctx context.Context, unit string) (Detail, error) {
 	m.Calls++
 	props, err := m.conn.GetUnitPropertiesContext(ctx, unit)
@@ -263,20 +284,34 @@ func (m *Manager) Inspect(ctx context.Context, unit string) (Detail, error) {
 		return Detail{}, fmt.Errorf("reading %s: %w", unit, err)
 	}
 	str := func(k string) string { s, _ := props[k].(string); return s }
-	d := Detail{Unit: host.Unit{Name: unit, LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState")}}
-	if sock := unitname.SocketFor(unit); sock != "" {
-		if triggered, ok := props["TriggeredBy"].([]string); ok && slices.Contains(triggered, sock) {
-			d.TriggeredBy = []string{sock}
-		}
-	}
-	for _, k := range stopPropagation {
-		if us, ok := props[k].([]string); ok {
-			for _, u := range us {
-				if !slices.Contains(d.StopsWith, u) {
-					d.StopsWith = append(d.StopsWith, u)
+	units := func(keys []string) []string {
+		var out []string
+		for _, k := range keys {
+			if us, ok := props[k].([]string); ok {
+				for _, u := range us {
+					if !slices.Contains(out, u) {
+						out = append(out, u)
+					}
 				}
 			}
 		}
+		return out
+	}
+	d := Detail{Unit: host.Unit{Name: unit, LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState")},
+		StopsWith: units(stopPropagation), Needs: units(needs), Conflicts: units(conflicts)}
+	d.StopWhenUnneeded, _ = props["StopWhenUnneeded"].(bool)
+	// Every socket that activates it, whatever its name (Service= in a
+	// socket unit need not follow foo.socket -> foo.service).
+	if triggered, ok := props["TriggeredBy"].([]string); ok {
+		for _, t := range triggered {
+			if unitname.Type(t) == "socket" {
+				d.TriggeredBy = append(d.TriggeredBy, t)
+			}
+		}
+	}
+	if job, ok := props["Job"].([]any); ok && len(job) > 0 {
+		id, _ := job[0].(uint32)
+		d.Queued = id != 0
 	}
 	if raw, ok := props["Conditions"]; ok {
 		d.Conditions = conditions(raw)

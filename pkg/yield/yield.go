@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -122,7 +121,7 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 			res.Warnings = append(res.Warnings, fmt.Sprintf("daemon-reload after masking: %v", err))
 		}
 	}
-	for _, u := range p.Stop {
+	for i, u := range p.Stop {
 		result, err := s.Sys.Stop(ctx, u, s.Wait)
 		s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: jobText(result, err)})
 		switch {
@@ -133,6 +132,10 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 			// it is down, so the claim stays, and says so.
 			outcome[u].Outcome = StillStopping
 			outcome[u].Detail = fmt.Sprintf("its stop job did not finish within %s (a slow or hanging ExecStop?); systemd goes on stopping it, and the claim keeps it down then; `portclaim release` gives it back", s.Wait)
+			for _, rest := range p.Stop[i+1:] {
+				outcome[rest].Outcome = StillStopping
+				outcome[rest].Detail = fmt.Sprintf("claimed but not stopped: the stop of %s did not finish first; `portclaim resolve` again stops it, `portclaim release` gives it back", u)
+			}
 			return s.portsNow(res, req, uid), nil
 		default:
 			outcome[u].Outcome, outcome[u].Detail = Failed, "stopping it: "+jobText(result, err)
@@ -143,13 +146,23 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 	return s.waitFree(ctx, res, req, uid), nil
 }
 
-// yieldFacts reads the asked units, every active unit a stop of them
-// would take along, and every record on them.
+// yieldFacts reads the asked units (with every socket that activates
+// them: a service stopped without its socket would be started again by
+// it, or leave it failed), every active unit a stop of them would take
+// along (those that depend on them, and helpers that stop when nothing
+// needs them), and every record on them.
 func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) (plan.YieldInput, error) {
-	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Asked: req.Units, Ports: req.Ports,
+	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Asked: slices.Clone(req.Units), Ports: req.Ports,
 		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
 		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
+	details := map[string]systemd.Detail{}
 	read := func(unit string) (systemd.Detail, error) {
+		if d, ok := details[unit]; ok {
+			return d, nil
+		}
+		if len(details) == 4*maxDependents {
+			return systemd.Detail{}, fmt.Errorf("a stop of %s reaches more than %d units; portclaim does not do that", strings.Join(req.Units, " and "), 4*maxDependents)
+		}
 		d, err := s.Sys.Inspect(ctx, unit)
 		if err != nil {
 			return d, err
@@ -158,23 +171,49 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		if err != nil {
 			return d, err
 		}
+		details[unit] = d
 		in.Facts[unit] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+		if d.Queued {
+			in.Queued = append(in.Queued, unit)
+		}
 		return d, nil
 	}
-	type item struct{ unit, of, via string }
-	var queue []item
-	for _, u := range req.Units {
-		d, err := read(u)
+	for i := 0; i < len(in.Asked); i++ {
+		d, err := read(in.Asked[i])
 		if err != nil {
 			return in, err
 		}
-		for _, dep := range d.StopsWith {
-			queue = append(queue, item{dep, u, u})
+		for _, sock := range d.TriggeredBy {
+			if !slices.Contains(in.Asked, sock) && len(in.Asked) < maxUnits {
+				in.Asked = append(in.Asked, sock)
+			}
 		}
 	}
+	type item struct{ unit, of, via string }
+	var queue []item
 	seen := map[string]bool{}
-	for _, u := range req.Units {
+	reach := func(d systemd.Detail, of string) error {
+		for _, dep := range d.StopsWith {
+			queue = append(queue, item{dep, of, d.Name})
+		}
+		// A helper this one needs, which stops when nothing that needs
+		// it runs: it goes down with it.
+		for _, n := range d.Needs {
+			h, err := read(n)
+			if err != nil {
+				return err
+			}
+			if h.StopWhenUnneeded && h.Active() {
+				queue = append(queue, item{n, of, d.Name})
+			}
+		}
+		return nil
+	}
+	for _, u := range in.Asked {
 		seen[u] = true
+		if err := reach(details[u], u); err != nil {
+			return in, err
+		}
 	}
 	for len(queue) > 0 {
 		it := queue[0]
@@ -194,8 +233,8 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			return in, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(req.Units, " and "), maxDependents)
 		}
 		in.Dependents = append(in.Dependents, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
-		for _, dep := range d.StopsWith {
-			queue = append(queue, item{dep, it.of, it.unit})
+		if err := reach(d, it.of); err != nil {
+			return in, err
 		}
 	}
 	return in, nil
@@ -249,10 +288,16 @@ func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldR
 	return res
 }
 
-// waitFree waits, up to s.Wait, until no socket of another uid than the
+// portWait bounds how long a yield waits for ports after its stops are
+// done: systemd has killed the units' processes by then, and the kernel
+// closes their sockets at once. A socket still there is someone else's,
+// to report, not to wait for while every other user waits behind the lock.
+const portWait = 2 * time.Second
+
+// waitFree waits, briefly, until no socket of another uid than the
 // user's overlaps the ports (the user's own are theirs to hold).
 func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldRequest, uid uint32) YieldResult {
-	deadline := time.Now().Add(s.Wait)
+	deadline := time.Now().Add(min(s.Wait, portWait))
 	for {
 		res = s.portsNow(res, req, uid)
 		if res.PortsFree || time.Now().After(deadline) || ctx.Err() != nil {
@@ -332,7 +377,7 @@ func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claims
 	if err != nil {
 		return ReleaseResult{}, err
 	}
-	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claimstore.Entry) bool { return !pick(e) }))
+	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claimstore.Entry) bool { return !pick(e) }), false)
 }
 
 // release picks who's records for units (all: every one), the dependents
@@ -343,13 +388,18 @@ func (s *Service) release(ctx context.Context, who string, units []string, all b
 	})
 }
 
-func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry) (ReleaseResult, error) {
+// releaseEntries gives back who's entries; stale: because the policy or
+// the user database no longer allows them (reconcile).
+func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (ReleaseResult, error) {
 	var res ReleaseResult
 	if len(entries) == 0 {
 		return res, nil
 	}
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
-		HolderOf: s.describe}
+		HolderOf: s.describe, Conflicting: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
+	if uid, ok := lookupUID(ctx, who); ok {
+		in.UID = uid
+	}
 	var ports []endpoint.Endpoint
 	for _, e := range entries {
 		for _, u := range []string{e.Unit, e.Claim.With} {
@@ -365,6 +415,14 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 				return res, err
 			}
 			in.Facts[u] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+			// A start stops the units that conflict with it: those that
+			// run are a reason to wait.
+			for _, c := range d.Conflicts {
+				cd, err := s.Sys.Inspect(ctx, c)
+				if err == nil && cd.Active() {
+					in.Conflicting[u] = append(in.Conflicting[u], c)
+				}
+			}
 		}
 		ports = append(ports, e.Claim.Ports...)
 	}
@@ -443,6 +501,12 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	if err != nil || result != "done" {
 		return s.releaseFailed(r, c, "starting it: "+jobText(result, err))
 	}
+	// A simple service's start job is done once its process runs; if it
+	// fails a moment later (its port taken, say), the record must stay.
+	select {
+	case <-time.After(min(settle, s.Wait)):
+	case <-ctx.Done():
+	}
 	d, err := s.Sys.Inspect(ctx, e.Unit)
 	if err != nil || !d.Active() {
 		state := "unknown"
@@ -459,6 +523,10 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
 	return r
 }
+
+// settle is how long a started unit must keep running before its
+// release counts as done.
+const settle = time.Second
 
 // releaseFailed keeps the record of a release that did not bring the unit
 // back, with why, for the next run to try again.
@@ -487,20 +555,30 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 	}
 	out := map[string]ReleaseResult{}
 	for _, u := range users {
-		_, lookupErr := user.Lookup(u)
+		exists := !userGone(ctx, u)
 		entries, err := s.Store.List(u)
 		if err != nil {
 			return out, err
 		}
-		var pick []claimstore.Entry
+		var stale, pending []claimstore.Entry
 		for _, e := range entries {
-			if e.Releasing || plan.Stale(e, s.Authority.Policy, lookupErr == nil) != "" {
-				pick = append(pick, e)
+			switch {
+			case plan.Stale(e, s.Authority.Policy, exists) != "":
+				stale = append(stale, e)
+			case e.Releasing:
+				pending = append(pending, e)
 			}
 		}
-		res, err := s.releaseEntries(ctx, u, pick)
-		if err != nil {
-			return out, err
+		var res ReleaseResult
+		for _, part := range []struct {
+			entries []claimstore.Entry
+			stale   bool
+		}{{stale, true}, {pending, false}} {
+			r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
+			if err != nil {
+				return out, err
+			}
+			res.Units = append(res.Units, r.Units...)
 		}
 		if len(res.Units) > 0 {
 			out[u] = res

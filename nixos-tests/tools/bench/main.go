@@ -8,6 +8,10 @@
 //
 //	sudo go run ./nixos-tests/tools/bench
 //
+// With -compare REV it also builds portclaim at that git revision and
+// times it beside this tree's, on the same machine state, in the same run:
+// the ratios say what a change cost, whatever the machine's noise.
+//
 // Benchmarks are not tests: nothing here passes or fails on a time.
 package main
 
@@ -38,14 +42,15 @@ const (
 
 func main() {
 	runs := flag.Int("runs", 30, "measured runs of portclaim per configuration")
+	compare := flag.String("compare", "", "a git revision whose portclaim to time beside this tree's")
 	flag.Parse()
-	if err := run(*runs); err != nil {
+	if err := run(*runs, *compare); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs int) error {
+func run(runs int, compare string) error {
 	if err := machine.Prereqs(); err != nil {
 		return err
 	}
@@ -64,12 +69,19 @@ func run(runs int) error {
 			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 		}
 	}
-	m, err := machine.Boot(ctx, machine.Config{BindRO: map[string]string{
-		filepath.Join(bins, "portclaim"):                                         "/usr/local/bin/portclaim",
-		filepath.Join(bins, "holdport"):                                          "/usr/local/bin/holdport",
-		filepath.Join(bins, "benchrun"):                                          "/usr/local/bin/benchrun",
-		filepath.Join(nixeval.RepoRoot(), "nixos-tests", "bench", "baseline.sh"): "/usr/local/bin/baseline.sh",
-	}})
+	binds := map[string]string{
+		filepath.Join(bins, "portclaim"): "/usr/local/bin/portclaim",
+		filepath.Join(bins, "holdport"):  "/usr/local/bin/holdport",
+		filepath.Join(bins, "benchrun"):  "/usr/local/bin/benchrun",
+		filepath.Join(nixeval.RepoRoot(), "nixos-tests", "tools", "bench", "baseline.sh"): "/usr/local/bin/baseline.sh",
+	}
+	if compare != "" {
+		if err := buildAt(ctx, compare, filepath.Join(bins, "portclaim-old")); err != nil {
+			return err
+		}
+		binds[filepath.Join(bins, "portclaim-old")] = "/usr/local/bin/portclaim-old"
+	}
+	m, err := machine.Boot(ctx, machine.Config{BindRO: binds})
 	if err != nil {
 		return err
 	}
@@ -86,8 +98,13 @@ func run(runs int) error {
 	b.must("root", "systemctl", "start", "pc-noise.service")
 	b.waitSockets(noiseSockets)
 
-	fmt.Printf("| N | sockets | portclaim check, root (median) | as alice (median) | baseline (median) | baseline / portclaim | peak RSS |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|\n")
+	if compare != "" {
+		fmt.Printf("| N | sockets | portclaim check, root (median) | as alice (median) | baseline (median) | baseline / portclaim | peak RSS | %s as alice (median) | %s / this |\n", compare, compare)
+		fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
+	} else {
+		fmt.Printf("| N | sockets | portclaim check, root (median) | as alice (median) | baseline (median) | baseline / portclaim | peak RSS |\n")
+		fmt.Printf("|---|---|---|---|---|---|---|\n")
+	}
 	installed := 0
 	for _, n := range []int{2, 50, 500} {
 		var names []string
@@ -109,9 +126,14 @@ func run(runs int) error {
 			baseRuns = 3
 		}
 		base := b.timeN("root", baseRuns, 1, "sh", "/usr/local/bin/baseline.sh", mapFile)
-		fmt.Printf("| %d | %d | %.1f ms (min %.1f, max %.1f) | %.1f ms (min %.1f, max %.1f) | %.0f ms | %.0fx | %.1f MB |\n",
+		fmt.Printf("| %d | %d | %.1f ms (min %.1f, max %.1f) | %.1f ms (min %.1f, max %.1f) | %.0f ms | %.0fx | %.1f MB |",
 			n, noiseSockets+n, root.MedianMS, root.MinMS, root.MaxMS, alice.MedianMS, alice.MinMS, alice.MaxMS,
 			base.MedianMS, base.MedianMS/root.MedianMS, float64(max(root.MaxRSSKB, alice.MaxRSSKB))/1024)
+		if compare != "" {
+			old := b.time("alice", runs, "portclaim-old", "check", "--manifest", manifest)
+			fmt.Printf(" %.1f ms (min %.1f, max %.1f) | %.2f |", old.MedianMS, old.MinMS, old.MaxMS, old.MedianMS/alice.MedianMS)
+		}
+		fmt.Println()
 		if !slices.Contains(root.ExitCodes, 1) || !slices.Contains(alice.ExitCodes, 1) {
 			fmt.Fprintf(os.Stderr, "warning: check did not report the %d conflicts (exit codes root %v, alice %v)\n", n, root.ExitCodes, alice.ExitCodes)
 		}
@@ -124,6 +146,42 @@ func run(runs int) error {
 	rel := b.time("alice", runs, "portclaim", "release", "--manifest", manifest)
 	fmt.Printf("\nswitch cost with 50 mapped services, nothing conflicting, %d sockets: resolve %.1f ms (min %.1f, max %.1f), release %.1f ms (min %.1f, max %.1f), peak RSS %.1f MB\n",
 		noiseSockets+installed, res.MedianMS, res.MinMS, res.MaxMS, rel.MedianMS, rel.MinMS, rel.MaxMS, float64(max(res.MaxRSSKB, rel.MaxRSSKB))/1024)
+	if compare != "" {
+		oldRes := b.time("alice", runs, "portclaim-old", "resolve", "--manifest", manifest)
+		oldRel := b.time("alice", runs, "portclaim-old", "release", "--manifest", manifest)
+		fmt.Printf("the same with %s: resolve %.1f ms (min %.1f, max %.1f), release %.1f ms (min %.1f, max %.1f); %s / this: resolve %.2f, release %.2f\n",
+			compare, oldRes.MedianMS, oldRes.MinMS, oldRes.MaxMS, oldRel.MedianMS, oldRel.MinMS, oldRel.MaxMS,
+			compare, oldRes.MedianMS/res.MedianMS, oldRel.MedianMS/rel.MedianMS)
+	}
+	return nil
+}
+
+// buildAt builds cmd/portclaim as it was at rev, from a worktree of this
+// repository that is removed again.
+func buildAt(ctx context.Context, rev, out string) error {
+	dir, err := os.MkdirTemp("", "portclaim-bench-rev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = nixeval.RepoRoot()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return nil
+	}
+	if err := git("worktree", "add", "--detach", dir, rev); err != nil {
+		return err
+	}
+	defer git("worktree", "remove", "--force", dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/portclaim")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building portclaim at %s: %v\n%s", rev, err, b)
+	}
 	return nil
 }
 

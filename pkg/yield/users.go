@@ -1,0 +1,73 @@
+package yield
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// getentPaths are where getent(1) lives on NixOS and on Debian.
+var getentPaths = []string{"/run/current-system/sw/bin/getent", "/usr/bin/getent", "/bin/getent"}
+
+// lookupUID finds a user's uid in the system's user database. Go's own
+// lookup (without cgo) reads /etc/passwd alone; a user from NSS (LDAP,
+// systemd-homed) is asked of getent.
+func lookupUID(ctx context.Context, name string) (uint32, bool) {
+	if u, err := user.Lookup(name); err == nil {
+		uid, err := strconv.ParseUint(u.Uid, 10, 32)
+		return uint32(uid), err == nil
+	}
+	f, found, _ := getent(ctx, name)
+	if !found || len(f) < 3 || f[0] != name {
+		return 0, false
+	}
+	uid, err := strconv.ParseUint(f[2], 10, 32)
+	return uint32(uid), err == nil
+}
+
+// userGone reports whether the system's user database says name does not
+// exist. A user portclaim cannot look up (no getent to ask) is not gone:
+// reconcile must never take a user it cannot see for one removed.
+func userGone(ctx context.Context, name string) bool {
+	if _, err := user.Lookup(name); err == nil {
+		return false
+	}
+	_, found, asked := getent(ctx, name)
+	return asked && !found
+}
+
+// LookupName finds the name of uid, through getent when Go's own lookup
+// does not know it.
+func LookupName(ctx context.Context, uid uint32) (string, bool) {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username, true
+	}
+	f, found, _ := getent(ctx, id)
+	if !found || len(f) < 3 || f[2] != id {
+		return "", false
+	}
+	return f[0], true
+}
+
+// getent asks getent(1) for a passwd entry: its fields, whether it found
+// one, and whether getent could be asked at all.
+func getent(ctx context.Context, key string) (fields []string, found, asked bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, p := range getentPaths {
+		out, err := exec.CommandContext(ctx, p, "passwd", key).Output()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return strings.Split(strings.TrimSpace(string(out)), ":"), true, true
+		case errors.As(err, &exit):
+			return nil, false, true // getent ran: no such entry
+		}
+	}
+	return nil, false, false
+}
