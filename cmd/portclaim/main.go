@@ -50,13 +50,15 @@ type cli struct {
 
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
-	// Where portclaim reads the machine. Hidden: they exist so that the
-	// CLI's script tests can run unprivileged on fixtures (a socket
-	// table, a policy) instead of this machine.
-	ProcRoot     string `name:"proc-root" hidden:"" default:"/proc" type:"path"`
-	SysRoot      string `name:"sys-root" hidden:"" default:"/sys" type:"path"`
-	PolicyPath   string `name:"policy" hidden:"" default:"/etc/portclaim/policy.json" type:"path"`
-	BrokerSocket string `name:"broker-socket" hidden:"" default:"/run/portclaim/broker.sock" type:"path"`
+	// Where portclaim reads the machine ("": gather.Default's place).
+	// Hidden: they exist so that the CLI's script tests can run
+	// unprivileged on fixtures (a socket table, a policy) instead of this
+	// machine. No kong defaults: every tag kong interpolates costs each
+	// run, a switch's included, a little of its start.
+	ProcRoot     string `name:"proc-root" hidden:"" type:"path"`
+	SysRoot      string `name:"sys-root" hidden:"" type:"path"`
+	PolicyPath   string `name:"policy" hidden:"" type:"path"`
+	BrokerSocket string `name:"broker-socket" hidden:"" type:"path"`
 }
 
 // helpCmd is `portclaim help [COMMAND]`, the same as --help.
@@ -168,7 +170,12 @@ func run(args []string, a *app) (code int) {
 		a.errorf(err.Error(), "see `portclaim --help`")
 		return exitBadInput
 	}
-	a.places.ProcRoot, a.places.SysRoot, a.places.PolicyPath, a.places.BrokerSocket = c.ProcRoot, c.SysRoot, c.PolicyPath, c.BrokerSocket
+	for _, o := range []struct{ flag, place *string }{{&c.ProcRoot, &a.places.ProcRoot}, {&c.SysRoot, &a.places.SysRoot},
+		{&c.PolicyPath, &a.places.PolicyPath}, {&c.BrokerSocket, &a.places.BrokerSocket}} {
+		if *o.flag != "" {
+			*o.place = *o.flag
+		}
+	}
 	err = ctx.Run(a)
 	var ee *exitError
 	switch {

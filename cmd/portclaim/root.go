@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/signal"
 	"sort"
 	"syscall"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/activation"
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/broker"
@@ -31,18 +28,9 @@ func (c *brokerCmd) Run(a *app) error {
 	if a.euid != 0 {
 		return fail(exitBadInput, "systemd starts it as root from portclaim.socket (services.portclaim.enable = true;)", "portclaim broker runs as root")
 	}
-	listeners, err := activation.Listeners()
+	ln, err := broker.Activated()
 	if err != nil {
-		return fail(exitEnv, "", "socket activation: %v", err)
-	}
-	var ln *net.UnixListener
-	for _, l := range listeners {
-		if ul, ok := l.(*net.UnixListener); ok && ln == nil {
-			ln = ul
-		}
-	}
-	if ln == nil {
-		return fail(exitEnv, "systemd starts it from portclaim.socket, which hands it the socket", "portclaim broker was given no listening socket")
+		return fail(exitEnv, "systemd starts it from portclaim.socket, which hands it the socket", "portclaim broker: %v", err)
 	}
 	// systemd keeps the socket when the broker exits idle; closing our
 	// copy must not unlink it.

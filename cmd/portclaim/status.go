@@ -309,7 +309,7 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 		}
 		if su.LastRun != nil {
 			lr := su.LastRun
-			fmt.Fprintf(w, "last run of %s: portclaim %s at %s, exit %d: %s\n", su.User, lr.Command, lr.Time.Local().Format(time.RFC3339), lr.Exit, lr.Summary)
+			fmt.Fprintf(w, "last run of %s: portclaim %s, exit %d: %s (this outcome since %s)\n", su.User, lr.Command, lr.Exit, lr.Summary, lr.Time.Local().Format(time.RFC3339))
 			for _, l := range lr.Lines {
 				fmt.Fprintf(w, "  %s\n", l)
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/host"
@@ -17,7 +18,10 @@ import (
 
 // Record is one run's outcome.
 type Record struct {
-	Command  string    `json:"command"` // resolve, release
+	Command string `json:"command"` // resolve, release
+	// Time is when a run first had this outcome: a run with the same one
+	// leaves the record as it is (writing it costs a switch more than the
+	// rest of a run with nothing to do).
 	Time     time.Time `json:"time"`
 	Manifest string    `json:"manifest"`
 	Exit     int       `json:"exit"`
@@ -48,10 +52,16 @@ func Dir(getenv func(string) string) string {
 // File is the record's name in Dir.
 const File = "last-run.json"
 
-// Write stores r in dir atomically (the user's own directory).
+// Write stores r in dir atomically (the user's own directory), unless
+// the record there already has r's outcome.
 func Write(dir string, r Record) error {
 	if dir == "" {
 		return fmt.Errorf("no state directory ($HOME is not set)")
+	}
+	if old, err := os.ReadFile(filepath.Join(dir, File)); err == nil {
+		if prev, err := Decode(old); err == nil && prev.SameOutcome(r) {
+			return nil
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -88,4 +98,10 @@ func Decode(data []byte) (Record, error) {
 		r.Lines[i] = host.Printable(l)
 	}
 	return r, nil
+}
+
+// SameOutcome reports whether two runs ended alike, whenever they ran.
+func (r Record) SameOutcome(o Record) bool {
+	return r.Command == o.Command && r.Manifest == o.Manifest && r.Exit == o.Exit && r.Conflicts == o.Conflicts &&
+		r.Summary == o.Summary && slices.Equal(r.Lines, o.Lines)
 }

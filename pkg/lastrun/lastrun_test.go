@@ -36,3 +36,27 @@ func TestDir(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+func TestTheSameOutcomeIsNotWrittenAgain(t *testing.T) {
+	dir := t.TempDir()
+	first := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Summary: "nothing left to do"}
+	if err := Write(dir, first); err != nil {
+		t.Fatal(err)
+	}
+	again := first
+	again.Time = time.Unix(99, 0).UTC()
+	if err := Write(dir, again); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, File))
+	if got, _ := Decode(data); !got.Time.Equal(first.Time) {
+		t.Errorf("an unchanged outcome was rewritten: %v", got.Time)
+	}
+	changed := again
+	changed.Conflicts, changed.Summary = 1, "1 conflict left"
+	Write(dir, changed)
+	data, _ = os.ReadFile(filepath.Join(dir, File))
+	if got, _ := Decode(data); got.Summary != "1 conflict left" || !got.Time.Equal(changed.Time) {
+		t.Errorf("a new outcome was not written: %+v", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 )
@@ -30,7 +31,8 @@ type Known struct {
 	Ports []uint16 `json:"ports"`
 }
 
-var known = mustKnown(knownJSON)
+// known is decoded on first use: most runs never need it.
+var known = sync.OnceValue(func() []Known { return mustKnown(knownJSON) })
 
 func mustKnown(data []byte) []Known {
 	var doc struct {
@@ -49,11 +51,11 @@ func mustKnown(data []byte) []Known {
 }
 
 // KnownServices lists the known services, by name.
-func KnownServices() []Known { return slices.Clone(known) }
+func KnownServices() []Known { return slices.Clone(known()) }
 
 // KnownFor finds the known service that runs systemUnit.
 func KnownFor(systemUnit string) (Known, bool) {
-	for _, k := range known {
+	for _, k := range known() {
 		if slices.Contains(k.SystemUnits, systemUnit) {
 			return k, true
 		}
@@ -66,7 +68,7 @@ func KnownFor(systemUnit string) (Known, bool) {
 // container home-manager would call podman-local-ai-<name>.service.
 func Default() Manifest {
 	m := Manifest{Version: Version, Strategy: DefaultStrategy, AutoResolve: true}
-	for _, k := range known {
+	for _, k := range known() {
 		svc := Service{Name: k.Name, SystemUnits: slices.Clone(k.SystemUnits),
 			UserUnits: []string{"podman-local-ai-" + k.Name + ".service"}}
 		for _, p := range k.Ports {

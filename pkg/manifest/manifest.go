@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -135,11 +134,45 @@ const (
 	maxProblems = 50
 )
 
-var (
-	serviceNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	containerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	optionPathRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)+$`)
-)
+// The name checks are plain functions, not regular expressions: every
+// run of portclaim, a switch's included, would compile those at start.
+
+// ValidName reports whether s is a service or container name: a letter
+// or digit, then letters, digits, '_', '.' and '-'.
+func ValidName(s string) bool {
+	if s == "" || !alnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validOptionPath reports whether s is a dotted Nix option path of two or
+// more identifiers, such as "services.ollama".
+func validOptionPath(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || !(alpha(p[0]) || p[0] == '_') {
+			return false
+		}
+		for i := 1; i < len(p); i++ {
+			if c := p[i]; !alnum(c) && c != '_' && c != '\'' && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func alpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func alnum(c byte) bool { return alpha(c) || c >= '0' && c <= '9' }
 
 // Parse validates data and returns the manifest, or an *Error listing the
 // problems. source names the input in messages.
@@ -282,7 +315,7 @@ func (p *parser) service(path string, s gjson.Result) Service {
 	switch {
 	case !name.Exists():
 		p.fail(path+".name", "missing")
-	case name.Type != gjson.String || !serviceNameRE.MatchString(name.String()):
+	case name.Type != gjson.String || !ValidName(name.String()):
 		p.fail(path+".name", "%s is not a service name (letters, digits, '-', '_', '.')", name.Raw)
 	default:
 		svc.Name = name.String()
@@ -385,7 +418,7 @@ func (p *parser) origin(path string, v gjson.Result) Origin {
 		}
 		p.keys(path+".podman", pod, "container", "ports")
 		po := &PodmanOrigin{}
-		if c := pod.Get("container"); c.Type != gjson.String || !containerNameRE.MatchString(c.String()) {
+		if c := pod.Get("container"); c.Type != gjson.String || !ValidName(c.String()) {
 			p.fail(path+".podman.container", "%s is not a container name", orMissing(c))
 		} else {
 			po.Container = c.String()
@@ -415,7 +448,7 @@ func (p *parser) origin(path string, v gjson.Result) Origin {
 		return o
 	}
 	p.keys(path+".homeManager", hm, "option")
-	if opt := hm.Get("option"); opt.Type != gjson.String || !optionPathRE.MatchString(opt.String()) {
+	if opt := hm.Get("option"); opt.Type != gjson.String || !validOptionPath(opt.String()) {
 		p.fail(path+".homeManager.option", "%s is not an option path such as \"services.ollama\"", orMissing(opt))
 	} else {
 		o.HomeManager = opt.String()

@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -23,11 +22,7 @@ type PodmanPort struct {
 
 type portRange struct{ First, Last int } // 0, 0: none (podman picks)
 
-var (
-	v6SpecRE  = regexp.MustCompile(`^\[([0-9A-Fa-f:.]*)\]:([0-9-]*):([0-9-]+)$`)
-	rangeRE   = regexp.MustCompile(`^([0-9]+)(?:-([0-9]+))?$`)
-	maxSpecSz = 128
-)
+const maxSpecSz = 128
 
 // ParsePodmanPort reads one port spec.
 func ParsePodmanPort(spec string) (PodmanPort, error) {
@@ -46,8 +41,14 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 		}
 	}
 	var host, container string
-	if m := v6SpecRE.FindStringSubmatch(body); m != nil {
-		p.Address, host, container = m[1], m[2], m[3]
+	if rest, ok := strings.CutPrefix(body, "["); ok {
+		// [ipv6]:hostPort:containerPort
+		addr, ports, ok := strings.Cut(rest, "]:")
+		h, c, ok2 := strings.Cut(ports, ":")
+		if !ok || !ok2 || strings.Contains(c, ":") {
+			return bad("want [address]:hostPort:containerPort")
+		}
+		p.Address, host, container = addr, h, c
 	} else {
 		parts := strings.Split(body, ":")
 		switch len(parts) {
@@ -79,19 +80,29 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 }
 
 func parseRange(s string) (portRange, error) {
-	m := rangeRE.FindStringSubmatch(s)
-	if m == nil {
-		return portRange{}, fmt.Errorf("not a port or range")
+	lo, hi, isRange := strings.Cut(s, "-")
+	first, err := decimal(lo)
+	if err != nil {
+		return portRange{}, err
 	}
-	first, _ := strconv.Atoi(m[1])
 	last := first
-	if m[2] != "" {
-		last, _ = strconv.Atoi(m[2])
+	if isRange {
+		if last, err = decimal(hi); err != nil {
+			return portRange{}, err
+		}
 	}
 	if first < 1 || last > 65535 || last < first {
 		return portRange{}, fmt.Errorf("out of range")
 	}
 	return portRange{first, last}, nil
+}
+
+// decimal reads a port number: digits only (no sign, no space).
+func decimal(s string) (int, error) {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("not a port or range")
+	}
+	return strconv.Atoi(s)
 }
 
 // HostEndpoints are the host ports the entry binds (none when podman

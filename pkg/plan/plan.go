@@ -91,6 +91,7 @@ type Input struct {
 // Make plans every conflict in in.Findings.
 func Make(in Input) Plan {
 	var p Plan
+	taken := newTaken(in.Sockets, in.Manifest)
 	yields := map[string]int{} // system unit -> index in p.Yields
 	for _, f := range in.Findings {
 		if !f.Kind.Conflict() {
@@ -104,7 +105,7 @@ func Make(in Input) Plan {
 			}
 		}
 		if r.Who != ByResolve || in.Manifest.Strategy != manifest.DisableSystem {
-			moveAway(in, f, &r)
+			moveAway(in, taken, f, &r)
 		}
 		p.Items = append(p.Items, Item{Finding: f, Remedy: r})
 	}
@@ -256,11 +257,11 @@ func userOff(in Input, f conflict.Finding) Remedy {
 // moveAway adds the other way out: a free port nearby, and the home.nix
 // line that moves the user unit there where the manifest says which
 // option declares it.
-func moveAway(in Input, f conflict.Finding, r *Remedy) {
+func moveAway(in Input, taken taken, f conflict.Finding, r *Remedy) {
 	if f.Kind == conflict.Latent && in.Manifest.Strategy == manifest.DisableUser {
 		return
 	}
-	q := FreePortNear(f.Want, in.Sockets, in.Manifest)
+	q := taken.freeNear(f.Want)
 	if q == 0 {
 		return
 	}
@@ -299,27 +300,46 @@ func quoteAll(ss []string) string {
 	return strings.Join(q, " ")
 }
 
-// FreePortNear finds the free port nearest to want.Port on want's address
+// taken indexes, by protocol and port, the sockets read and the ports
+// the manifest claims: a free port nearby is then found in a few lookups
+// per candidate, whatever the number of sockets and claims (500
+// conflicts once cost 100 ms of scans).
+type taken map[takenKey][]endpoint.Endpoint
+
+type takenKey struct {
+	proto endpoint.Proto
+	port  uint16
+}
+
+func newTaken(socks []host.Socket, m manifest.Manifest) taken {
+	t := taken{}
+	for _, s := range socks {
+		k := takenKey{s.Proto, s.Port}
+		t[k] = append(t[k], s.Endpoint)
+	}
+	for _, svc := range m.Services {
+		for _, e := range svc.Ports {
+			k := takenKey{e.Proto, e.Port}
+			t[k] = append(t[k], e)
+		}
+	}
+	return t
+}
+
+// freeNear finds the free port nearest to want.Port on want's address
 // (alternating above and below, staying at or above 1024 and away from
 // every other claimed port), or 0 when none is within the margin the
 // sockets were read in.
-func FreePortNear(want endpoint.Endpoint, now []host.Socket, m manifest.Manifest) uint16 {
+func (t taken) freeNear(want endpoint.Endpoint) uint16 {
 	free := func(p int) bool {
 		if p < 1024 || p > 65535 {
 			return false
 		}
 		cand := want
 		cand.Port = uint16(p)
-		for _, s := range now {
-			if endpoint.Overlap(cand, s.Endpoint) {
+		for _, e := range t[takenKey{want.Proto, uint16(p)}] {
+			if endpoint.Overlap(cand, e) {
 				return false
-			}
-		}
-		for _, svc := range m.Services {
-			for _, e := range svc.Ports {
-				if endpoint.Overlap(cand, e) {
-					return false
-				}
 			}
 		}
 		return true

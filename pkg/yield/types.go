@@ -2,9 +2,9 @@ package yield
 
 import (
 	"fmt"
-	"regexp"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -84,11 +84,9 @@ const (
 	maxDependents = 64
 )
 
-var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 // Check validates a request before anything is read or locked.
 func (r YieldRequest) Check() error {
-	if !serviceNameRE.MatchString(r.Service) {
+	if len(r.Service) > 128 || !manifest.ValidName(r.Service) {
 		return fmt.Errorf("service %q is not a service name", r.Service)
 	}
 	if len(r.Units) == 0 || len(r.Units) > maxUnits {
