@@ -232,7 +232,7 @@ func TestStartFailureKeepsTheRecord(t *testing.T) {
 		t.Fatalf("the record of the failed release: %+v (exists %v)", c, ok)
 	}
 	st, _ := portclaim(t, ctx, "alice", nil, "status")
-	contains(t, "status", st, "pc-fail.service", "being released: starting it:")
+	contains(t, "status", st, "pc-fail.service", "being released, the unit not back yet: starting it:")
 	must(t, ctx, "root", "rm", "/run/pc-fail-broken")
 	out, _ = portclaim(t, ctx, "alice", nil, "release", "--all")
 	if s := isActive(ctx, "pc-fail.service"); s != "active" {

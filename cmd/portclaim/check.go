@@ -16,17 +16,12 @@ type checkCmd struct {
 }
 
 func (c *checkCmd) Run(a *app) error {
-	t, err := a.target(c.User, false)
-	if err != nil {
-		return err
-	}
-	m, source, err := a.loadManifest(c.Manifest, t)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	v := a.look(ctx, m, source, t)
+	t, _, source, v, err := a.lookFor(ctx, c.User, c.Manifest, false)
+	if err != nil {
+		return err
+	}
 	if c.JSON {
 		if err := report.WriteJSON(a.stdout, report.Document(v.check)); err != nil {
 			return err

@@ -50,18 +50,13 @@ type resolveDoc struct {
 }
 
 func (c *resolveCmd) Run(a *app) error {
-	t, err := a.target(c.User, true)
-	if err != nil {
-		return err
-	}
-	m, source, err := a.loadManifest(c.Manifest, t)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
+	t, m, source, v, err := a.lookFor(ctx, c.User, c.Manifest, true)
+	if err != nil {
+		return err
+	}
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
-	v := a.look(ctx, m, source, t)
 	doc := resolveDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Yields: []yield.YieldResult{}, Left: []report.Conflict{},
 		Notes: nonNil(v.check.Notes), Errors: nonNil(v.check.Errors)}
 	if c.Verbose && !c.JSON {

@@ -287,7 +287,7 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 		for _, c := range su.Claims {
 			total++
 			if c.Problem != "" {
-				fmt.Fprintf(w, "claim of %s on %s: %s (it keeps the unit down; root must repair or remove it)\n", su.User, orNone(c.Unit), c.Problem)
+				fmt.Fprintf(w, "claim of %s on %s: %s (it keeps the unit down; root must repair or remove it)\n", su.User, c.Unit, c.Problem)
 				continue
 			}
 			state := "kept down by " + report.MethodText(c.Method)
@@ -295,7 +295,10 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 				state = "not kept down (" + report.MethodText(c.Method) + ")"
 			}
 			if c.Releasing {
-				state = "being released: " + orNone(c.LastError)
+				state = "being released, the unit not back yet"
+				if c.LastError != "" {
+					state += ": " + c.LastError
+				}
 			}
 			with := ""
 			if c.With != "" {
@@ -320,11 +323,4 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 	if total == 0 {
 		fmt.Fprintln(w, "no claims")
 	}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "no error recorded"
-	}
-	return s
 }

@@ -137,6 +137,21 @@ func manifestReadError(path string, err error) error {
 	return fail(exitBadInput, "nothing was checked or changed; give a readable manifest with --manifest FILE", "reading the manifest: %v", err)
 }
 
+// lookFor finds whose claims (--user), reads their manifest (--manifest,
+// else theirs, else the built-in map) and looks: what check and resolve
+// both begin with. acting refuses root without --user.
+func (a *app) lookFor(ctx context.Context, userFlag, manifestFlag string, acting bool) (target, manifest.Manifest, string, view, error) {
+	t, err := a.target(userFlag, acting)
+	if err != nil {
+		return t, manifest.Manifest{}, "", view{}, err
+	}
+	m, source, err := a.loadManifest(manifestFlag, t)
+	if err != nil {
+		return t, m, source, view{}, err
+	}
+	return t, m, source, a.look(ctx, m, source, t), nil
+}
+
 // view is one look at the machine for a manifest, decided and planned.
 type view struct {
 	snap     gather.Snapshot

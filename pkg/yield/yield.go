@@ -163,16 +163,12 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		if len(details) == 4*maxDependents {
 			return systemd.Detail{}, fmt.Errorf("a stop of %s reaches more than %d units; portclaim does not do that", strings.Join(req.Units, " and "), 4*maxDependents)
 		}
-		d, err := s.Sys.Inspect(ctx, unit)
-		if err != nil {
-			return d, err
-		}
-		records, err := s.Store.OnUnit(unit)
+		d, facts, err := s.facts(ctx, unit)
 		if err != nil {
 			return d, err
 		}
 		details[unit] = d
-		in.Facts[unit] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+		in.Facts[unit] = facts
 		if d.Queued {
 			in.Queued = append(in.Queued, unit)
 		}
@@ -238,6 +234,19 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		}
 	}
 	return in, nil
+}
+
+// facts reads what systemd says of unit, and every record on it.
+func (s *Service) facts(ctx context.Context, unit string) (systemd.Detail, plan.UnitFacts, error) {
+	d, err := s.Sys.Inspect(ctx, unit)
+	if err != nil {
+		return d, plan.UnitFacts{}, err
+	}
+	records, err := s.Store.OnUnit(unit)
+	if err != nil {
+		return d, plan.UnitFacts{}, err
+	}
+	return d, plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}, nil
 }
 
 func dependentsOf(ds []plan.Dependent) []string {
@@ -406,15 +415,11 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 			if _, done := in.Facts[u]; u == "" || done {
 				continue
 			}
-			d, err := s.Sys.Inspect(ctx, u)
+			d, facts, err := s.facts(ctx, u)
 			if err != nil {
 				return res, err
 			}
-			records, err := s.Store.OnUnit(u)
-			if err != nil {
-				return res, err
-			}
-			in.Facts[u] = plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}
+			in.Facts[u] = facts
 			// A start stops the units that conflict with it: those that
 			// run are a reason to wait.
 			for _, c := range d.Conflicts {
