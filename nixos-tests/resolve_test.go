@@ -58,6 +58,11 @@ var yieldTo = map[string][]string{
 	"pc-by.service":       {"alice"},
 	"pc-mask.service":     {"bob"},
 	"pc-late.service":     {"alice"},
+	"pc-r2x.service":      {"alice", "bob"},
+	"pc-r2slow.service":   {"bob"},
+	"pc-r2pol.service":    {"bob"}, // dropped from the policy mid-request
+	"pc-r2w.service":      {"alice"},
+	"pc-r2t.service":      {"alice"},
 }
 
 // installed is what the NixOS module would install for yieldTo.

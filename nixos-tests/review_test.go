@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portclaim/portclaim/nixos-tests/fixture"
 )
 
 // ask sends a raw request to the broker as user and returns its answer.
@@ -160,7 +162,7 @@ func TestRootsMaskGoesWithItsRecord(t *testing.T) {
 // job is done but which fails a moment later is not called released.
 func TestAUnitThatFailsAfterItsStartKeepsTheRecord(t *testing.T) {
 	ctx := need(t)
-	installUnit(t, ctx, "pc-late.service", "[Service]\nExecStart=/bin/sh -c 'if test -e /run/pc-late-broken; then sleep 0.3; exit 1; fi; exec /usr/local/bin/holdport tcp4:127.0.0.1:7258'\n", false)
+	installUnit(t, ctx, "pc-late.service", "[Service]\nExecStart=/bin/sh -c 'if test -e /run/pc-late-broken; then sleep 1.2; exit 1; fi; exec /usr/local/bin/holdport tcp4:127.0.0.1:7258'\n", false)
 	must(t, ctx, "root", "systemctl", "start", "pc-late.service")
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/run/pc-late-broken") })
 	path := manifest(t, "late", oneService("late", "pc-late.service", "podman-late.service", 7258, ""))
@@ -200,4 +202,119 @@ func TestRootPrintsNoUsersControlSequences(t *testing.T) {
 		t.Errorf("root's status printed bob's control sequences: %q", out)
 	}
 	contains(t, "root's status", out, "last run of bob", "all fine")
+}
+
+// TestAnotherUsersFailedReleaseKeepsThePrior: alice's release fails (her
+// record waits in .releasing, the unit failed), then bob claims the unit:
+// his claim keeps the state before alice's first claim, and the last
+// release brings the unit back.
+func TestAnotherUsersFailedReleaseKeepsThePrior(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-r2x.service", "ExecStartPre=/bin/sh -c 'test ! -e /run/r2x-broken'", true, true, "tcp4:127.0.0.1:7260")
+	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/run/r2x-broken") })
+	path := manifest(t, "r2x", oneService("r2x", "pc-r2x.service", "podman-r2x.service", 7260, ""))
+	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	must(t, ctx, "root", "touch", "/run/r2x-broken")
+	portclaim(t, ctx, "alice", nil, "release", "--all")
+	if _, ok := readClaimIn(t, ctx, claimsDir+"/alice/.releasing", "pc-r2x.service"); !ok {
+		t.Fatal("alice's failed release left no record")
+	}
+	portclaim(t, ctx, "bob", nil, "resolve", "--manifest", path)
+	if c, ok := readClaimIn(t, ctx, claimsDir+"/bob", "pc-r2x.service"); !ok || c.Prior.ActiveState != "active" {
+		t.Fatalf("bob's claim: %+v (exists %v); want the state before the first claim, active", c, ok)
+	}
+	must(t, ctx, "root", "rm", "/run/r2x-broken")
+	portclaim(t, ctx, "alice", nil, "release", "--all")
+	out, _ := portclaim(t, ctx, "bob", nil, "release", "--all")
+	if s := isActive(ctx, "pc-r2x.service"); s != "active" {
+		t.Errorf("after both releases pc-r2x.service is %s\n%s", s, out)
+	}
+}
+
+// TestAPolicyChangeWhileWaitingIsHeeded: bob's second request waits for
+// his first; meanwhile a switch takes the unit out of the policy. The
+// waiting request acts on the policy of now: refused.
+func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-r2slow.service", "ExecStop=/bin/sleep 5", true, false, "tcp4:127.0.0.1:7261")
+	systemUnit(t, ctx, "pc-r2pol.service", "", true, true, "tcp4:127.0.0.1:7262")
+	must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-a 2>&1 &
+		sleep 0.5
+		printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-b 2>&1 &
+		sleep 0.5`, yieldRequest("pc-r2slow.service", 7261), yieldRequest("pc-r2pol.service", 7262)))
+	without := map[string][]string{}
+	for u, users := range yieldTo {
+		if u != "pc-r2pol.service" {
+			without[u] = users
+		}
+	}
+	smaller, err := fixture.Render(ctx, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Switch(ctx, m, installed, smaller); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fixture.Switch(context.Background(), m, smaller, installed); err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, ctx, "root", "grep -q version /tmp/r2-b")
+	b := must(t, ctx, "root", "cat", "/tmp/r2-b")
+	contains(t, "the waiting request's answer", b, "pc-r2pol.service")
+	if s := isActive(ctx, "pc-r2pol.service"); s != "active" {
+		t.Errorf("a request that waited acted on the old policy: pc-r2pol.service is %s\n%s", s, b)
+	}
+	if _, ok := readClaimIn(t, ctx, claimsDir+"/bob", "pc-r2pol.service"); ok {
+		t.Error("bob holds a claim the policy no longer allows")
+	}
+}
+
+// TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith: the unit
+// Wants= a helper that Conflicts= with a unit now running: starting it
+// would stop that one, so the release waits.
+func TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith(t *testing.T) {
+	ctx := need(t)
+	installUnit(t, ctx, "pc-r2w-helper.service", "Conflicts=pc-r2w-victim.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)
+	installUnit(t, ctx, "pc-r2w-victim.service", "[Service]\nExecStart=/bin/sleep infinity\n", false)
+	systemUnit(t, ctx, "pc-r2w.service", "", false, false, "tcp4:127.0.0.1:7263")
+	must(t, ctx, "root", "sh", "-c", `mkdir -p /etc/systemd/system/pc-r2w.service.d && printf '[Unit]\nWants=pc-r2w-helper.service\n' > /etc/systemd/system/pc-r2w.service.d/wants.conf && systemctl daemon-reload && systemctl start pc-r2w.service`)
+	t.Cleanup(func() {
+		m.Run(context.Background(), "root", "rm", "-rf", "/etc/systemd/system/pc-r2w.service.d/wants.conf")
+	})
+	path := manifest(t, "r2w", oneService("r2w", "pc-r2w.service", "podman-r2w.service", 7263, ""))
+	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	must(t, ctx, "root", "systemctl", "start", "pc-r2w-victim.service")
+	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
+	contains(t, "release", out, "deferred pc-r2w.service: starting it would stop pc-r2w-victim.service")
+	if isActive(ctx, "pc-r2w-victim.service") != "active" {
+		t.Error("the release stopped a unit the policy does not name")
+	}
+}
+
+// TestAReleaseDoesNotCancelRootsJobs: systemd has a stop queued for a
+// unit the release's start would pull in; the release waits instead of
+// cancelling it with job mode "replace".
+func TestAReleaseDoesNotCancelRootsJobs(t *testing.T) {
+	ctx := need(t)
+	installUnit(t, ctx, "pc-r2q-b.service", "[Service]\nExecStart=/bin/sleep infinity\nExecStop=/bin/sleep 4\n", false)
+	installUnit(t, ctx, "pc-r2q-h.service", "Before=pc-r2q-b.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)
+	systemUnit(t, ctx, "pc-r2t.service", "", false, false, "tcp4:127.0.0.1:7264")
+	must(t, ctx, "root", "sh", "-c", `mkdir -p /etc/systemd/system/pc-r2t.service.d && printf '[Unit]\nWants=pc-r2q-h.service\n' > /etc/systemd/system/pc-r2t.service.d/wants.conf && systemctl daemon-reload && systemctl start pc-r2t.service pc-r2q-b.service`)
+	t.Cleanup(func() {
+		m.Run(context.Background(), "root", "rm", "-rf", "/etc/systemd/system/pc-r2t.service.d/wants.conf")
+	})
+	path := manifest(t, "r2t", oneService("r2t", "pc-r2t.service", "podman-r2t.service", 7264, ""))
+	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	must(t, ctx, "root", "systemctl", "stop", "--no-block", "pc-r2q-b.service", "pc-r2q-h.service")
+	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
+	contains(t, "release", out, "deferred pc-r2t.service: systemd has jobs queued for pc-r2q-h.service")
+	deadline := time.Now().Add(15 * time.Second)
+	for isActive(ctx, "pc-r2q-h.service") != "inactive" {
+		if time.Now().After(deadline) {
+			t.Fatal("root's queued stop of pc-r2q-h.service was cancelled")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -45,7 +45,7 @@ type Server struct {
 	// the limits stand in a uid of their own.
 	peerOf func(*net.UnixConn) (uint32, error)
 
-	mu     sync.Mutex // one request acts at a time
+	turn   chan struct{} // one request acts at a time: its token
 	connMu sync.Mutex
 	conns  map[string]int
 	total  int
@@ -82,6 +82,7 @@ func (s *Server) defaults() {
 		s.peerOf = peer
 	}
 	s.conns = map[string]int{}
+	s.turn = make(chan struct{}, 1)
 }
 
 // Serve answers connections on ln until ctx ends or no connection came
@@ -259,22 +260,32 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		return Response{Version: Version, User: name, Status: status(store, pol, name)}
 	}
 
-	// One request acts at a time, each bounded: its jobs, its port
-	// waits, its lock and its bus calls end by the deadline, and so does
-	// the connection.
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// One request acts at a time, each bounded: its wait for its turn,
+	// its jobs, its port waits, its lock and its bus calls end by the
+	// deadline, and so does the connection.
 	ctx, cancel := context.WithTimeout(ctx, requestBudget(wait, req))
 	defer cancel()
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d.Add(5 * time.Second))
+	}
+	select {
+	case s.turn <- struct{}{}:
+		defer func() { <-s.turn }()
+	case <-ctx.Done():
+		return fail(CodeBusy, "the broker was busy with other requests for too long; nothing was changed")
+	}
+	if gone(conn) {
+		// The client gave up while it waited: it reported a failure, so
+		// nothing may happen in its name now.
+		return fail(CodeFailed, "the client left before its turn; nothing was changed")
 	}
 	sys, err := systemd.System(ctx)
 	if err != nil {
 		return fail(CodeFailed, "%v; nothing was changed", err)
 	}
 	defer sys.Close()
-	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log}
+	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log,
+		Policy: func() (*policy.Policy, string) { return gather.LoadPolicy(s.Places.PolicyPath) }}
 	resp := Response{Version: Version, User: name}
 	if req.Op == OpYield {
 		res, err := svc.Yield(ctx, name, uid, *req.Yield)
@@ -290,6 +301,22 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	}
 	resp.Release = &res
 	return resp
+}
+
+// gone reports whether the client closed its connection: it has sent its
+// request and waits for the answer, so a read finds at most what followed
+// the request (its newline) unless the client is gone.
+func gone(conn *net.UnixConn) bool {
+	conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	defer conn.SetReadDeadline(time.Time{})
+	var b [1]byte
+	n, err := conn.Read(b[:])
+	var ne net.Error
+	switch {
+	case n > 0, errors.As(err, &ne) && ne.Timeout():
+		return false
+	}
+	return err != nil
 }
 
 // requestBudget is how long one request may take: each of its units'

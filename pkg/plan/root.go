@@ -214,12 +214,13 @@ func dependentUnits(ds []Dependent) []string {
 }
 
 // priorOf is the state a new claim records: the one the first claim on
-// the unit recorded, when another user's claim keeps it down already (the
-// unit is down because of that claim, not by itself), else its state now.
+// the unit recorded, when another user's record is there (the unit is down
+// because of that claim, or its release is not done: it is not down by
+// itself), else its state now.
 func priorOf(user string, facts UnitFacts) claim.Prior {
 	var first *claim.Claim
 	for i, r := range facts.Records {
-		if r.User != user && r.Problem == "" && !r.Releasing && (first == nil || r.Claim.ClaimedAt.Before(first.ClaimedAt)) {
+		if r.User != user && r.Problem == "" && (first == nil || r.Claim.ClaimedAt.Before(first.ClaimedAt)) {
 			first = &facts.Records[i].Claim
 		}
 	}
@@ -283,8 +284,12 @@ type ReleaseInput struct {
 	// HolderOf names who holds a socket, for a deferral's message.
 	HolderOf func(host.Socket) string
 	// Conflicting lists, by unit, the active units a start of it would
-	// stop (Conflicts=): such a start waits rather than take them down.
+	// stop (Conflicts= of it, or of a unit its start pulls in): such a
+	// start waits rather than take them down. Queued lists, by unit, the
+	// units its start reaches that have a job queued, which a start with
+	// job mode "replace" would cancel.
 	Conflicting map[string][]string
+	Queued      map[string][]string
 	// Stale: the records are given back because their user or the policy
 	// no longer allows them (reconcile): the user's sockets are no reason
 	// to wait either.
@@ -347,6 +352,8 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 			others = append(others, r.User)
 		}
 	}
+	// Another user's release under way carries the same prior state:
+	// that one brings the unit back.
 	switch {
 	case len(others) > 0:
 		st.Action = RemoveOnly
@@ -369,6 +376,10 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 		}
 		if stops := in.Conflicting[c.Unit]; len(stops) > 0 {
 			st.Action, st.Why = Defer, fmt.Sprintf("starting it would stop %s (Conflicts=); the claim stays until they are down, or root starts it", strings.Join(stops, ", "))
+			return st
+		}
+		if queued := in.Queued[c.Unit]; len(queued) > 0 {
+			st.Action, st.Why = Defer, fmt.Sprintf("systemd has jobs queued for %s, which its start would cancel; released on a later run", strings.Join(queued, ", "))
 			return st
 		}
 		st.Action, st.Why = Restart, "it ran before the first claim"

@@ -288,3 +288,30 @@ func TestYieldWaitsForQueuedJobs(t *testing.T) {
 		t.Fatalf("%+v", p)
 	}
 }
+
+// TestAnotherUsersReleaseUnderWayCarriesThePrior: alice's release failed
+// (her record is in .releasing, the unit failed); bob's claim now must
+// record the state before alice's first claim, not "failed".
+func TestAnotherUsersReleaseUnderWayCarriesThePrior(t *testing.T) {
+	in := yieldIn()
+	in.User, in.Asked = "bob", []string{"ollama.service"}
+	alice := record("alice", "ollama.service", 50, "active")
+	alice.Releasing = true
+	f := in.Facts["ollama.service"]
+	f.Unit.ActiveState = "failed"
+	f.Records = []claimstore.Entry{alice}
+	in.Facts["ollama.service"] = f
+	if p := PlanYield(in); len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" {
+		t.Fatalf("%+v", p.Write)
+	}
+}
+
+func TestReleaseWaitsForQueuedJobs(t *testing.T) {
+	mine := record("alice", "ollama.service", 50, "active")
+	in := releaseIn(mine)
+	in.Facts["ollama.service"] = stopped("ollama.service", mine)
+	in.Queued = map[string][]string{"ollama.service": {"helper.service"}}
+	if st := PlanRelease(in)[0]; st.Action != Defer || !strings.Contains(st.Why, "jobs queued for helper.service") {
+		t.Errorf("%+v", st)
+	}
+}

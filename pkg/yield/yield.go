@@ -24,6 +24,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/sockets"
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
@@ -33,11 +34,15 @@ import (
 type Service struct {
 	Store     claimstore.Store
 	Authority plan.Authority
-	Sys       *systemd.Manager
-	Places    gather.Places
-	Wait      time.Duration // for each job, and for ports to change hands
-	Log       *actionlog.Log
-	Now       func() time.Time
+	// Policy, when set, reads the policy again once the store is locked:
+	// a request that waited for another must act on the policy of now,
+	// not the one it arrived under (a switch may have revoked it).
+	Policy func() (*policy.Policy, string)
+	Sys    *systemd.Manager
+	Places gather.Places
+	Wait   time.Duration // for each job, and for ports to change hands
+	Log    *actionlog.Log
+	Now    func() time.Time
 }
 
 func (s *Service) now() time.Time {
@@ -54,7 +59,7 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 	if err := req.Check(); err != nil {
 		return res, err
 	}
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lock(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -236,6 +241,49 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 	return in, nil
 }
 
+// startReach reads what a start of d would reach: d and, through the
+// units it pulls in (Requires=, Wants=, BindsTo=, Requisite=) that are
+// not running and so would start too, the running units any of them
+// Conflicts= with (systemd would stop them), and those with a job queued
+// (a start with job mode "replace" would cancel it).
+func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
+	seen := map[string]bool{d.Name: true}
+	queue := []systemd.Detail{d}
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		if u.Queued {
+			in.Queued[d.Name] = append(in.Queued[d.Name], u.Name)
+		}
+		for _, c := range u.Conflicts {
+			cd, err := s.Sys.Inspect(ctx, c)
+			if err == nil && cd.Active() && !slices.Contains(in.Conflicting[d.Name], c) {
+				in.Conflicting[d.Name] = append(in.Conflicting[d.Name], c)
+			}
+		}
+		for _, n := range u.Needs {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			if len(seen) > 4*maxDependents {
+				return fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
+			}
+			nd, err := s.Sys.Inspect(ctx, n)
+			if err != nil {
+				return err
+			}
+			if nd.Queued {
+				in.Queued[d.Name] = append(in.Queued[d.Name], n)
+			}
+			if !nd.Active() {
+				queue = append(queue, nd)
+			}
+		}
+	}
+	return nil
+}
+
 // facts reads what systemd says of unit, and every record on it.
 func (s *Service) facts(ctx context.Context, unit string) (systemd.Detail, plan.UnitFacts, error) {
 	d, err := s.Sys.Inspect(ctx, unit)
@@ -361,12 +409,33 @@ func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (
 	if err := req.Check(); err != nil {
 		return ReleaseResult{}, err
 	}
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lock(ctx)
 	if err != nil {
 		return ReleaseResult{}, err
 	}
 	defer unlock()
 	return s.release(ctx, who, req.Units, req.All)
+}
+
+// lock takes the store's lock and, holding it, the policy as it is now.
+func (s *Service) lock(ctx context.Context) (func(), error) {
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.Policy != nil && !s.Authority.Root {
+		pol, problem := s.Policy()
+		if pol == nil {
+			unlock()
+			return nil, fmt.Errorf("%s", problem)
+		}
+		if pol.ClaimsDir != s.Store.Dir {
+			unlock()
+			return nil, fmt.Errorf("the policy's claims directory changed to %s; ask again", pol.ClaimsDir)
+		}
+		s.Authority.Policy = pol
+	}
+	return unlock, nil
 }
 
 // releaseUnits releases exactly who's claims on units (a rollback: no
@@ -405,7 +474,7 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 		return res, nil
 	}
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
-		HolderOf: s.describe, Conflicting: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
+		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
 		in.UID = uid
 	}
@@ -420,12 +489,9 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 				return res, err
 			}
 			in.Facts[u] = facts
-			// A start stops the units that conflict with it: those that
-			// run are a reason to wait.
-			for _, c := range d.Conflicts {
-				cd, err := s.Sys.Inspect(ctx, c)
-				if err == nil && cd.Active() {
-					in.Conflicting[u] = append(in.Conflicting[u], c)
+			if u == e.Unit {
+				if err := s.startReach(ctx, d, &in); err != nil {
+					return res, err
 				}
 			}
 		}
@@ -513,7 +579,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	case <-ctx.Done():
 	}
 	d, err := s.Sys.Inspect(ctx, e.Unit)
-	if err != nil || !d.Active() {
+	if err != nil || d.ActiveState != "active" {
 		state := "unknown"
 		if err == nil {
 			state = d.ActiveState
@@ -529,9 +595,12 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	return r
 }
 
-// settle is how long a started unit must keep running before its
-// release counts as done.
-const settle = time.Second
+// settle is how long a started unit must keep running (not activating,
+// not restarting) before its release counts as done: a best effort for a
+// simple service, whose start job is done once its process runs; one
+// that fails later than this is running when its record goes, and the
+// journal has what follows.
+const settle = 2 * time.Second
 
 // releaseFailed keeps the record of a release that did not bring the unit
 // back, with why, for the next run to try again.
