@@ -257,7 +257,7 @@ func userOff(in Input, f conflict.Finding) Remedy {
 // moveAway adds the other way out: a free port nearby, and the home.nix
 // line that moves the user unit there where the manifest says which
 // option declares it.
-func moveAway(in Input, taken taken, f conflict.Finding, r *Remedy) {
+func moveAway(in Input, taken *taken, f conflict.Finding, r *Remedy) {
 	if f.Kind == conflict.Latent && in.Manifest.Strategy == manifest.DisableUser {
 		return
 	}
@@ -303,24 +303,34 @@ func quoteAll(ss []string) string {
 // taken indexes, by protocol and port, the sockets read and the ports
 // the manifest claims: a free port nearby is then found in a few lookups
 // per candidate, whatever the number of sockets and claims (500
-// conflicts once cost 100 ms of scans).
-type taken map[takenKey][]endpoint.Endpoint
-
-type takenKey struct {
-	proto endpoint.Proto
-	port  uint16
+// conflicts once cost 100 ms of scans). A bitset answers "nothing on this
+// port" without a map lookup, the common case.
+type taken struct {
+	busy [2][65536 / 64]uint64
+	at   map[uint32][]endpoint.Endpoint
 }
 
-func newTaken(socks []host.Socket, m manifest.Manifest) taken {
-	t := taken{}
+func takenKey(proto endpoint.Proto, port uint16) (int, uint32) {
+	i := 0
+	if proto == endpoint.UDP {
+		i = 1
+	}
+	return i, uint32(i)<<16 | uint32(port)
+}
+
+func newTaken(socks []host.Socket, m manifest.Manifest) *taken {
+	t := &taken{at: map[uint32][]endpoint.Endpoint{}}
+	add := func(e endpoint.Endpoint) {
+		i, k := takenKey(e.Proto, e.Port)
+		t.busy[i][e.Port/64] |= 1 << (e.Port % 64)
+		t.at[k] = append(t.at[k], e)
+	}
 	for _, s := range socks {
-		k := takenKey{s.Proto, s.Port}
-		t[k] = append(t[k], s.Endpoint)
+		add(s.Endpoint)
 	}
 	for _, svc := range m.Services {
 		for _, e := range svc.Ports {
-			k := takenKey{e.Proto, e.Port}
-			t[k] = append(t[k], e)
+			add(e)
 		}
 	}
 	return t
@@ -330,14 +340,18 @@ func newTaken(socks []host.Socket, m manifest.Manifest) taken {
 // (alternating above and below, staying at or above 1024 and away from
 // every other claimed port), or 0 when none is within the margin the
 // sockets were read in.
-func (t taken) freeNear(want endpoint.Endpoint) uint16 {
+func (t *taken) freeNear(want endpoint.Endpoint) uint16 {
 	free := func(p int) bool {
 		if p < 1024 || p > 65535 {
 			return false
 		}
+		i, k := takenKey(want.Proto, uint16(p))
+		if t.busy[i][p/64]&(1<<(p%64)) == 0 {
+			return true
+		}
 		cand := want
 		cand.Port = uint16(p)
-		for _, e := range t[takenKey{want.Proto, uint16(p)}] {
+		for _, e := range t.at[k] {
 			if endpoint.Overlap(cand, e) {
 				return false
 			}
@@ -345,10 +359,11 @@ func (t taken) freeNear(want endpoint.Endpoint) uint16 {
 		return true
 	}
 	for d := 1; d <= marginRead; d++ {
-		for _, p := range []int{int(want.Port) + d, int(want.Port) - d} {
-			if free(p) {
-				return uint16(p)
-			}
+		if p := int(want.Port) + d; free(p) {
+			return uint16(p)
+		}
+		if p := int(want.Port) - d; free(p) {
+			return uint16(p)
 		}
 	}
 	return 0

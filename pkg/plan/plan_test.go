@@ -188,3 +188,40 @@ func TestUnknownHolderSaysHowToFindIt(t *testing.T) {
 		t.Errorf("%s", r.Text())
 	}
 }
+
+func TestFreeNearKeepsToUnprivilegedPortsAndItsProtocol(t *testing.T) {
+	tcp := func(port uint16) endpoint.Endpoint { return endpoint.Endpoint{Proto: endpoint.TCP, Port: port} }
+	udp := func(port uint16) endpoint.Endpoint { return endpoint.Endpoint{Proto: endpoint.UDP, Port: port} }
+	socks := func(es ...endpoint.Endpoint) []host.Socket {
+		var s []host.Socket
+		for _, e := range es {
+			s = append(s, host.Socket{Endpoint: e})
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		socks []host.Socket
+		want  endpoint.Endpoint
+		free  uint16
+	}{
+		{"a udp socket leaves the tcp port free", socks(udp(8081)), tcp(8080), 8081},
+		{"above first, then below", socks(tcp(8081)), tcp(8080), 8079},
+		{"never below 1024", socks(tcp(1025)), tcp(1024), 1026},
+		{"never above 65535", socks(tcp(65534)), tcp(65535), 65533},
+		{"another address does not block", socks(endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8081}),
+			endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.2"), Port: 8080}, 8081},
+	}
+	for _, c := range cases {
+		if got := newTaken(c.socks, manifest.Manifest{}).freeNear(c.want); got != c.free {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.free)
+		}
+	}
+	var all []host.Socket
+	for p := 20000 - marginRead; p <= 20000+marginRead; p++ {
+		all = append(all, host.Socket{Endpoint: tcp(uint16(p))})
+	}
+	if got := newTaken(all, manifest.Manifest{}).freeNear(tcp(20000)); got != 0 {
+		t.Errorf("every port within the margin is taken, yet %d was offered", got)
+	}
+}
