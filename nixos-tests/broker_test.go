@@ -429,24 +429,7 @@ func TestStaleClaimsAreGivenBack(t *testing.T) {
 	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, "pc-drop.service") != "inactive" {
 		t.Fatalf("resolve: exit %d\n%s", code, out)
 	}
-	without := map[string][]string{}
-	for u, users := range yieldTo {
-		if u != "pc-drop.service" {
-			without[u] = users
-		}
-	}
-	smaller, err := fixture.Render(ctx, without)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.Switch(ctx, m, installed, smaller); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fixture.Switch(context.Background(), m, smaller, installed); err != nil {
-			t.Error(err)
-		}
-	})
+	switchToPolicyWithout(t, ctx, "pc-drop.service")
 	if s := isActive(ctx, "pc-drop.service"); s != "active" {
 		t.Errorf("after the switch dropped pc-drop.service from the policy it is %s", s)
 	}
@@ -470,4 +453,29 @@ func TestStaleClaimsAreGivenBack(t *testing.T) {
 	if _, ok := readClaimIn(t, ctx, claimsDir+"/carol", "pc-gone.service"); ok {
 		t.Error("the claim of a removed user stayed")
 	}
+}
+
+// switchToPolicyWithout switches the machine, as nixos-rebuild would, to
+// the configuration rendered without unit in any user's yield list, and
+// back when the test ends.
+func switchToPolicyWithout(t *testing.T, ctx context.Context, unit string) {
+	t.Helper()
+	without := map[string][]string{}
+	for u, users := range yieldTo {
+		if u != unit {
+			without[u] = users
+		}
+	}
+	smaller, err := fixture.Render(ctx, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Switch(ctx, m, installed, smaller); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fixture.Switch(context.Background(), m, smaller, installed); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portclaim/portclaim/nixos-tests/fixture"
 )
 
 // ask sends a raw request to the broker as user and returns its answer.
@@ -242,24 +240,7 @@ func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
 		sleep 0.5
 		printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-b 2>&1 &
 		sleep 0.5`, yieldRequest("pc-r2slow.service", 7261), yieldRequest("pc-r2pol.service", 7262)))
-	without := map[string][]string{}
-	for u, users := range yieldTo {
-		if u != "pc-r2pol.service" {
-			without[u] = users
-		}
-	}
-	smaller, err := fixture.Render(ctx, without)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.Switch(ctx, m, installed, smaller); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fixture.Switch(context.Background(), m, smaller, installed); err != nil {
-			t.Error(err)
-		}
-	})
+	switchToPolicyWithout(t, ctx, "pc-r2pol.service")
 	waitFor(t, ctx, "root", "grep -q version /tmp/r2-b")
 	b := must(t, ctx, "root", "cat", "/tmp/r2-b")
 	contains(t, "the waiting request's answer", b, "pc-r2pol.service")

@@ -2,10 +2,11 @@ package moduleeval
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portclaim/portclaim/nixos-tests/golden"
 )
 
 // TestOptionsDoc: docs/options.md is what nix/docs.nix renders from the
@@ -18,19 +19,7 @@ func TestOptionsDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(RepoRoot(), "docs", "options.md")
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("docs/options.md is stale: go test ./nixos-tests/moduleeval -run TestOptionsDoc -update")
-	}
+	golden.Check(t, path, got)
 	for _, name := range []string{
 		"services.portclaim.enable", "services.portclaim.yield", "services.portclaim.claimsDir",
 		"services.portclaim.metrics.textfileDirectory", "services.portclaim.strict",

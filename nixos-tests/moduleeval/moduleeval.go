@@ -11,22 +11,18 @@
 package moduleeval
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
+
+	"github.com/portclaim/portclaim/nixos-tests/nixeval"
 )
 
 // RepoRoot is the repository's top directory.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+func RepoRoot() string { return nixeval.RepoRoot() }
 
 // Sources returns the home-manager source tree and the directory holding
 // nixpkgs' lib/, or why they cannot be had.
@@ -65,29 +61,15 @@ func Eval(ctx context.Context, expr string, out any) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", "-E", full)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Env = append(os.Environ(), "NIX_PATH=")
-	data, err := cmd.Output()
+	data, err := nixeval.Eval(ctx, full)
 	if err != nil {
-		return &Error{Stderr: stderr.String(), Err: err}
+		return err
 	}
 	return json.Unmarshal(data, out)
 }
 
 // Error is a failed evaluation; Stderr holds Nix's message.
-type Error struct {
-	Stderr string
-	Err    error
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("nix-instantiate: %v\n%s", e.Err, strings.TrimSpace(e.Stderr))
-}
+type Error = nixeval.Error
 
 // NixString quotes s as a Nix string literal.
-func NixString(s string) string {
-	b, _ := json.Marshal(s) // JSON escapes are Nix escapes, but for "${"
-	return string(bytes.ReplaceAll(b, []byte("${"), []byte(`\${`)))
-}
+func NixString(s string) string { return nixeval.NixString(s) }

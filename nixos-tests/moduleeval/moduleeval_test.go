@@ -3,16 +3,15 @@ package moduleeval
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/portclaim/portclaim/nixos-tests/golden"
+)
 
 func need(t *testing.T) {
 	t.Helper()
@@ -157,31 +156,13 @@ func render(r nixosResult) string {
 	return b.String()
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("differs from %s (go test -update to accept):\n%s", path, got)
-	}
-}
-
 // TestReadmeExampleGolden pins what the README's example installs on the
 // system and renders for alice, evaluated by NixOS's and home-manager's
 // module systems.
 func TestReadmeExampleGolden(t *testing.T) {
 	need(t)
 	r := mustNixOS(t, readmeSystem)
-	golden(t, "readme.golden", render(r))
+	golden.Check(t, filepath.Join("testdata", "readme.golden"), render(r))
 	if len(r.Checks.Warnings) != 0 || len(r.Checks.FailedAssertions) != 0 {
 		t.Errorf("the README's example warns: %q %q", r.Checks.Warnings, r.Checks.FailedAssertions)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // RepoRoot is the repository's top directory (where module.nix is).
@@ -50,9 +51,20 @@ func Eval(ctx context.Context, expr string) ([]byte, error) {
 	cmd.Env = append(os.Environ(), "NIX_PATH=")
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("nix-instantiate: %v\n%s", err, stderr.String())
+		return nil, &Error{Stderr: stderr.String(), Err: err}
 	}
 	return out, nil
+}
+
+// Error is a failed evaluation; Stderr holds Nix's message (a test of a
+// module's error reads it).
+type Error struct {
+	Stderr string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("nix-instantiate: %v\n%s", e.Err, strings.TrimSpace(e.Stderr))
 }
 
 // Parse checks that file parses (nix-instantiate --parse).
@@ -64,8 +76,8 @@ func Parse(ctx context.Context, file string) error {
 	return nil
 }
 
-// nixString quotes s as a Nix string literal.
-func nixString(s string) string {
+// NixString quotes s as a Nix string literal.
+func NixString(s string) string {
 	b, _ := json.Marshal(s) // JSON escapes are valid Nix escapes, but for "${"
 	return string(bytes.ReplaceAll(b, []byte("${"), []byte(`\${`)))
 }
@@ -104,12 +116,12 @@ func SystemFiles(ctx context.Context, a SystemFilesArgs) (map[string]SystemFile,
 	if err != nil {
 		return nil, err
 	}
-	args := fmt.Sprintf("portclaim = %s; yield = builtins.fromJSON %s;", nixString(a.Portclaim), nixString(string(y)))
+	args := fmt.Sprintf("portclaim = %s; yield = builtins.fromJSON %s;", NixString(a.Portclaim), NixString(string(y)))
 	if a.ClaimsDir != "" {
-		args += " claimsDir = " + nixString(a.ClaimsDir) + ";"
+		args += " claimsDir = " + NixString(a.ClaimsDir) + ";"
 	}
 	if a.TextfileDirectory != "" {
-		args += " textfileDirectory = " + nixString(a.TextfileDirectory) + ";"
+		args += " textfileDirectory = " + NixString(a.TextfileDirectory) + ";"
 	}
 	var raw map[string]json.RawMessage
 	if err := Lib(ctx, "pc.systemFiles { "+args+" }", &raw); err != nil {

@@ -3,7 +3,6 @@ package nixeval
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/manifest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func need(t *testing.T) {
 	t.Helper()
@@ -63,7 +60,7 @@ func TestPortSpecs(t *testing.T) {
 		"5000:5000/sctp":        `[]`,
 	}
 	for spec, want := range cases {
-		out, err := Eval(context.Background(), fmt.Sprintf("(import %s).lib.parsePortSpec %s", filepath.Join(RepoRoot(), "module.nix"), nixString(spec)))
+		out, err := Eval(context.Background(), fmt.Sprintf("(import %s).lib.parsePortSpec %s", filepath.Join(RepoRoot(), "module.nix"), NixString(spec)))
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)
 		}
@@ -97,7 +94,7 @@ func TestPortSpecs(t *testing.T) {
 			t.Errorf("Go ParsePodmanPort %q accepted what Nix refuses", bad)
 		}
 		var out any
-		if err := Lib(context.Background(), "pc.parsePortSpec "+nixString(bad), &out); err == nil {
+		if err := Lib(context.Background(), "pc.parsePortSpec "+NixString(bad), &out); err == nil {
 			t.Errorf("parsePortSpec %q accepted: %v", bad, out)
 		}
 	}

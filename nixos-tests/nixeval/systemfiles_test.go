@@ -2,12 +2,12 @@ package nixeval
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/portclaim/portclaim/nixos-tests/golden"
 	"github.com/portclaim/portclaim/pkg/policy"
 )
 
@@ -32,23 +32,6 @@ func renderFiles(files map[string]SystemFile) string {
 	return b.String()
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("differs from %s (go test -update to accept):\n%s", path, got)
-	}
-}
-
 // TestSystemFilesGolden pins every file the NixOS module installs for the
 // README's example policy plus a second user and a socket.
 func TestSystemFilesGolden(t *testing.T) {
@@ -64,7 +47,7 @@ func TestSystemFilesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "systemfiles.golden", renderFiles(files))
+	golden.Check(t, filepath.Join("testdata", "systemfiles.golden"), renderFiles(files))
 }
 
 // TestSystemFilesContract checks what the broker, reconcile and the
