@@ -51,7 +51,7 @@
           # The hash of `go mod vendor` for go.sum. After changing go.mod or
           # go.sum: go mod vendor -o /tmp/v && nix hash path /tmp/v
           # (README "Updating"); nixos-tests/nixeval checks it in CI.
-          vendorHash = "sha256-VNZND4aZw2O0fbujgujEt5cCOxuT3CSkpvqvNR7XZ0E=";
+          vendorHash = "sha256-eYzdteu6+CuUlvA8hw6C90Ifls/U9dfJ+qcv49fv/wk=";
           subPackages = [ "cmd/portclaim" ];
           env.CGO_ENABLED = 0;
           ldflags = [

@@ -11,6 +11,8 @@
 // With -compare REV it also builds portclaim at that git revision and
 // times it beside this tree's, on the same machine state, in the same run:
 // the ratios say what a change cost, whatever the machine's noise.
+// -sizes 2 -runs 200 measures a small change quickly (the baseline at
+// N = 500 alone takes minutes).
 //
 // Benchmarks are not tests: nothing here passes or fails on a time.
 package main
@@ -24,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,14 +46,26 @@ const (
 func main() {
 	runs := flag.Int("runs", 30, "measured runs of portclaim per configuration")
 	compare := flag.String("compare", "", "a git revision whose portclaim to time beside this tree's")
+	sizesFlag := flag.String("sizes", "2,50,500", "the numbers of mapped services to time, comma-separated (500 takes minutes: the baseline is slow)")
 	flag.Parse()
-	if err := run(*runs, *compare); err != nil {
+	var sizes []int
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1000 {
+			fmt.Fprintf(os.Stderr, "bench: -sizes: %q is not a number of services from 1 to 1000\n", f)
+			os.Exit(2)
+		}
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes) // each size adds units to the last one's
+	sizes = slices.Compact(sizes)
+	if err := run(*runs, *compare, sizes); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs int, compare string) error {
+func run(runs int, compare string, sizes []int) error {
 	if err := machine.Prereqs(); err != nil {
 		return err
 	}
@@ -106,7 +121,7 @@ func run(runs int, compare string) error {
 		fmt.Printf("|---|---|---|---|---|---|---|\n")
 	}
 	installed := 0
-	for _, n := range []int{2, 50, 500} {
+	for _, n := range sizes {
 		var names []string
 		for i := installed; i < n; i++ {
 			name := fmt.Sprintf("pc-bench-%d.service", i)
