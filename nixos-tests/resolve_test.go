@@ -595,8 +595,23 @@ func TestFleetMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-rf", "/home/alice/.config/portclaim") })
-	must(t, ctx, "root", "mkdir", "-p", "/var/lib/node-exporter")
-	must(t, ctx, "root", "portclaim", "status", "--format", "prometheus", "--output", "/var/lib/node-exporter/portclaim.prom")
+	// The metrics service as the NixOS module renders it, hardening and
+	// all: what it may read decides what the fleet sees.
+	withMetrics, err := fixture.RenderWithMetrics(ctx, yieldTo, "/var/lib/node-exporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Switch(ctx, m, installed, withMetrics); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fixture.Switch(context.Background(), m, withMetrics, installed); err != nil {
+			t.Error(err)
+		}
+	})
+	if res := m.Run(ctx, "root", "systemctl", "start", "portclaim-metrics.service"); res.ExitCode != 0 {
+		t.Fatalf("%s\n%s", res, m.Run(ctx, "root", "journalctl", "-b", "-u", "portclaim-metrics.service", "--no-pager").Stdout)
+	}
 	data, err := os.ReadFile(filepath.Join(m.Root(), "var/lib/node-exporter/portclaim.prom"))
 	if err != nil {
 		t.Fatal(err)
@@ -616,7 +631,15 @@ func TestFleetMetrics(t *testing.T) {
 			found = true
 		}
 	}
-	if !found || fams["portclaim_broker_listening"].GetMetric()[0].GetGauge().GetValue() != 1 {
-		t.Errorf("alice's conflict on 7250, or the broker, missing from:\n%s", data)
+	checked := false
+	for _, mt := range fams["portclaim_checked"].GetMetric() {
+		for _, l := range mt.Label {
+			if l.GetName() == "user" && l.GetValue() == "alice" && mt.GetGauge().GetValue() == 1 {
+				checked = true
+			}
+		}
+	}
+	if !found || !checked || fams["portclaim_broker_listening"].GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Errorf("alice checked, her conflict on 7250, or the broker, missing from what portclaim-metrics.service wrote:\n%s", data)
 	}
 }
