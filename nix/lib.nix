@@ -812,14 +812,26 @@ rec {
         held = unit: p: !(bindings ? ${unit}) || builtins.any (overlaps p) bindings.${unit};
         colliding = unit: builtins.filter (held unit) svc.ports;
         show = p: "${toString p.port}/${p.protocol or "tcp"}" + (if (p.address or "") == "" then "" else " on ${p.address}");
-        base = unit: builtins.head (builtins.match "(.*)\\.[^.]*" unit);
+        # Only an option known to exist: the known-services table's
+        # NixOS module that runs the unit (a name guessed from the unit
+        # could name an option that does not exist).
+        modules =
+          unit:
+          map (k: knownServices.${k}.nixosModule) (
+            builtins.filter (
+              k: knownServices.${k} ? nixosModule && builtins.elem unit knownServices.${k}.systemUnits
+            ) (sortedNames knownServices)
+          );
+        turnOff =
+          unit:
+          if modules unit == [ ] then "" else " or turn it off: ${builtins.head (modules unit)}.enable = false;";
       in
       map (
         unit:
         "portclaim: ${user}'s ${builtins.concatStringsSep ", " svc.userUnits} claims ${
           builtins.concatStringsSep ", " (map show (colliding unit))
-        }, but the system enables ${unit}, which holds it. Let it yield: services.portclaim.yield.\"${unit}\".users = [ \"${user}\" ]; "
-        + "or turn it off: services.${base unit}.enable = false;"
+        }, but the system enables ${unit}, which holds it. Let it yield: services.portclaim.yield.\"${unit}\".users = [ \"${user}\" ];"
+        + turnOff unit
       ) (
         builtins.filter (
           unit: builtins.elem unit enabledUnits && !(builtins.elem user (yield.${unit} or [ ])) && colliding unit != [ ]

@@ -50,8 +50,9 @@ func TestCollisionsAreRealBindOverlaps(t *testing.T) {
 			for _, w := range r.Checks.Warnings {
 				if strings.Contains(w, "the system enables ollama.service") {
 					warned = true
-					if !strings.HasPrefix(w, "alice profile: portclaim: ") || !strings.Contains(w, `services.portclaim.yield."ollama.service".users = [ "alice" ];`) {
-						t.Errorf("warning %q does not name alice and the fix", w)
+					if !strings.HasPrefix(w, "alice profile: portclaim: ") || !strings.Contains(w, `services.portclaim.yield."ollama.service".users = [ "alice" ];`) ||
+						!strings.HasSuffix(w, "or turn it off: services.ollama.enable = false;") {
+						t.Errorf("warning %q does not name alice and the fixes", w)
 					}
 				}
 			}
@@ -59,6 +60,28 @@ func TestCollisionsAreRealBindOverlaps(t *testing.T) {
 				t.Errorf("ports %s with the system's ollama (%s): warned = %v, want %v; warnings %q", c.ports, c.system, warned, c.warns, r.Checks.Warnings)
 			}
 		})
+	}
+}
+
+// A unit the known-services table does not know gets no "turn it off"
+// line: services.<its name>.enable may not exist.
+func TestCollisionNamesOnlyOptionsThatExist(t *testing.T) {
+	need(t)
+	r := mustNixOS(t, fmt.Sprintf(`{
+  services.portclaim.enable = true;
+  systemd.services.webapp = { wantedBy = [ "multi-user.target" ]; serviceConfig.ExecStart = "/bin/true"; };
+  home-manager.users.alice = %s;
+}`, hmUser(`
+  services.portclaim.enable = true;
+  services.portclaim.services.webapp = { systemUnits = [ "webapp.service" ]; userUnits = [ "podman-webapp.service" ]; ports = [ { port = 8088; } ]; };`)))
+	var got []string
+	for _, w := range r.Checks.Warnings {
+		if strings.Contains(w, "the system enables webapp.service") {
+			got = append(got, w)
+		}
+	}
+	if len(got) != 1 || !strings.HasSuffix(got[0], `services.portclaim.yield."webapp.service".users = [ "alice" ];`) {
+		t.Errorf("want one warning ending with the yield line and no guessed option; warnings %q", r.Checks.Warnings)
 	}
 }
 
