@@ -94,8 +94,6 @@ rec {
     else
       null;
 
-  isUnitName = name: builtins.isString name && unitNameProblem name == null;
-
   # What may yield (services.portclaim.yield keys, policy units): a unit
   # name of type service or socket.
   claimableUnitProblem =
@@ -129,8 +127,6 @@ rec {
     else
       null;
 
-  isUserName = name: builtins.isString name && userNameProblem name == null;
-
   # pkg/policy's claimsDir: absolute and clean (filepath.Clean leaves it
   # as it is). Stricter than Go in two ways that keep the unit files
   # sound: "/" is refused (claims would land in /<user>/), and so are
@@ -152,8 +148,6 @@ rec {
       "has a character unit files and tmpfiles.d would read specially (use A-Z a-z 0-9 / . _ + , = @ : -)"
     else
       null;
-
-  isClaimsDir = dir: builtins.isString dir && claimsDirProblem dir == null;
 
   # Throws with the name and the problem, for the functions below that
   # take names from a caller that did not go through the option types.
@@ -839,5 +833,5 @@ rec {
       )
     ) (sortedNames services);
 
-  inherit hasSuffix sortUnique;
+  inherit sortUnique;
 }

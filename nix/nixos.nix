@@ -174,15 +174,6 @@ in
         five minutes, at boot and after every switch. `null` turns it off.
       '';
     };
-
-    systemFiles = lib.mkOption {
-      type = lib.types.attrsOf lib.types.unspecified;
-      readOnly = true;
-      internal = true;
-      default = files;
-      defaultText = lib.literalMD "`lib.systemFiles` for this configuration";
-      description = "Every file this module installs, by absolute path (lib.systemFiles).";
-    };
   };
 
   config = lib.mkMerge [

@@ -31,7 +31,6 @@ var yieldTo = map[string][]string{
 	"pc-ask.service":      {"alice"},
 	"pc-twice.service":    {"alice"},
 	"pc-crash.service":    {"alice"},
-	"pc-relcrash.service": {"alice"},
 	"pc-client.service":   {"alice"},
 	"pc-hang.service":     {"alice"},
 	"pc-sock.service":     {"alice"},

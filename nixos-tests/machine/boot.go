@@ -286,8 +286,6 @@ func findInit(nspawnPID int) (int, error) {
 	return 0, fmt.Errorf("no systemd child of nspawn (PID %d) yet; children: %q", nspawnPID, strings.TrimSpace(string(data)))
 }
 
-// --- running commands ------------------------------------------------------
-
 // Reboot powers the machine off and boots the same rootfs again, waiting
 // until it is ready as Boot does.
 func (m *Machine) Reboot(ctx context.Context) error {
@@ -348,8 +346,6 @@ func (m *Machine) consoleTail() string {
 	}
 	return tailLines(strings.ReplaceAll(string(data), "\r", ""), 40)
 }
-
-// --- small helpers ---------------------------------------------------------
 
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

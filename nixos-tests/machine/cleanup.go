@@ -135,5 +135,3 @@ func unescapeMountinfo(s string) string {
 	}
 	return b.String()
 }
-
-// --- logging ---------------------------------------------------------------

@@ -44,8 +44,6 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
-// --- prerequisites ---------------------------------------------------------
-
 // Run runs args inside the machine as user ("" or "root" for root) and
 // waits for it. Root gets only PATH in its environment; other users get
 // setpriv --reset-env's (HOME, USER, LOGNAME, SHELL, PATH). XDG_RUNTIME_DIR
@@ -201,5 +199,3 @@ func describe(user string, env, args []string) string {
 	}
 	return strings.Join(parts, " ")
 }
-
-// --- files -----------------------------------------------------------------

@@ -160,8 +160,6 @@ func mkdirAllOwned(base, dir string, uid, gid int) error {
 	return nil
 }
 
-// --- lifecycle -------------------------------------------------------------
-
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

@@ -97,8 +97,6 @@ func Prereqs() error {
 	return fmt.Errorf("machine: prerequisites missing: %s", strings.Join(missing, "; "))
 }
 
-// --- rootfs cache ----------------------------------------------------------
-
 // Name returns the machine (and guest host) name.
 func (m *Machine) Name() string { return m.name }
 

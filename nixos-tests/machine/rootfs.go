@@ -138,8 +138,6 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	}
 }
 
-// --- boot ------------------------------------------------------------------
-
 // prepareRootfs extracts the tarball and does the per-machine setup that
 // must happen before boot: identity, users and alice's linger flag.
 func (m *Machine) prepareRootfs(ctx context.Context, tarPath string) error {

@@ -260,6 +260,9 @@ in {
 	if len(r.HMDecls) != 1 || !strings.HasSuffix(r.HMDecls[0], "/nix/home-manager.nix") {
 		t.Errorf("home-manager's services.portclaim.enable declared in %q, want once, in nix/home-manager.nix", r.HMDecls)
 	}
+	if !r.Enabled {
+		t.Error("imported twice, the module no longer takes services.portclaim.enable = true")
+	}
 }
 
 // Issue 8: duplicate users render once; yieldKnownServices grants each

@@ -213,7 +213,8 @@ let
     };
   };
 
-  # types.package plus NixOS's `apply = map getLib` of tmpfiles.packages.
+  # types.package as NixOS declares tmpfiles.packages (its `apply = map
+  # getLib` is left out: the stub packages have no lib output to pick).
   packages =
     description:
     mkOption {
