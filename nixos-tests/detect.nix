@@ -1,10 +1,8 @@
 # NixOS VM test (needs KVM): detection on a NixOS machine. Every subtest
 # names the Go end-to-end test that proves the same on systemd-nspawn
 # machines; TestNixScenariosMatch keeps the two lists in step.
-#
-# The file is a function (the flake's checks call it with pkgs) that also
-# carries its nodes and testScript, so that CI without Nix can render the
-# script against evaluated nodes and compile it (nixos-tests/moduleeval).
+# Its shape (a function that also carries nodes and testScript) is
+# vm/test.nix's.
 let
   nodesFor =
     { home-manager, portclaimModules }:
@@ -72,18 +70,4 @@ let
           assert not any(s == "free" for (s, _) in check())
     '';
 in
-{
-  inherit nodesFor testScript;
-  __functor =
-    _:
-    {
-      pkgs,
-      home-manager,
-      portclaimModules,
-    }:
-    pkgs.testers.runNixOSTest {
-      name = "portclaim-detect";
-      nodes = nodesFor { inherit home-manager portclaimModules; };
-      inherit testScript;
-    };
-}
+import ./vm/test.nix "detect" nodesFor testScript

@@ -3,10 +3,8 @@
 # names the Go end-to-end test that proves the same on systemd-nspawn
 # machines (nixos-tests/*_test.go); TestNixScenariosMatch keeps the two
 # lists in step.
-#
-# The file is a function (the flake's checks call it with pkgs) that also
-# carries its nodes and testScript, so that CI without Nix can render the
-# script against evaluated nodes and compile it (nixos-tests/moduleeval).
+# Its shape (a function that also carries nodes and testScript) is
+# vm/test.nix's.
 let
   aliceClaims = {
     ollama = {
@@ -138,8 +136,9 @@ let
           machine.fail("test -e /var/lib/portclaim/claims/alice/qdrant.service")
           assert any('services.portclaim.yield."qdrant.service".users = [ "alice" ];' in w for w in warnings), warnings
 
-      with subtest("TestStatusShowsClaimsAndHolders"):
+      with subtest("TestFleetMetrics"):
           machine.wait_until_succeeds("test -s ${textfiles}/portclaim.prom")
+          machine.succeed("grep -q '^portclaim_checked{user=\"alice\"} 1$' ${textfiles}/portclaim.prom")
           machine.succeed("systemctl is-active portclaim-metrics.timer")
 
       with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: release"):
@@ -162,18 +161,4 @@ let
           machine.wait_until_succeeds("systemctl is-active ollama.service")
     '';
 in
-{
-  inherit nodesFor testScript;
-  __functor =
-    _:
-    {
-      pkgs,
-      home-manager,
-      portclaimModules,
-    }:
-    pkgs.testers.runNixOSTest {
-      name = "portclaim-resolve";
-      nodes = nodesFor { inherit home-manager portclaimModules; };
-      inherit testScript;
-    };
-}
+import ./vm/test.nix "resolve" nodesFor testScript
