@@ -142,14 +142,13 @@ func remedy(in Input, f conflict.Finding) Remedy {
 	port := f.Want.PortProto()
 	switch f.Kind {
 	case conflict.Resolvable, conflict.Latent:
-		r := yieldRemedy(in, f)
 		switch in.Manifest.Strategy {
 		case manifest.DisableUser:
 			return userOff(in, f)
 		case manifest.Report:
-			r.Says = "strategy report: nothing is changed. " + r.Says
+			return reportOnly(in, f)
 		}
-		return r
+		return yieldRemedy(in, f)
 	case conflict.SystemOther:
 		r := Remedy{Who: ByRoot, Says: fmt.Sprintf("%s holds %s, and %s does not name it, so portclaim leaves it alone: as root, stop it (until the next boot)",
 			f.Unit, port, f.Service), Commands: []string{"sudo systemctl stop " + f.Unit}}
@@ -189,40 +188,91 @@ func yieldRemedy(in Input, f conflict.Finding) Remedy {
 		return Remedy{Who: ByResolve, Says: fmt.Sprintf("`portclaim resolve --user %s` %s", in.User, doing),
 			Commands: []string{"portclaim resolve --user " + in.User}}
 	}
+	missing := notAllowed(in, group)
+	switch {
+	case len(missing) == 0 && in.Broker:
+		return Remedy{Who: ByResolve, Says: "`portclaim resolve` " + doing + " (the system policy lets it)", Commands: []string{"portclaim resolve"}}
+	case len(missing) == 0:
+		return Remedy{Who: ByAdmin, Says: noBroker(in, what) + "; until then root can do it now",
+			NixOS: []string{"services.portclaim.enable = true;"}, Commands: []string{rootCmd}}
+	}
+	r := Remedy{Who: ByAdmin}
+	r.Says, r.NixOS = letYield(in, f, missing)
+	and := " and "
+	if f.Kind == conflict.Latent {
+		and = ", and "
+	}
+	r.Says = holds(f, what) + and + r.Says + "; or as root, now"
+	r.Commands = []string{rootCmd}
+	return r
+}
+
+// reportOnly is strategy report's remedy: portclaim changes nothing, and
+// resolve asks for no yield (as root neither), so the way out is the
+// user's strategy; where the system side does not let the unit yield
+// yet, the administrator's lines come with it.
+func reportOnly(in Input, f conflict.Finding) Remedy {
+	group := Group(in.System, f.SystemUnit)
+	what := strings.Join(group, " and ")
+	r := Remedy{Who: ByYou, Home: []string{`services.portclaim.strategy = "disable-system";`},
+		Says: fmt.Sprintf("strategy report: portclaim changes nothing. %s; for `portclaim resolve` to make it yield, set the strategy in home.nix", holds(f, what))}
+	if in.Root {
+		return r // root's authority needs no policy
+	}
+	if missing := notAllowed(in, group); len(missing) > 0 {
+		says, nixos := letYield(in, f, missing)
+		r.Says += ", and " + says
+		r.NixOS = nixos
+	} else if !in.Broker {
+		r.Says += ", and " + noBroker(in, what)
+		r.NixOS = []string{"services.portclaim.enable = true;"}
+	}
+	return r
+}
+
+// holds says what holds the port, or for latent, takes it at boot.
+func holds(f conflict.Finding, what string) string {
+	if f.Kind == conflict.Latent {
+		return fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start", what, f.Want.PortProto())
+	}
+	return fmt.Sprintf("%s holds %s", what, f.Want.PortProto())
+}
+
+// notAllowed lists the units of group the policy does not let yield to
+// the user.
+func notAllowed(in Input, group []string) []string {
 	var missing []string
 	for _, u := range group {
 		if in.Policy == nil || !in.Policy.Allows(in.User, u) {
 			missing = append(missing, u)
 		}
 	}
-	switch {
-	case len(missing) == 0 && in.Broker:
-		return Remedy{Who: ByResolve, Says: "`portclaim resolve` " + doing + " (the system policy lets it)", Commands: []string{"portclaim resolve"}}
-	case len(missing) == 0:
-		return Remedy{Who: ByAdmin,
-			Says: fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix; until then root can do it now",
-				what, "/run/portclaim/broker.sock"),
-			NixOS: []string{"services.portclaim.enable = true;"}, Commands: []string{rootCmd}}
-	}
-	holds := fmt.Sprintf("%s holds %s", what, f.Want.PortProto())
-	if f.Kind == conflict.Latent {
-		holds = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start,", what, f.Want.PortProto())
-	}
-	r := Remedy{Who: ByAdmin}
+	return missing
+}
+
+// noBroker says the policy allows the yield but the broker is missing.
+func noBroker(in Input, what string) string {
+	return fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix",
+		what, "/run/portclaim/broker.sock")
+}
+
+// letYield is the administrator's part where the policy does not let
+// missing yield: what to do in configuration.nix, and its lines.
+func letYield(in Input, f conflict.Finding, missing []string) (string, []string) {
+	var says string
+	var nixos []string
 	if in.Policy == nil {
-		r.Says = fmt.Sprintf("%s and no system policy lets it yield to you (%s): in configuration.nix, enable portclaim and let it yield", holds, in.PolicyProblem)
-		r.NixOS = []string{"services.portclaim.enable = true;"}
+		says = fmt.Sprintf("no system policy lets it yield to you (%s): in configuration.nix, enable portclaim and let it yield", in.PolicyProblem)
+		nixos = []string{"services.portclaim.enable = true;"}
 	} else {
-		r.Says = fmt.Sprintf("%s and the system policy does not let %s yield to you: in configuration.nix, let it yield", holds, strings.Join(missing, " and "))
+		says = fmt.Sprintf("the system policy does not let %s yield to you: in configuration.nix, let it yield", strings.Join(missing, " and "))
 	}
-	r.NixOS = append(r.NixOS, in.Policy.YieldLine(in.User, missing...))
+	nixos = append(nixos, in.Policy.YieldLine(in.User, missing...))
 	if off := nixosOff(f.SystemUnit); off != "" {
-		r.Says += ", or turn the system service off for good"
-		r.NixOS = append(r.NixOS, off)
+		says += ", or turn the system service off for good"
+		nixos = append(nixos, off)
 	}
-	r.Says += "; or as root, now"
-	r.Commands = []string{rootCmd}
-	return r
+	return says, nixos
 }
 
 // nixosOff is the configuration.nix line that turns a system unit off,

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -157,10 +158,54 @@ func TestStrategies(t *testing.T) {
 	if r := p.Items[0].Remedy; r.Who != ByYou || !strings.Contains(r.Says, "remove services.podman.containers.local-ai-ollama from home.nix") || len(p.Yields) != 0 {
 		t.Errorf("disable-user: %s, yields %v", r.Text(), p.Yields)
 	}
-	in.Manifest.Strategy = manifest.Report
-	p = Make(in)
-	if r := p.Items[0].Remedy; !strings.HasPrefix(r.Says, "strategy report: nothing is changed") || len(p.Yields) != 0 {
-		t.Errorf("report: %s, yields %v", r.Text(), p.Yields)
+}
+
+// TestStrategyReportAsksNoResolve: under strategy report resolve acts on
+// nothing (as root neither), so the remedy is the user's strategy line,
+// never a resolve command; the administrator's lines come with it where
+// the system side does not let the unit yield yet.
+func TestStrategyReportAsksNoResolve(t *testing.T) {
+	const switchStrategy = `services.portclaim.strategy = "disable-system";`
+	const says = "strategy report: portclaim changes nothing. ollama.service holds 11434/tcp; for `portclaim resolve` to make it yield, set the strategy in home.nix"
+	const move = "or move podman-local-ai-ollama.service to port 11435, which is free, in home.nix"
+	const moveLine = `services.podman.containers.local-ai-ollama.ports = [ "8080:80" "11435:11434" ];`
+	report := func(in Input) Input {
+		in.Manifest.Strategy = manifest.Report
+		return in
+	}
+	noPolicy := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	noPolicy.Policy, noPolicy.PolicyProblem = nil, "no portclaim policy is installed"
+	noBroker := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	noBroker.Broker = false
+	asRoot := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	asRoot.Policy, asRoot.Root = nil, true
+	cases := []struct {
+		name string
+		in   Input
+		want Remedy
+	}{
+		{"allowed, broker there", report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))),
+			Remedy{Who: ByYou, Says: says, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"no policy", noPolicy,
+			Remedy{Who: ByYou, Says: says + ", and no system policy lets it yield to you (no portclaim policy is installed): in configuration.nix, enable portclaim and let it yield, or turn the system service off for good",
+				NixOS: []string{"services.portclaim.enable = true;", `services.portclaim.yield."ollama.service".users = [ "alice" ];`, "services.ollama.enable = false;"},
+				Home:  []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"no broker", noBroker,
+			Remedy{Who: ByYou, Says: says + ", and the system policy lets ollama.service yield to you, but portclaim's broker is not there (no /run/portclaim/broker.sock): enable portclaim's NixOS module in configuration.nix",
+				NixOS: []string{"services.portclaim.enable = true;"}, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"root for alice", asRoot,
+			Remedy{Who: ByYou, Says: says, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+	}
+	for _, c := range cases {
+		p := Make(c.in)
+		if got := p.Items[0].Remedy; !reflect.DeepEqual(got, c.want) || len(p.Yields) != 0 {
+			t.Errorf("%s:\n got %#v\nwant %#v\nyields %v", c.name, got, c.want, p.Yields)
+		}
+	}
+	latent := report(input(finding("mindsdb", 47334, conflict.Latent, "mindsdb.service")))
+	latent.Policy.Yield["mindsdb.service"] = []string{"alice"}
+	if r := Make(latent).Items[0].Remedy; r.Says != "strategy report: portclaim changes nothing. mindsdb.service is stopped but enabled, so it takes 47334/tcp at boot, before your user units start; for `portclaim resolve` to make it yield, set the strategy in home.nix" {
+		t.Errorf("latent: %q", r.Says)
 	}
 }
 
