@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -77,12 +76,9 @@ func (c *releaseCmd) Run(a *app) error {
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 	} else {
-		resp, err := broker.Call(ctx, a.places.BrokerSocket, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
-		if err != nil || resp.Release == nil {
-			if err == nil {
-				err = fmt.Errorf("the broker's answer has no result")
-			}
-			r.errorf("%v; nothing was changed", brokerError(err, a))
+		resp, err := a.askBroker(ctx, "release", broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
+		if err != nil {
+			r.errorf("%v; nothing was changed", err)
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 		res = *resp.Release

@@ -139,7 +139,10 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 			}
 			res, err = root.Yield(ctx, t.Name, t.UID, req)
 		} else {
-			res, err = a.askBroker(ctx, broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()})
+			var resp broker.Response
+			if resp, err = a.askBroker(ctx, "resolve", broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()}); err == nil {
+				res = *resp.Yield
+			}
 		}
 		if err != nil {
 			r.errorf("%s: %v; nothing was changed", what, err)
@@ -208,23 +211,21 @@ func dedupe(ss []string) []string {
 	return out
 }
 
-// askBroker sends a request to portclaim's broker.
-func (a *app) askBroker(ctx context.Context, req broker.Request) (yield.YieldResult, error) {
+// askBroker sends command's request (resolve's yield, release's
+// release) to portclaim's broker; the answer it returns carries the
+// result the request asked for.
+func (a *app) askBroker(ctx context.Context, command string, req broker.Request) (broker.Response, error) {
 	resp, err := broker.Call(ctx, a.places.BrokerSocket, req)
-	if err != nil {
-		return yield.YieldResult{}, brokerError(err, a)
-	}
-	if resp.Yield == nil {
-		return yield.YieldResult{}, fmt.Errorf("the broker's answer has no result")
-	}
-	return *resp.Yield, nil
-}
-
-func brokerError(err error, a *app) error {
 	if errors.Is(err, broker.ErrNoBroker) {
-		return fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim resolve --user NAME", err)
+		return resp, fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user NAME", err, command)
 	}
-	return err
+	if err != nil {
+		return resp, err
+	}
+	if req.Op == broker.OpYield && resp.Yield == nil || req.Op == broker.OpRelease && resp.Release == nil {
+		return resp, fmt.Errorf("the broker's answer has no result")
+	}
+	return resp, nil
 }
 
 // rootService is the root side, in this process (root mode).
