@@ -35,7 +35,7 @@ type actFlags struct {
 
 type resolveCmd struct {
 	actFlags
-	Yes bool `help:"Act without asking, even when the manifest says autoResolve = false."`
+	Yes bool `help:"Act without asking, even when the manifest says autoResolve = false, or as root for a user."`
 }
 
 // resolveDoc is resolve's JSON document.
@@ -104,12 +104,12 @@ func (c *resolveCmd) Run(a *app) error {
 func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m manifest.Manifest, v view, doc *resolveDoc) map[string]bool {
 	done := map[string]bool{}
 	var in *bufio.Reader
-	confirm := !m.AutoResolve && !c.Yes
-	if confirm && !a.stdinTTY {
-		r.warnf("autoResolve is off and there is no terminal to ask: reporting only; `portclaim resolve --yes` acts without asking, or set services.portclaim.autoResolve = true; in home.nix")
+	ask, cannot := c.consent(a, t, m)
+	if cannot != "" {
+		r.warnf("%s", cannot)
 		return done
 	}
-	if confirm {
+	if ask {
 		in = bufio.NewReader(a.stdin)
 	}
 	var root *yield.Service
@@ -164,6 +164,31 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		}
 	}
 	return done
+}
+
+// consent says whether to ask before each yield, and when there is no
+// terminal to ask on, why nothing is done. The user's manifest decides
+// for the user (autoResolve); root acting for a user asks unless --yes,
+// whatever that user's manifest says: the manifest names the units, and
+// it is the user's, not root's, word that they may stop. A dry run
+// changes nothing, so asks nothing.
+func (c *resolveCmd) consent(a *app, t target, m manifest.Manifest) (ask bool, cannot string) {
+	if c.Yes || c.DryRun {
+		return false, ""
+	}
+	switch {
+	case t.Root(a):
+		if !a.stdinTTY {
+			return false, fmt.Sprintf("root acts for %s only when asked on a terminal, and there is none: reporting only; `sudo portclaim resolve --user %s --yes` acts without asking", t.Name, t.Name)
+		}
+	case !m.AutoResolve:
+		if !a.stdinTTY {
+			return false, "autoResolve is off and there is no terminal to ask: reporting only; `portclaim resolve --yes` acts without asking, or set services.portclaim.autoResolve = true; in home.nix"
+		}
+	default:
+		return false, ""
+	}
+	return true, ""
 }
 
 // actorOf names who acts: the broker, or root itself.
