@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -248,8 +250,8 @@ func (a *app) lastRunOf(name string) (*lastrun.Record, string) {
 		path = filepath.Join(t.Home, ".local", "state", "portclaim", lastrun.File)
 		data, err = safeopen.UserFile(path, t.UID, lastrun.MaxSize)
 	}
-	if os.IsNotExist(err) || err != nil && strings.Contains(err.Error(), "no such file") {
-		return nil, ""
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "" // no run recorded yet
 	}
 	if err != nil {
 		return nil, err.Error()
