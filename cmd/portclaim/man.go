@@ -9,7 +9,6 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/lastrun"
 	"github.com/portclaim/portclaim/pkg/policy"
 )
@@ -31,7 +30,7 @@ type manEntry struct{ term, text string }
 // The paths come from the packages that use them where they are constants.
 var manFiles = []manEntry{
 	{policy.Path, "The system's yield policy, written by the NixOS module: which system units may yield to which users, and where claims live (claimsDir)."},
-	{broker.SocketPath, "The root broker's socket, opened by systemd's portclaim.socket. resolve and release ask the broker to stop and start system units for you."},
+	{policy.BrokerSocket, "The root broker's socket, opened by systemd's portclaim.socket. resolve and release ask the broker to stop and start system units for you."},
 	{policy.DefaultClaimsDir, "Claims, unless the policy's claimsDir says otherwise: claimsDir/USER/UNIT for each system unit that yields to USER. While it exists, the unit's start condition keeps the unit down, across reboots too."},
 	{"$XDG_CONFIG_HOME/portclaim/manifest.json", "Your claims, linked there by the home-manager module (default ~/.config/portclaim/manifest.json). Without it, the built-in map of known services stands in. --manifest names another."},
 	{"$XDG_STATE_HOME/portclaim/" + lastrun.File, "The outcome of your last resolve or release, which status shows (default ~/.local/state/portclaim/" + lastrun.File + ")."},

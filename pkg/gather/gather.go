@@ -42,13 +42,13 @@ type Places struct {
 	ProcRoot     string // /proc
 	SysRoot      string // /sys
 	PolicyPath   string // /etc/portclaim/policy.json
-	BrokerSocket string // /run/portclaim/broker.sock
+	BrokerSocket string // policy.BrokerSocket
 	TransientDir string // /run/systemd/transient
 }
 
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
-	BrokerSocket: "/run/portclaim/broker.sock", TransientDir: "/run/systemd/transient"}
+	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient"}
 
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {

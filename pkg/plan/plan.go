@@ -84,6 +84,7 @@ type Input struct {
 	Policy        *policy.Policy // nil when none is installed or trusted
 	PolicyProblem string         // why Policy is nil
 	Broker        bool           // the broker's socket is there
+	BrokerSocket  string         // where it was looked for
 	System        map[string]host.Unit
 	Sockets       []host.Socket // on and around the claimed ports
 }
@@ -253,7 +254,7 @@ func notAllowed(in Input, group []string) []string {
 // noBroker says the policy allows the yield but the broker is missing.
 func noBroker(in Input, what string) string {
 	return fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix",
-		what, "/run/portclaim/broker.sock")
+		what, in.BrokerSocket)
 }
 
 // letYield is the administrator's part where the policy does not let

@@ -46,7 +46,7 @@ func finding(service string, port uint16, kind conflict.Kind, unit string) confl
 func input(fs ...conflict.Finding) Input {
 	pol := &policy.Policy{Path: policy.Path, ClaimsDir: policy.DefaultClaimsDir, Yield: map[string][]string{
 		"ollama.service": {"alice"}, "searx.service": {"bob"}}}
-	return Input{Manifest: world(), Findings: fs, User: "alice", Policy: pol, Broker: true,
+	return Input{Manifest: world(), Findings: fs, User: "alice", Policy: pol, Broker: true, BrokerSocket: policy.BrokerSocket,
 		System: map[string]host.Unit{"ollama.service": {Name: "ollama.service", ActiveState: "active"}}}
 }
 
@@ -268,5 +268,15 @@ func TestFreeNearKeepsToUnprivilegedPortsAndItsProtocol(t *testing.T) {
 	}
 	if got := newTaken(all, manifest.Manifest{}).freeNear(tcp(20000)); got != 0 {
 		t.Errorf("every port within the margin is taken, yet %d was offered", got)
+	}
+}
+
+// TestNoBrokerNamesTheSocketLookedFor: the message names the socket
+// portclaim looked for (--broker-socket), not always the default.
+func TestNoBrokerNamesTheSocketLookedFor(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
+	in.Broker, in.BrokerSocket = false, "/tmp/elsewhere.sock"
+	if r := Make(in).Items[0].Remedy; r.Who != ByAdmin || !strings.Contains(r.Says, "(no /tmp/elsewhere.sock)") {
+		t.Errorf("%s", r.Text())
 	}
 }

@@ -27,6 +27,10 @@ const Path = "/etc/portclaim/policy.json"
 // DefaultClaimsDir is services.portclaim.claimsDir's default.
 const DefaultClaimsDir = "/var/lib/portclaim/claims"
 
+// BrokerSocket is where the NixOS module's portclaim.socket listens for
+// users' requests to the root broker.
+const BrokerSocket = "/run/portclaim/broker.sock"
+
 // Limits: a policy for a household is a few hundred bytes.
 const (
 	MaxSize  = 1 << 20
