@@ -70,6 +70,7 @@ func (c *releaseCmd) Run(a *app) error {
 		if err == nil {
 			defer svc.Sys.Close()
 			res, err = svc.Release(ctx, t.Name, req)
+			doc.Notes = append(doc.Notes, r.unrecorded(svc.Log)...)
 		}
 		if err != nil {
 			r.errorf("%v; nothing was changed", err)

@@ -113,6 +113,11 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		in = bufio.NewReader(a.stdin)
 	}
 	var root *yield.Service
+	defer func() {
+		if root != nil {
+			doc.Notes = append(doc.Notes, r.unrecorded(root.Log)...)
+		}
+	}()
 	for _, y := range v.plan.Yields {
 		what := strings.Join(y.Units, " and ")
 		if c.DryRun {
@@ -345,6 +350,18 @@ func (r *runLog) notef(format string, args ...any) {
 	if !r.json {
 		r.a.notef(format, args...)
 	}
+}
+
+// unrecorded warns of the actions root took that the journal did not
+// record, and returns the warnings for the JSON document's notes.
+func (r *runLog) unrecorded(l *actionlog.Log) []string {
+	if l == nil {
+		return nil
+	}
+	for _, p := range l.Problems {
+		r.warnf("%s", p)
+	}
+	return l.Problems
 }
 
 func (r *runLog) errorf(format string, args ...any) {

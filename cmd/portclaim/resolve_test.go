@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/manifest"
 )
 
@@ -39,5 +41,20 @@ func TestRootForAUserAsksWhateverTheManifestSays(t *testing.T) {
 		if ask != c.ask || (c.cannot == "") != (cannot == "") || !strings.Contains(cannot, c.cannot) {
 			t.Errorf("%s: ask %v, cannot %q; want ask %v, cannot with %q", c.name, ask, cannot, c.ask, c.cannot)
 		}
+	}
+}
+
+// TestJournalProblemsAreShown: what the journal failed to record of
+// root's actions is said, on stderr and in the JSON notes.
+func TestJournalProblemsAreShown(t *testing.T) {
+	var stderr bytes.Buffer
+	a := &app{stderr: &stderr}
+	log := &actionlog.Log{Problems: []string{"no journal is running: actions are not recorded"}}
+	r := &runLog{a: a}
+	if notes := r.unrecorded(log); len(notes) != 1 || !strings.Contains(stderr.String(), "no journal is running") {
+		t.Errorf("notes %q, stderr %q", notes, stderr.String())
+	}
+	if notes := r.unrecorded(nil); notes != nil {
+		t.Errorf("a nil log: %q", notes)
 	}
 }

@@ -68,6 +68,9 @@ func (c *reconcileCmd) Run(a *app) error {
 	svc := &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Policy: pol}, Sys: sys,
 		Places: a.places, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
+	for _, p := range svc.Log.Problems {
+		a.warnf("%s", p) // the actions matter more than their record
+	}
 	if err != nil {
 		return fail(exitEnv, "", "%v", err)
 	}

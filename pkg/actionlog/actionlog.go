@@ -18,8 +18,9 @@ import (
 // Log is where records go. A nil *Log records nothing.
 type Log struct {
 	send func(msg string, pri journal.Priority, fields map[string]string) error
-	// Problems collects failures to record, for the caller to show once:
-	// the action matters more than its record.
+	// Problems collects failures to record, each said once, for the
+	// caller to show after acting: the action matters more than its
+	// record.
 	Problems []string
 }
 
@@ -63,7 +64,7 @@ func (l *Log) Add(e Entry) {
 		"PORTCLAIM_RESULT":  e.Result,
 	})
 	if err != nil {
-		l.Problems = append(l.Problems, fmt.Sprintf("journal: %v", err))
+		l.Problems = append(l.Problems, fmt.Sprintf("recording in the journal failed (%v): the actions after it are not recorded", err))
 		l.send = nil
 	}
 }
