@@ -43,7 +43,7 @@ var manEnvironment = []manEntry{
 	{"NO_COLOR", "When set and not empty, messages on a terminal are not coloured."},
 	{"XDG_CONFIG_HOME", "Where your manifest is looked for, when an absolute path; else $HOME/.config. Root and root acting for a user use the user's home instead."},
 	{"XDG_STATE_HOME", "Where the last run's outcome is kept, when an absolute path; else $HOME/.local/state."},
-	{"XDG_RUNTIME_DIR", "Where your user manager's bus is found ($XDG_RUNTIME_DIR/bus); else /run/user/UID/bus. Root always uses the latter."},
+	{"XDG_RUNTIME_DIR", "Where your user manager's bus is found ($XDG_RUNTIME_DIR/bus); else /run/user/UID/bus. Root ignores it: for itself it uses /run/user/0/bus, and acting for a user, that user's manager's private socket, /run/user/UID/systemd/private."},
 }
 
 var manSeeAlso = []string{"systemctl(1)", "journalctl(1)", "home-manager(1)", "configuration.nix(5)", "home-configuration.nix(5)"}
