@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -182,9 +180,4 @@ func versionLine() string {
 		v += " (" + rev + ")"
 	}
 	return fmt.Sprintf("portclaim %s; reads manifest versions 1 to %d; broker protocol %d", v, manifest.Version, broker.Version)
-}
-
-func isSocket(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode()&fs.ModeSocket != 0
 }

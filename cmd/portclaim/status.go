@@ -72,7 +72,7 @@ type statusClaim struct {
 
 func (c *statusCmd) Run(a *app) error {
 	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
-	doc := statusDoc{PolicyProblem: problem, Broker: isSocket(a.places.BrokerSocket), Users: []statusUser{}}
+	doc := statusDoc{PolicyProblem: problem, Broker: gather.IsSocket(a.places.BrokerSocket), Users: []statusUser{}}
 	claimsDir := policy.DefaultClaimsDir
 	if pol != nil {
 		claimsDir = pol.ClaimsDir

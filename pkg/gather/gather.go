@@ -99,7 +99,7 @@ const SuggestMargin = 100
 func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
 	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
 	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
-	s.Broker = isSocket(at.BrokerSocket)
+	s.Broker = IsSocket(at.BrokerSocket)
 	if len(m.Services) == 0 {
 		return s // nothing claimed: nothing to read, no bus to ask
 	}
@@ -191,11 +191,11 @@ func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32
 		}
 	}
 	path := systemd.UserBusPath(int(uid))
-	if uid == 0 && !isSocket(path) {
+	if uid == 0 && !IsSocket(path) {
 		return // root's own units are system units; its user manager rarely runs
 	}
 	if len(names) == 0 {
-		if !isSocket(path) && len(m.Services) > 0 && uid != 0 {
+		if !IsSocket(path) && len(m.Services) > 0 && uid != 0 {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s's user manager is not running (%s); the user units are not checked, the system side is%s",
 				s.User, path, lingerHint(uid, s.User)))
 		}
@@ -242,7 +242,9 @@ func LoadPolicy(path string) (*policy.Policy, string) {
 	return &p, ""
 }
 
-func isSocket(path string) bool {
+// IsSocket reports whether a socket is at path (the broker's, a user
+// manager's bus).
+func IsSocket(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode()&fs.ModeSocket != 0
 }
