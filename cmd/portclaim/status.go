@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
@@ -195,7 +196,7 @@ func (a *app) statusOf(store claimstore.Store, name string) statusUser {
 			cl := e.Claim
 			at := cl.ClaimedAt
 			sc.Service, sc.Ports, sc.ClaimedAt, sc.Method, sc.Prior, sc.With = cl.Service, cl.Ports, &at, cl.Method, cl.Prior.ActiveState, cl.With
-			sc.KeptDown = !e.Releasing && keptDown(a, cl.Method, e.Unit)
+			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit)
 			if cl.Release != nil {
 				sc.LastError = cl.Release.LastError
 			}
@@ -222,13 +223,12 @@ func (a *app) statusOf(store claimstore.Store, name string) statusUser {
 // keptDown reports whether what keeps a claimed unit down is in place: a
 // mask still linked, or a condition (rendered by the NixOS module for
 // every unit the policy lists).
-func keptDown(a *app, method, unit string) bool {
+func keptDown(at gather.Places, method, unit string) bool {
 	switch method {
-	case "condition":
+	case claim.ByCondition:
 		return true
-	case "transient-mask":
-		t, err := os.Readlink(filepath.Join(a.places.TransientDir, unit))
-		return err == nil && t == "/dev/null"
+	case claim.ByTransientMask:
+		return at.Masked(unit)
 	}
 	return false
 }

@@ -46,6 +46,14 @@ type Places struct {
 	TransientDir string // /run/systemd/transient
 }
 
+// Masked reports whether root mode's transient mask of unit is in place:
+// TransientDir/unit links to /dev/null. (The link portclaim makes, and
+// the only one it removes.)
+func (p Places) Masked(unit string) bool {
+	t, err := os.Readlink(filepath.Join(p.TransientDir, unit))
+	return err == nil && t == "/dev/null"
+}
+
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
 	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient"}
@@ -119,7 +127,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 
 	store := claimstore.Store{Dir: s.ClaimsDir()}
 	keptDown := func(u host.Unit) bool {
-		mine, others := claimsOn(store, u.Name, s.User, at.TransientDir)
+		mine, others := claimsOn(store, u.Name, s.User, at)
 		s.KeptDown[u.Name], s.Others[u.Name] = mine, others
 		return mine
 	}
@@ -156,7 +164,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 // portclaim cannot read still exists, and keeps it down), and whether it
 // comes back by itself: only other users' claims keep it down while it
 // ran before them, or the user's own release of it is under way.
-func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, others bool) {
+func claimsOn(store claimstore.Store, unit, user string, at Places) (mine, others bool) {
 	entries, _ := store.OnUnit(unit)
 	for _, e := range entries {
 		down := false
@@ -165,8 +173,7 @@ func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, ot
 		case e.Problem != "", e.Claim.Method == claim.ByCondition:
 			down = true
 		case e.Claim.Method == claim.ByTransientMask:
-			t, err := os.Readlink(filepath.Join(transientDir, unit))
-			down = err == nil && t == "/dev/null"
+			down = at.Masked(unit)
 		}
 		switch {
 		case e.User == user && e.Releasing:
