@@ -9,7 +9,6 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/unitname"
 	"github.com/portclaim/portclaim/pkg/yield"
@@ -41,10 +40,7 @@ func (c *releaseCmd) Run(a *app) error {
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
 	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := policy.DefaultClaimsDir
-	if pol != nil {
-		claimsDir = pol.ClaimsDir
-	}
+	claimsDir := pol.ClaimsDirOrDefault()
 	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
 	if err != nil {
 		r.errorf("%v; nothing was changed", err)

@@ -135,7 +135,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		var err error
 		if t.Root(a) {
 			if root == nil {
-				root, err = a.rootService(ctx, v.snap.ClaimsDir(), c.Wait)
+				root, err = a.rootService(ctx, v.snap.Policy.ClaimsDirOrDefault(), c.Wait)
 				if err != nil {
 					r.errorf("%v; nothing was changed", err)
 					return done

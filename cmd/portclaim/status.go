@@ -19,7 +19,6 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/lastrun"
-	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/safeopen"
 )
@@ -74,12 +73,10 @@ type statusClaim struct {
 func (c *statusCmd) Run(a *app) error {
 	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
 	doc := statusDoc{PolicyProblem: problem, Broker: gather.IsSocket(a.places.BrokerSocket), Users: []statusUser{}}
-	claimsDir := policy.DefaultClaimsDir
 	if pol != nil {
-		claimsDir = pol.ClaimsDir
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: claimsDir}
+	store := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}
 	var users []string
 	switch {
 	case c.User != "":

@@ -90,14 +90,6 @@ type Snapshot struct {
 	DBusCalls map[string]int
 }
 
-// ClaimsDir is where the policy keeps claims (the default without one).
-func (s Snapshot) ClaimsDir() string {
-	if s.Policy != nil {
-		return s.Policy.ClaimsDir
-	}
-	return policy.DefaultClaimsDir
-}
-
 // SuggestMargin is how far around each claimed port sockets are read, so
 // that a free port nearby can be named (plan.FreePortNear looks as far).
 const SuggestMargin = 100
@@ -125,7 +117,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 		s.Holders[sock.Inode] = a.one(sock, holder.Expected(m, sock, uid))
 	}
 
-	store := claimstore.Store{Dir: s.ClaimsDir()}
+	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
 	keptDown := func(u host.Unit) bool {
 		mine, others := claimsOn(store, u.Name, s.User, at)
 		s.KeptDown[u.Name], s.Others[u.Name] = mine, others

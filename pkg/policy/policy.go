@@ -37,6 +37,16 @@ const (
 	maxDepth = 4
 )
 
+// ClaimsDirOrDefault is where the policy keeps claims; without a policy
+// (nil), the default: the claims made under an earlier one are still
+// there to read and give back.
+func (p *Policy) ClaimsDirOrDefault() string {
+	if p == nil {
+		return DefaultClaimsDir
+	}
+	return p.ClaimsDir
+}
+
 // Policy is a validated policy.
 type Policy struct {
 	Path      string
