@@ -90,10 +90,6 @@ type Snapshot struct {
 	DBusCalls map[string]int
 }
 
-// SuggestMargin is how far around each claimed port sockets are read, so
-// that a free port nearby can be named (plan.FreePortNear looks as far).
-const SuggestMargin = 100
-
 // Look reads the machine for m, for the user uid. Its connections live
 // as long as ctx, whose deadline bounds every call.
 func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
@@ -104,7 +100,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 		return s // nothing claimed: nothing to read, no bus to ask
 	}
 	if ports := conflict.ClaimedPorts(m); len(ports) > 0 {
-		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, SuggestMargin)...)
+		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, host.NearbyPorts)...)
 		if err != nil {
 			s.Broken = append(s.Broken, err.Error())
 		}

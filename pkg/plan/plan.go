@@ -409,7 +409,7 @@ func (t *taken) freeNear(want endpoint.Endpoint) uint16 {
 		}
 		return true
 	}
-	for d := 1; d <= marginRead; d++ {
+	for d := 1; d <= host.NearbyPorts; d++ {
 		if p := int(want.Port) + d; free(p) {
 			return uint16(p)
 		}
@@ -419,10 +419,6 @@ func (t *taken) freeNear(want endpoint.Endpoint) uint16 {
 	}
 	return 0
 }
-
-// marginRead is how far around each claimed port the sockets are read
-// (gather.SuggestMargin); keep in sync.
-const marginRead = 100
 
 // Text is a remedy in one line, as check and resolve print it.
 func (r Remedy) Text() string {

@@ -263,7 +263,7 @@ func TestFreeNearKeepsToUnprivilegedPortsAndItsProtocol(t *testing.T) {
 		}
 	}
 	var all []host.Socket
-	for p := 20000 - marginRead; p <= 20000+marginRead; p++ {
+	for p := 20000 - host.NearbyPorts; p <= 20000+host.NearbyPorts; p++ {
 		all = append(all, host.Socket{Endpoint: tcp(uint16(p))})
 	}
 	if got := newTaken(all, manifest.Manifest{}).freeNear(tcp(20000)); got != 0 {
