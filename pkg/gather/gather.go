@@ -324,11 +324,14 @@ func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
 	if h.Confidence == holder.Confirmed {
 		return h
 	}
+	var full *holder.Holder // the attribution among every process, once made
 	if a.canRead(s.UID) {
 		// Every process's files may be open to us: one may confirm it.
-		if full := holder.Attribute(s, a.everyProcess(), expected, a.hasSocket); full.Confidence == holder.Confirmed {
-			return full
+		h := holder.Attribute(s, a.everyProcess(), expected, a.hasSocket)
+		if h.Confidence == holder.Confirmed {
+			return h
 		}
+		full = &h
 	}
 	// The holder's files are closed to us (another user's, or root
 	// without CAP_SYS_PTRACE, as the broker runs). The kernel says which
@@ -339,6 +342,9 @@ func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
 	}
 	if h.Confidence == holder.Probable {
 		return h // no cgroup to go by; the full scan would guess the same
+	}
+	if full != nil {
+		return *full
 	}
 	return holder.Attribute(s, a.everyProcess(), expected, a.hasSocket)
 }
