@@ -62,9 +62,9 @@ func (c *whoCmd) Run(a *app) error {
 	for _, h := range held {
 		manager := "system"
 		if h.Holder.Unit.User {
-			manager = "user " + gather.NameOf(h.Holder.Unit.UserUID)
+			manager = "user " + a.names.Of(h.Holder.Unit.UserUID)
 		}
-		says := report.Who(h.Holder, gather.NameOf)
+		says := report.Who(h.Holder, a.names.Of)
 		doc.Sockets = append(doc.Sockets, whoSocket{Protocol: string(h.Socket.Proto), Address: h.Socket.Endpoint.String(), Says: says,
 			Holder: report.Holder{Manager: manager, Unit: h.Holder.Unit.Name, PID: h.Holder.PID, Command: h.Holder.Command,
 				UID: h.Holder.UID, Confidence: string(h.Holder.Confidence), Why: h.Holder.Why}})

@@ -208,7 +208,7 @@ func (a *app) statusOf(store claimstore.Store, name string) statusUser {
 				sc.Holders = append(sc.Holders, p.PortProto()+": free")
 			}
 			for _, h := range held {
-				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, gather.NameOf), h.Socket.Endpoint))
+				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, a.names.Of), h.Socket.Endpoint))
 			}
 		}
 		su.Claims = append(su.Claims, sc)

@@ -161,12 +161,10 @@ type view struct {
 }
 
 func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
-	snap := gather.Look(ctx, m, t.UID, a.places)
-	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: t.UID, Sockets: snap.InWay, Holders: snap.Holders,
-		System: snap.System, KeptDown: snap.KeptDown, Others: snap.Others, NameOf: gather.NameOf})
-	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
+	snap := gather.Look(ctx, m, t.UID, t.Name, a.names.Of, a.places)
+	p := plan.Make(plan.Input{Manifest: m, Findings: snap.Findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, System: snap.System, Sockets: snap.Sockets})
 	notes := append(append([]string{}, snap.Notes...), m.Notes...)
-	return view{snap: snap, findings: findings, plan: p, check: report.Check{User: t.Name, Source: source, Findings: findings,
-		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: gather.NameOf}}
+	return view{snap: snap, findings: snap.Findings, plan: p, check: report.Check{User: t.Name, Source: source, Findings: snap.Findings,
+		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: a.names.Of}}
 }

@@ -61,7 +61,6 @@ var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {
 	User string
-	UID  uint32
 	// Sockets are those on and around the claimed ports (a free port
 	// nearby can be suggested); InWay those overlapping a claim.
 	Sockets []host.Socket
@@ -88,12 +87,16 @@ type Snapshot struct {
 	Notes, Broken []string
 	// DBusCalls counts D-Bus method calls per manager.
 	DBusCalls map[string]int
+	// Findings are the verdicts on the claimed ports (conflict.Classify),
+	// made once: they also say which user units to ask about.
+	Findings []conflict.Finding
 }
 
-// Look reads the machine for m, for the user uid. Its connections live
-// as long as ctx, whose deadline bounds every call.
-func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
-	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
+// Look reads the machine for m, for the user uid named user; nameOf
+// names the other users the findings mention. Its connections live as
+// long as ctx, whose deadline bounds every call.
+func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string, at Places) Snapshot {
+	s := Snapshot{User: user, DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
 	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
 	s.Broker = IsSocket(at.BrokerSocket)
 	if len(m.Services) == 0 {
@@ -142,6 +145,8 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 		}
 		s.DBusCalls["system"] = sys.Calls
 	}
+	s.Findings = conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
+		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf})
 	s.userSide(ctx, m, uid)
 	return s
 }
@@ -179,8 +184,7 @@ func claimsOn(store claimstore.Store, unit, user string, at Places) (mine, other
 // report shows their state), and notes when that manager is not running.
 func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32) {
 	var names []string
-	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders, System: s.System, KeptDown: s.KeptDown, Others: s.Others})
-	for _, f := range findings {
+	for _, f := range s.Findings {
 		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
 			names = append(names, f.UserUnit)
 		}
@@ -280,12 +284,30 @@ func Who(port uint16, proto endpoint.Proto, expected []host.UnitRef, at Places) 
 }
 
 // NameOf returns the user name of uid, or the number when it has none.
+// Each call asks the user database (without cgo, a read of
+// /etc/passwd): a run that names many uids keeps them in Names.
 func NameOf(uid uint32) string {
 	id := strconv.FormatUint(uint64(uid), 10)
 	if u, err := user.LookupId(id); err == nil {
 		return u.Username
 	}
 	return id
+}
+
+// Names remembers NameOf's answers for one run; the zero value is ready.
+type Names struct{ byUID map[uint32]string }
+
+// Of is NameOf, asked once per uid.
+func (n *Names) Of(uid uint32) string {
+	if name, ok := n.byUID[uid]; ok {
+		return name
+	}
+	if n.byUID == nil {
+		n.byUID = map[uint32]string{}
+	}
+	name := NameOf(uid)
+	n.byUID[uid] = name
+	return name
 }
 
 // attributor finds holders, reading each process's files at most once.
