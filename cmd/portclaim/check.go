@@ -34,7 +34,7 @@ func (c *checkCmd) Run(a *app) error {
 	switch {
 	case len(v.check.Errors) > 0:
 		return quietExit(exitEnv)
-	case conflict.Conflicts(v.findings) > 0:
+	case conflict.Conflicts(v.check.Findings) > 0:
 		return quietExit(exitConflicts)
 	}
 	return nil

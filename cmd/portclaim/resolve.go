@@ -63,7 +63,7 @@ func (c *resolveCmd) Run(a *app) error {
 		a.announce(source, t)
 		report.Text(a.stdout, v.check)
 	}
-	conflicts := conflict.Conflicts(v.findings)
+	conflicts := conflict.Conflicts(v.check.Findings)
 	if len(v.check.Errors) > 0 {
 		r.errorf("nothing was changed: %s", strings.Join(v.check.Errors, "; "))
 		return a.finish(r, t, source, "resolve", strictCode(m, exitConflicts), conflicts, doc, c.JSON)

@@ -169,7 +169,7 @@ func (a *app) metrics(ctx context.Context, doc statusDoc, policyOK bool) report.
 			if man, source, err := a.loadManifest("", t); err == nil && source != builtinSource {
 				v := a.look(ctx, man, source, t)
 				um.Checked = len(v.check.Errors) == 0
-				for _, f := range v.findings {
+				for _, f := range v.check.Findings {
 					if f.Kind.Conflict() {
 						um.Conflicts = append(um.Conflicts, report.ConflictMetric{Kind: string(f.Kind), Port: f.Want.Port, Protocol: string(f.Want.Proto)})
 					}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
@@ -154,10 +153,9 @@ func (a *app) lookFor(ctx context.Context, userFlag, manifestFlag string, acting
 
 // view is one look at the machine for a manifest, decided and planned.
 type view struct {
-	snap     gather.Snapshot
-	findings []conflict.Finding
-	plan     plan.Plan
-	check    report.Check
+	snap  gather.Snapshot
+	plan  plan.Plan
+	check report.Check // its Findings are every claimed port's verdict
 }
 
 func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
@@ -165,6 +163,6 @@ func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t ta
 	p := plan.Make(plan.Input{Manifest: m, Findings: snap.Findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, System: snap.System, Sockets: snap.Sockets})
 	notes := append(append([]string{}, snap.Notes...), m.Notes...)
-	return view{snap: snap, findings: snap.Findings, plan: p, check: report.Check{User: t.Name, Source: source, Findings: snap.Findings,
+	return view{snap: snap, plan: p, check: report.Check{User: t.Name, Source: source, Findings: snap.Findings,
 		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: a.names.Of}}
 }
