@@ -7,7 +7,9 @@
 // Its cost is one read of the socket tables, the processes of the units
 // expected on the ports in the way (their cgroups; every process only when
 // those do not hold the socket), one ListUnitsByPatterns on the system
-// manager, and only when there is a conflict, one on the user manager.
+// manager (and one ListUnitFilesByPatterns when a named unit is stopped
+// and no claim keeps it down: it may start at boot), and only when a user
+// unit is in a conflict, one ListUnitsByPatterns on the user manager.
 package gather
 
 import (
@@ -117,10 +119,8 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nam
 	}
 
 	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
-	keptDown := func(u host.Unit) bool {
-		mine, others := claimsOn(store, u.Name, s.User, at)
-		s.KeptDown[u.Name], s.Others[u.Name] = mine, others
-		return mine
+	noteClaims := func(u host.Unit) {
+		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(store, u.Name, s.User, at)
 	}
 	sys, err := systemd.System(ctx)
 	if err != nil {
@@ -128,15 +128,33 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nam
 	} else {
 		defer sys.Close()
 		names := systemNames(m, s.Holders)
+		// A .socket unit's listener belongs to pid 1: where a socket in
+		// the way may be one, the sockets that would activate the
+		// declared services are asked about in the same call.
+		triggers := conflict.MayBeSocketUnit(s.InWay, s.Holders)
+		socketOnly := map[string]bool{}
+		if triggers {
+			for _, sock := range systemd.SocketsFor(conflict.SystemUnits(m)) {
+				if !slices.Contains(names, sock) {
+					names = append(names, sock)
+					socketOnly[sock] = true
+				}
+			}
+		}
 		units, err := sys.Units(ctx, names, func(u host.Unit) bool {
 			// The unit file state only matters for a stopped unit that
-			// may start at boot and that no claim keeps down.
-			return u.Exists() && !u.Active() && !keptDown(u)
+			// may start at boot and that no claim keeps down; of an
+			// activating socket, its state is enough.
+			if socketOnly[u.Name] {
+				return false
+			}
+			if u.Exists() && !u.Active() {
+				noteClaims(u)
+			}
+			return conflict.MayBeLatent(u, s.KeptDown)
 		})
-		if err == nil && conflict.MayBeSocketUnit(s.InWay, s.Holders) {
-			// A .socket unit's listener belongs to pid 1: find the
-			// sockets that activate the declared services.
-			err = sys.AddTriggers(ctx, conflict.SystemUnits(m), units)
+		if err == nil && triggers {
+			systemd.LinkTriggers(conflict.SystemUnits(m), units)
 		}
 		if err != nil {
 			s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))

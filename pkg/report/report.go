@@ -101,7 +101,9 @@ type (
 		Notes     []string   `json:"notes"`
 		Errors    []string   `json:"errors"`
 		// DBusCalls counts method calls per manager ("system", "user"):
-		// one each, however many units the manifest names.
+		// one ListUnitsByPatterns each, however many units the manifest
+		// names; the system manager a second, ListUnitFilesByPatterns,
+		// when a named unit is stopped and may start at boot.
 		DBusCalls map[string]int `json:"dbusCalls"`
 	}
 	Conflict struct {
