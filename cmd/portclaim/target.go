@@ -159,7 +159,18 @@ type view struct {
 }
 
 func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
-	snap := gather.Look(ctx, m, t.UID, t.Name, a.names.Of, a.places)
+	return a.lookShared(ctx, nil, m, source, t)
+}
+
+// lookShared is look with what sh shares with other looks of the run
+// (nil: nothing).
+func (a *app) lookShared(ctx context.Context, sh *gather.Shared, m manifest.Manifest, source string, t target) view {
+	var snap gather.Snapshot
+	if sh == nil {
+		snap = gather.Look(ctx, m, t.UID, t.Name, a.names.Of, a.places)
+	} else {
+		snap = sh.Look(ctx, m, t.UID, t.Name, a.names.Of)
+	}
 	p := plan.Make(plan.Input{Manifest: m, Findings: snap.Findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, System: snap.System, Sockets: snap.Sockets})
 	notes := append(append([]string{}, snap.Notes...), m.Notes...)

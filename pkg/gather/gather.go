@@ -94,13 +94,64 @@ type Snapshot struct {
 	Findings []conflict.Finding
 }
 
+// Shared is what the looks and holder lookups of one run share (status
+// --format prometheus looks once per user): the policy and the broker's
+// socket, read once; the system manager's connection, dialed on first
+// need; and what was read of the processes. Make one with Share, and
+// Close it.
+type Shared struct {
+	at            Places
+	policy        *policy.Policy
+	policyProblem string
+	broker        bool
+	attr          *attributor
+	dialed        bool
+	sys           *systemd.Manager
+	sysErr        error
+}
+
+// Share starts what looks at at share, with the policy already read
+// (LoadPolicy).
+func Share(at Places, pol *policy.Policy, policyProblem string) *Shared {
+	return &Shared{at: at, policy: pol, policyProblem: policyProblem, broker: IsSocket(at.BrokerSocket), attr: newAttributor(at)}
+}
+
+// Broker reports whether portclaim's broker socket is there.
+func (sh *Shared) Broker() bool { return sh.broker }
+
+// system is the system manager's connection, dialed once; it lives as
+// long as the first ctx.
+func (sh *Shared) system(ctx context.Context) (*systemd.Manager, error) {
+	if !sh.dialed {
+		sh.dialed = true
+		sh.sys, sh.sysErr = systemd.System(ctx)
+	}
+	return sh.sys, sh.sysErr
+}
+
+// Close closes the system manager's connection, if one was dialed.
+func (sh *Shared) Close() {
+	if sh.sys != nil {
+		sh.sys.Close()
+		sh.sys = nil
+	}
+}
+
 // Look reads the machine for m, for the user uid named user; nameOf
 // names the other users the findings mention. Its connections live as
 // long as ctx, whose deadline bounds every call.
 func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string, at Places) Snapshot {
+	pol, problem := LoadPolicy(at.PolicyPath)
+	sh := Share(at, pol, problem)
+	defer sh.Close()
+	return sh.Look(ctx, m, uid, user, nameOf)
+}
+
+// Look is Look with what sh shares.
+func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string) Snapshot {
+	at := sh.at
 	s := Snapshot{User: user, DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
-	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
-	s.Broker = IsSocket(at.BrokerSocket)
+	s.Policy, s.PolicyProblem, s.Broker = sh.policy, sh.policyProblem, sh.broker
 	if len(m.Services) == 0 {
 		return s // nothing claimed: nothing to read, no bus to ask
 	}
@@ -112,21 +163,20 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nam
 		s.Sockets = tab.Sockets
 	}
 	s.InWay = conflict.InWay(s.Sockets, m)
-	a := newAttributor(at)
 	s.Holders = map[uint64]holder.Holder{}
 	for _, sock := range s.InWay {
-		s.Holders[sock.Inode] = a.one(sock, holder.Expected(m, sock, uid))
+		s.Holders[sock.Inode] = sh.attr.one(sock, holder.Expected(m, sock, uid))
 	}
 
 	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
 	noteClaims := func(u host.Unit) {
 		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(store, u.Name, s.User, at)
 	}
-	sys, err := systemd.System(ctx)
+	sys, err := sh.system(ctx)
 	if err != nil {
 		s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 	} else {
-		defer sys.Close()
+		callsBefore := sys.Calls
 		names := systemNames(m, s.Holders)
 		// A .socket unit's listener belongs to pid 1: where a socket in
 		// the way may be one, the sockets that would activate the
@@ -161,7 +211,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nam
 		} else {
 			s.System = units
 		}
-		s.DBusCalls["system"] = sys.Calls
+		s.DBusCalls["system"] = sys.Calls - callsBefore
 	}
 	s.Findings = conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
 		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf})
@@ -287,15 +337,42 @@ type Held struct {
 // Who lists every socket bound to port (proto "" for both), with its
 // holder; expected names the units that should hold it.
 func Who(port uint16, proto endpoint.Proto, expected []host.UnitRef, at Places) ([]Held, error) {
-	tab, err := sockets.Read(at.ProcRoot, sockets.Range{Lo: port, Hi: port})
+	held, err := whoAll([]Query{{Port: port, Proto: proto, Expected: expected}}, newAttributor(at), at)
 	if err != nil {
 		return nil, err
 	}
-	a := newAttributor(at)
-	var out []Held
-	for _, s := range tab.Sockets {
-		if s.Port == port && (proto == "" || s.Proto == proto) {
-			out = append(out, Held{Socket: s, Holder: a.one(s, expected)})
+	return held[0], nil
+}
+
+// Query is one port Who asks about.
+type Query struct {
+	Port     uint16
+	Proto    endpoint.Proto // "" for both
+	Expected []host.UnitRef
+}
+
+// Who answers Who for every query (status: each claimed port), in one
+// read of the socket tables.
+func (sh *Shared) Who(qs []Query) ([][]Held, error) { return whoAll(qs, sh.attr, sh.at) }
+
+func whoAll(qs []Query, a *attributor, at Places) ([][]Held, error) {
+	if len(qs) == 0 {
+		return nil, nil // no range would read every port
+	}
+	ports := make([]uint16, len(qs))
+	for i, q := range qs {
+		ports[i] = q.Port
+	}
+	tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, 0)...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]Held, len(qs))
+	for i, q := range qs {
+		for _, s := range tab.Sockets {
+			if s.Port == q.Port && (q.Proto == "" || s.Proto == q.Proto) {
+				out[i] = append(out[i], Held{Socket: s, Holder: a.one(s, q.Expected)})
+			}
 		}
 	}
 	return out, nil
