@@ -66,8 +66,7 @@ func (c *whoCmd) Run(a *app) error {
 		}
 		says := report.Who(h.Holder, a.names.Of)
 		doc.Sockets = append(doc.Sockets, whoSocket{Protocol: string(h.Socket.Proto), Address: h.Socket.Endpoint.String(), Says: says,
-			Holder: report.Holder{Manager: manager, Unit: h.Holder.Unit.Name, PID: h.Holder.PID, Command: h.Holder.Command,
-				UID: h.Holder.UID, Confidence: string(h.Holder.Confidence), Why: h.Holder.Why}})
+			Holder: report.HolderDoc(manager, h.Holder.Unit.Name, h.Holder)})
 	}
 	if c.JSON {
 		if err := report.WriteJSON(a.stdout, doc); err != nil {

@@ -84,7 +84,7 @@ func (c *resolveCmd) Run(a *app) error {
 			continue
 		}
 		left++
-		doc.Left = append(doc.Left, report.Document(report.Check{Items: []plan.Item{it}}).Conflicts[0])
+		doc.Left = append(doc.Left, report.ConflictDoc(it))
 		r.warnf("%s %s: %s, which %s's %s wants [%s]\n  fix (%s): %s", it.Finding.Want.PortProto(), it.Finding.Service,
 			report.Holding(it.Finding, v.check.NameOf), t.Name, it.Finding.UserUnit, it.Finding.Kind, it.Remedy.Who, it.Remedy.Text())
 	}
