@@ -93,19 +93,18 @@ type Input struct {
 func Make(in Input) Plan {
 	var p Plan
 	taken := newTaken(in.Sockets, in.Manifest)
-	yields := map[string]int{} // system unit -> index in p.Yields
+	yielding := map[string]bool{} // system units in p.Yields
 	for _, f := range in.Findings {
 		if !f.Kind.Conflict() {
 			continue
 		}
 		r := remedy(in, f)
 		if r.Who == ByResolve && in.Manifest.Strategy == manifest.DisableSystem {
-			if _, seen := yields[f.SystemUnit]; !seen {
-				yields[f.SystemUnit] = len(p.Yields)
+			if !yielding[f.SystemUnit] {
+				yielding[f.SystemUnit] = true
 				p.Yields = append(p.Yields, Yield{Service: f.Service, Units: Group(in.System, f.SystemUnit), Ports: servicePorts(in.Manifest, f.Service)})
 			}
-		}
-		if r.Who != ByResolve || in.Manifest.Strategy != manifest.DisableSystem {
+		} else {
 			moveAway(in, taken, f, &r)
 		}
 		p.Items = append(p.Items, Item{Finding: f, Remedy: r})
