@@ -178,5 +178,5 @@ func versionLine() string {
 	if rev != "" {
 		v += " (" + rev + ")"
 	}
-	return fmt.Sprintf("portclaim %s; reads manifest versions 1 to %d; broker protocol %d", v, manifest.Version, broker.Version)
+	return fmt.Sprintf("portclaim %s; reads manifest versions %d to %d; broker protocol %d", v, manifest.OldestVersion, manifest.Version, broker.Version)
 }
