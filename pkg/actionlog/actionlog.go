@@ -9,6 +9,7 @@ package actionlog
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/journal"
 
@@ -60,23 +61,11 @@ func (l *Log) Add(e Entry) {
 		"PORTCLAIM_ACTION":  e.Action,
 		"PORTCLAIM_UNIT":    e.Unit,
 		"PORTCLAIM_USER":    e.User,
-		"PORTCLAIM_PORT":    portList(e.Ports),
+		"PORTCLAIM_PORT":    strings.ReplaceAll(endpoint.PortList(e.Ports), ", ", ","), // "11434/tcp,6333/tcp"
 		"PORTCLAIM_RESULT":  e.Result,
 	})
 	if err != nil {
 		l.Problems = append(l.Problems, fmt.Sprintf("recording in the journal failed (%v): the actions after it are not recorded", err))
 		l.send = nil
 	}
-}
-
-// portList writes ports as the journal field holds them: "11434/tcp,6333/tcp".
-func portList(eps []endpoint.Endpoint) string {
-	s := ""
-	for i, e := range eps {
-		if i > 0 {
-			s += ","
-		}
-		s += e.PortProto()
-	}
-	return s
 }
