@@ -25,8 +25,7 @@ type Record struct {
 	Time     time.Time `json:"time"`
 	Manifest string    `json:"manifest"`
 	Exit     int       `json:"exit"`
-	// Conflicts counts the conflicts left after the run; Claims the
-	// claims the user held after it.
+	// Conflicts counts the conflicts left after the run.
 	Conflicts int      `json:"conflicts"`
 	Summary   string   `json:"summary"`
 	Lines     []string `json:"lines"` // what it did and said
