@@ -24,13 +24,13 @@ import (
 // actFlags are shared by resolve and release: home-manager's activation
 // passes --manifest, and --dry-run/--verbose under DRY_RUN/VERBOSE.
 type actFlags struct {
-	Manifest string        `help:"Manifest file (JSON). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
-	DryRun   bool          `name:"dry-run" help:"Say what would be done, change nothing."`
-	Verbose  bool          `short:"v" help:"Also say what needs nothing done."`
-	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
-	User     string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
-	Wait     time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
-	Timeout  time.Duration `default:"60s" help:"The longest the whole run may take."`
+	manifestFlag `embed:""`
+	DryRun       bool          `name:"dry-run" help:"Say what would be done, change nothing."`
+	Verbose      bool          `short:"v" help:"Also say what needs nothing done."`
+	JSON         bool          `name:"json" help:"Print JSON (schema in the README)."`
+	User         string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
+	Wait         time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
+	Timeout      time.Duration `default:"60s" help:"The longest the whole run may take."`
 }
 
 type resolveCmd struct {
