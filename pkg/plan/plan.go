@@ -179,9 +179,13 @@ func remedy(in Input, f conflict.Finding) Remedy {
 func yieldRemedy(in Input, f conflict.Finding) Remedy {
 	group := Group(in.System, f.SystemUnit)
 	what := strings.Join(group, " and ")
-	doing := "makes " + what + " yield to you"
+	to, whose := "you", "your"
+	if in.Root {
+		to, whose = in.User, in.User+"'s" // root reads it, for the user
+	}
+	doing := "makes " + what + " yield to " + to
 	if f.Kind == conflict.Latent {
-		doing = fmt.Sprintf("keeps %s down (it is stopped but enabled, so it would take %s at boot, before your user units start)", what, f.Want.PortProto())
+		doing = fmt.Sprintf("keeps %s down (it is stopped but enabled, so it would take %s at boot, before %s user units start)", what, f.Want.PortProto(), whose)
 	}
 	rootCmd := "sudo portclaim resolve --user " + in.User
 	if in.Root {

@@ -123,6 +123,10 @@ func TestRootMayYieldWhatTheManifestNames(t *testing.T) {
 	if p.Items[0].Remedy.Who != ByResolve || len(p.Yields) != 1 {
 		t.Errorf("%+v", p)
 	}
+	// Root reads it: the unit yields to alice, not to "you".
+	if r := p.Items[0].Remedy; r.Says != "`portclaim resolve --user alice` makes searx.service yield to alice" {
+		t.Errorf("%q", r.Says)
+	}
 }
 
 func TestMovesNameOnlyOptionsThatExist(t *testing.T) {
