@@ -159,7 +159,7 @@ func TestRootWithAUsersEnvironmentWritesNothingOutside(t *testing.T) {
 	motd := must(t, ctx, "root", "sha256sum", "/etc/motd")
 	env := []string{"HOME=/home/alice", "XDG_STATE_HOME=/home/alice/.local/state", "XDG_CONFIG_HOME=/home/alice/.config", "XDG_RUNTIME_DIR=/run/user/1000"}
 	path := manifest(t, "env", oneService("env", "pc-env.service", "podman-env.service", 7234, ""))
-	out, code := portclaim(t, ctx, "root", env, "resolve", "--user", "alice", "--manifest", path)
+	out, code := portclaim(t, ctx, "root", env, "resolve", "--user", "alice", "--yes", "--manifest", path)
 	if code != 0 || isActive(ctx, "pc-env.service") != "inactive" {
 		t.Fatalf("root resolve for alice: exit %d\n%s", code, out)
 	}

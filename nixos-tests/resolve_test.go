@@ -440,7 +440,18 @@ func TestRootMasksAUnitWithoutConditions(t *testing.T) {
 
 	systemUnit(t, ctx, "pc-root.service", "", true, true, "tcp4:127.0.0.1:7213")
 	path := manifest(t, "root", oneService("root", "pc-root.service", "podman-root.service", 7213, ""))
+	// alice's manifest (autoResolve defaults to true) does not decide for
+	// root: without --yes and without a terminal, root only reports.
+	before := state(t, ctx, "pc-root.service")
 	out, code := portclaim(t, ctx, "root", nil, "resolve", "--user", "alice", "--manifest", path)
+	contains(t, "root resolve without --yes", out, "root acts for alice only when asked on a terminal", "sudo portclaim resolve --user alice --yes")
+	if after := state(t, ctx, "pc-root.service"); code != 0 || after != before {
+		t.Fatalf("root without --yes and without a terminal: exit %d, state changed %v\n%s", code, after != before, out)
+	}
+	if _, ok := readClaim(t, ctx, "pc-root.service"); ok {
+		t.Fatal("root without --yes and without a terminal claimed the unit")
+	}
+	out, code = portclaim(t, ctx, "root", nil, "resolve", "--user", "alice", "--yes", "--manifest", path)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}

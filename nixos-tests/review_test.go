@@ -134,7 +134,7 @@ func TestRootsMaskGoesWithItsRecord(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-mask.service", "", true, true, "tcp4:127.0.0.1:7257")
 	path := manifest(t, "mask", oneService("mask", "pc-mask.service", "podman-mask.service", 7257, ""))
-	if out, code := portclaim(t, ctx, "root", nil, "resolve", "--user", "alice", "--manifest", path); code != 0 {
+	if out, code := portclaim(t, ctx, "root", nil, "resolve", "--user", "alice", "--yes", "--manifest", path); code != 0 {
 		t.Fatalf("root resolve for alice: exit %d\n%s", code, out)
 	}
 	if out, code := portclaim(t, ctx, "bob", nil, "resolve", "--manifest", path); code != 0 {

@@ -9,10 +9,15 @@ import (
 )
 
 type checkCmd struct {
-	Manifest string        `help:"Manifest file (JSON). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
-	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
-	User     string        `help:"Check this user's claims (root only; default: you)." placeholder:"NAME"`
-	Timeout  time.Duration `default:"30s" help:"The longest the whole check may take."`
+	manifestFlag `embed:""`
+	JSON         bool          `name:"json" help:"Print JSON (schema in the README)."`
+	User         string        `help:"Check this user's claims (root only; default: you)." placeholder:"NAME"`
+	Timeout      time.Duration `default:"30s" help:"The longest the whole check may take."`
+}
+
+// manifestFlag is --manifest of check, resolve and release.
+type manifestFlag struct {
+	Manifest string `help:"Manifest file (JSON). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
 }
 
 func (c *checkCmd) Run(a *app) error {
@@ -34,7 +39,7 @@ func (c *checkCmd) Run(a *app) error {
 	switch {
 	case len(v.check.Errors) > 0:
 		return quietExit(exitEnv)
-	case conflict.Conflicts(v.findings) > 0:
+	case conflict.Conflicts(v.check.Findings) > 0:
 		return quietExit(exitConflicts)
 	}
 	return nil

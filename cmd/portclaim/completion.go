@@ -24,10 +24,8 @@ func (c *completionCmd) Run(a *app, k *kong.Context) error {
 		script = bashCompletion(root)
 	case "zsh":
 		script = zshCompletion(root)
-	case "fish":
+	default: // fish: kong's enum admits no other shell
 		script = fishCompletion(root)
-	default: // kong's enum check makes this unreachable; fail loudly if it ever is not
-		return fail(exitBadInput, "", "unknown shell %q: portclaim completes bash, zsh and fish", c.Shell)
 	}
 	_, err := fmt.Fprint(a.stdout, script)
 	return err
@@ -40,7 +38,6 @@ const (
 	valueFree  valueKind = iota // anything: nothing to suggest (a port, a duration)
 	valueEnum                   // one of the values kong knows
 	valueFiles                  // a path
-	valueDirs                   // a directory
 	valueUsers                  // a user name
 )
 
@@ -151,8 +148,6 @@ func describeValue(v *kong.Value, name string) compValue {
 		cv.kind, cv.enum = valueEnum, v.EnumSlice()
 	case v.Tag.Type == "path" || v.Tag.Type == "existingfile" || v.Tag.Type == "filecontent":
 		cv.kind = valueFiles
-	case v.Tag.Type == "existingdir":
-		cv.kind = valueDirs
 	case v.Flag != nil && v.Flag.Name == "user":
 		// --user takes a login name on every command that has it; the
 		// model cannot say so, so the name decides.
@@ -326,8 +321,6 @@ func bashValue(v compValue) string {
 		return fmt.Sprintf(`mapfile -t COMPREPLY < <(compgen -W %s -- "$2")`, shq(strings.Join(v.enum, " ")))
 	case valueFiles:
 		return `compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$2")`
-	case valueDirs:
-		return `compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$2")`
 	case valueUsers:
 		return `mapfile -t COMPREPLY < <(compgen -u -- "$2")`
 	}
@@ -420,8 +413,6 @@ func zshAction(v compValue) string {
 		return "(" + strings.Join(v.enum, " ") + ")"
 	case valueFiles:
 		return "_files"
-	case valueDirs:
-		return "_files -/"
 	case valueUsers:
 		return "_users"
 	}
@@ -511,7 +502,7 @@ complete -c portclaim -f
 				spec = append(spec, "-s "+fishq(s))
 			}
 			if f.value != nil {
-				spec = append(spec, fishValue(*f.value))
+				spec = append(spec, fishValue(*f.value, true))
 			}
 			fmt.Fprintf(&b, "complete -c portclaim -n %s %s -d %s\n", fishq(at), strings.Join(spec, " "), fishq(f.help))
 		}
@@ -519,40 +510,31 @@ complete -c portclaim -f
 			if a.kind == valueFree {
 				continue // nothing to suggest, and -f above keeps file names away
 			}
-			fmt.Fprintf(&b, "complete -c portclaim -n %s %s\n", fishq(fmt.Sprintf("%s %d", at, i+1)), fishArg(a))
+			fmt.Fprintf(&b, "complete -c portclaim -n %s %s\n", fishq(fmt.Sprintf("%s %d", at, i+1)), fishValue(a, false))
 		}
 	})
 	return b.String()
 }
 
-// fishValue: -r, the flag takes a value; -F, file names; -x, only what -a
-// lists (nothing, for a free value such as a port).
-func fishValue(v compValue) string {
+// fishValue is what a value completes to: -a, what it lists; -F, file
+// names. Of a flag (ofFlag) it also says that the flag takes a value: -r
+// for a path, else -x, only what -a lists (nothing, for a free value such
+// as a port). A positional argument has no flag to require a value of.
+func fishValue(v compValue, ofFlag bool) string {
+	var what string
 	switch v.kind {
 	case valueEnum:
-		return "-x -a " + fishq(strings.Join(v.enum, " "))
+		what = "-a " + fishq(strings.Join(v.enum, " "))
 	case valueFiles:
-		return "-r -F"
-	case valueDirs:
-		return "-x -a '(__fish_complete_directories)'"
+		what = "-F"
 	case valueUsers:
-		return "-x -a '(__fish_complete_users)'"
+		what = "-a '(__fish_complete_users)'"
 	}
-	return "-x"
-}
-
-// fishArg is fishValue for a positional argument, which has no flag to
-// require a value of.
-func fishArg(v compValue) string {
-	switch v.kind {
-	case valueEnum:
-		return "-a " + fishq(strings.Join(v.enum, " "))
-	case valueFiles:
-		return "-F"
-	case valueDirs:
-		return "-a '(__fish_complete_directories)'"
-	case valueUsers:
-		return "-a '(__fish_complete_users)'"
+	switch {
+	case !ofFlag:
+		return what
+	case v.kind == valueFiles:
+		return "-r " + what
 	}
-	return ""
+	return strings.TrimSpace("-x " + what)
 }

@@ -314,14 +314,14 @@ func TestFishCompletes(t *testing.T) {
 }
 
 // The generators follow kong's model wherever it goes: aliases, negations,
-// hidden flags and commands, choices and directories, in a CLI of its own.
+// hidden flags and commands, and choices, in a CLI of its own.
 func TestCompletionFollowsTheModel(t *testing.T) {
 	var toy struct {
 		Colour bool   `negatable:""`
 		Level  string `aliases:"lvl" short:"l" enum:"low,high" default:"low"`
 		Secret string `hidden:""`
 		Run    struct {
-			Into string `type:"existingdir"`
+			Into string
 		} `cmd:""`
 		Ghost struct{} `cmd:"" hidden:""`
 	}
@@ -342,20 +342,6 @@ func TestCompletionFollowsTheModel(t *testing.T) {
 		t.Fatalf("commands %v, want run alone", root.children)
 	}
 	script := bashCompletion(root)
-	dir := t.TempDir()
-	for _, d := range []string{"sub", "subfile"} {
-		if d == "sub" {
-			err = os.Mkdir(filepath.Join(dir, d), 0o755)
-		} else {
-			err = os.WriteFile(filepath.Join(dir, d), nil, 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := bashComplete(t, script, "portclaim", "run", "--into", filepath.Join(dir, "s")); !slices.Equal(got, []string{filepath.Join(dir, "sub")}) {
-		t.Errorf("--into (a directory): %q", got)
-	}
 	if got := bashComplete(t, script, "portclaim", "run", "--lvl", ""); !slices.Equal(got, []string{"low", "high"}) {
 		t.Errorf("--lvl: %q, want the enum", got)
 	}

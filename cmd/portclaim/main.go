@@ -138,6 +138,7 @@ type app struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	places         gather.Places
+	names          gather.Names // user names by uid, looked up once a run
 	euid           int
 	getenv         func(string) string
 	// stdinTTY: a person can answer a prompt; stderrTTY: a person sees

@@ -9,7 +9,6 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/lastrun"
 	"github.com/portclaim/portclaim/pkg/policy"
 )
@@ -31,7 +30,7 @@ type manEntry struct{ term, text string }
 // The paths come from the packages that use them where they are constants.
 var manFiles = []manEntry{
 	{policy.Path, "The system's yield policy, written by the NixOS module: which system units may yield to which users, and where claims live (claimsDir)."},
-	{broker.SocketPath, "The root broker's socket, opened by systemd's portclaim.socket. resolve and release ask the broker to stop and start system units for you."},
+	{policy.BrokerSocket, "The root broker's socket, opened by systemd's portclaim.socket. resolve and release ask the broker to stop and start system units for you."},
 	{policy.DefaultClaimsDir, "Claims, unless the policy's claimsDir says otherwise: claimsDir/USER/UNIT for each system unit that yields to USER. While it exists, the unit's start condition keeps the unit down, across reboots too."},
 	{"$XDG_CONFIG_HOME/portclaim/manifest.json", "Your claims, linked there by the home-manager module (default ~/.config/portclaim/manifest.json). Without it, the built-in map of known services stands in. --manifest names another."},
 	{"$XDG_STATE_HOME/portclaim/" + lastrun.File, "The outcome of your last resolve or release, which status shows (default ~/.local/state/portclaim/" + lastrun.File + ")."},
@@ -44,7 +43,7 @@ var manEnvironment = []manEntry{
 	{"NO_COLOR", "When set and not empty, messages on a terminal are not coloured."},
 	{"XDG_CONFIG_HOME", "Where your manifest is looked for, when an absolute path; else $HOME/.config. Root and root acting for a user use the user's home instead."},
 	{"XDG_STATE_HOME", "Where the last run's outcome is kept, when an absolute path; else $HOME/.local/state."},
-	{"XDG_RUNTIME_DIR", "Where your user manager's bus is found ($XDG_RUNTIME_DIR/bus); else /run/user/UID/bus. Root always uses the latter."},
+	{"XDG_RUNTIME_DIR", "Where your user manager's bus is found ($XDG_RUNTIME_DIR/bus); else /run/user/UID/bus. Root ignores it: for itself it uses /run/user/0/bus, and acting for a user, that user's manager's private socket, /run/user/UID/systemd/private."},
 }
 
 var manSeeAlso = []string{"systemctl(1)", "journalctl(1)", "home-manager(1)", "configuration.nix(5)", "home-configuration.nix(5)"}

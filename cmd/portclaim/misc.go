@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -64,12 +62,11 @@ func (c *whoCmd) Run(a *app) error {
 	for _, h := range held {
 		manager := "system"
 		if h.Holder.Unit.User {
-			manager = "user " + gather.NameOf(h.Holder.Unit.UserUID)
+			manager = "user " + a.names.Of(h.Holder.Unit.UserUID)
 		}
-		says := report.Who(h.Holder, gather.NameOf)
+		says := report.Who(h.Holder, a.names.Of)
 		doc.Sockets = append(doc.Sockets, whoSocket{Protocol: string(h.Socket.Proto), Address: h.Socket.Endpoint.String(), Says: says,
-			Holder: report.Holder{Manager: manager, Unit: h.Holder.Unit.Name, PID: h.Holder.PID, Command: h.Holder.Command,
-				UID: h.Holder.UID, Confidence: string(h.Holder.Confidence), Why: h.Holder.Why}})
+			Holder: report.HolderDoc(manager, h.Holder.Unit.Name, h.Holder)})
 	}
 	if c.JSON {
 		if err := report.WriteJSON(a.stdout, doc); err != nil {
@@ -181,10 +178,5 @@ func versionLine() string {
 	if rev != "" {
 		v += " (" + rev + ")"
 	}
-	return fmt.Sprintf("portclaim %s; reads manifest versions 1 to %d; broker protocol %d", v, manifest.Version, broker.Version)
-}
-
-func isSocket(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode()&fs.ModeSocket != 0
+	return fmt.Sprintf("portclaim %s; reads manifest versions %d to %d; broker protocol %d", v, manifest.OldestVersion, manifest.Version, broker.Version)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
-	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/unitname"
 	"github.com/portclaim/portclaim/pkg/yield"
@@ -42,10 +40,7 @@ func (c *releaseCmd) Run(a *app) error {
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
 	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := policy.DefaultClaimsDir
-	if pol != nil {
-		claimsDir = pol.ClaimsDir
-	}
+	claimsDir := pol.ClaimsDirOrDefault()
 	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
 	if err != nil {
 		r.errorf("%v; nothing was changed", err)
@@ -71,18 +66,16 @@ func (c *releaseCmd) Run(a *app) error {
 		if err == nil {
 			defer svc.Sys.Close()
 			res, err = svc.Release(ctx, t.Name, req)
+			doc.Notes = append(doc.Notes, r.unrecorded(svc.Log)...)
 		}
 		if err != nil {
 			r.errorf("%v; nothing was changed", err)
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 	} else {
-		resp, err := broker.Call(ctx, a.places.BrokerSocket, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
-		if err != nil || resp.Release == nil {
-			if err == nil {
-				err = fmt.Errorf("the broker's answer has no result")
-			}
-			r.errorf("%v; nothing was changed", brokerError(err, a))
+		resp, err := a.askBroker(ctx, "release", broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
+		if err != nil {
+			r.errorf("%v; nothing was changed", err)
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 		res = *resp.Release

@@ -24,18 +24,18 @@ import (
 // actFlags are shared by resolve and release: home-manager's activation
 // passes --manifest, and --dry-run/--verbose under DRY_RUN/VERBOSE.
 type actFlags struct {
-	Manifest string        `help:"Manifest file (JSON). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
-	DryRun   bool          `name:"dry-run" help:"Say what would be done, change nothing."`
-	Verbose  bool          `short:"v" help:"Also say what needs nothing done."`
-	JSON     bool          `name:"json" help:"Print JSON (schema in the README)."`
-	User     string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
-	Wait     time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
-	Timeout  time.Duration `default:"60s" help:"The longest the whole run may take."`
+	manifestFlag `embed:""`
+	DryRun       bool          `name:"dry-run" help:"Say what would be done, change nothing."`
+	Verbose      bool          `short:"v" help:"Also say what needs nothing done."`
+	JSON         bool          `name:"json" help:"Print JSON (schema in the README)."`
+	User         string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
+	Wait         time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
+	Timeout      time.Duration `default:"60s" help:"The longest the whole run may take."`
 }
 
 type resolveCmd struct {
 	actFlags
-	Yes bool `help:"Act without asking, even when the manifest says autoResolve = false."`
+	Yes bool `help:"Act without asking, even when the manifest says autoResolve = false, or as root for a user."`
 }
 
 // resolveDoc is resolve's JSON document.
@@ -63,7 +63,7 @@ func (c *resolveCmd) Run(a *app) error {
 		a.announce(source, t)
 		report.Text(a.stdout, v.check)
 	}
-	conflicts := conflict.Conflicts(v.findings)
+	conflicts := conflict.Conflicts(v.check.Findings)
 	if len(v.check.Errors) > 0 {
 		r.errorf("nothing was changed: %s", strings.Join(v.check.Errors, "; "))
 		return a.finish(r, t, source, "resolve", strictCode(m, exitConflicts), conflicts, doc, c.JSON)
@@ -84,7 +84,7 @@ func (c *resolveCmd) Run(a *app) error {
 			continue
 		}
 		left++
-		doc.Left = append(doc.Left, report.Document(report.Check{Items: []plan.Item{it}}).Conflicts[0])
+		doc.Left = append(doc.Left, report.ConflictDoc(it))
 		r.warnf("%s %s: %s, which %s's %s wants [%s]\n  fix (%s): %s", it.Finding.Want.PortProto(), it.Finding.Service,
 			report.Holding(it.Finding, v.check.NameOf), t.Name, it.Finding.UserUnit, it.Finding.Kind, it.Remedy.Who, it.Remedy.Text())
 	}
@@ -104,15 +104,20 @@ func (c *resolveCmd) Run(a *app) error {
 func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m manifest.Manifest, v view, doc *resolveDoc) map[string]bool {
 	done := map[string]bool{}
 	var in *bufio.Reader
-	confirm := !m.AutoResolve && !c.Yes
-	if confirm && !a.stdinTTY {
-		r.warnf("autoResolve is off and there is no terminal to ask: reporting only; `portclaim resolve --yes` acts without asking, or set services.portclaim.autoResolve = true; in home.nix")
+	ask, cannot := c.consent(a, t, m)
+	if cannot != "" {
+		r.warnf("%s", cannot)
 		return done
 	}
-	if confirm {
+	if ask {
 		in = bufio.NewReader(a.stdin)
 	}
 	var root *yield.Service
+	defer func() {
+		if root != nil {
+			doc.Notes = append(doc.Notes, r.unrecorded(root.Log)...)
+		}
+	}()
 	for _, y := range v.plan.Yields {
 		what := strings.Join(y.Units, " and ")
 		if c.DryRun {
@@ -130,7 +135,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		var err error
 		if t.Root(a) {
 			if root == nil {
-				root, err = a.rootService(ctx, v.snap.ClaimsDir(), c.Wait)
+				root, err = a.rootService(ctx, v.snap.Policy.ClaimsDirOrDefault(), c.Wait)
 				if err != nil {
 					r.errorf("%v; nothing was changed", err)
 					return done
@@ -139,7 +144,10 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 			}
 			res, err = root.Yield(ctx, t.Name, t.UID, req)
 		} else {
-			res, err = a.askBroker(ctx, broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()})
+			var resp broker.Response
+			if resp, err = a.askBroker(ctx, "resolve", broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()}); err == nil {
+				res = *resp.Yield
+			}
 		}
 		if err != nil {
 			r.errorf("%s: %v; nothing was changed", what, err)
@@ -161,6 +169,31 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		}
 	}
 	return done
+}
+
+// consent says whether to ask before each yield, and when there is no
+// terminal to ask on, why nothing is done. The user's manifest decides
+// for the user (autoResolve); root acting for a user asks unless --yes,
+// whatever that user's manifest says: the manifest names the units, and
+// it is the user's, not root's, word that they may stop. A dry run
+// changes nothing, so asks nothing.
+func (c *resolveCmd) consent(a *app, t target, m manifest.Manifest) (ask bool, cannot string) {
+	if c.Yes || c.DryRun {
+		return false, ""
+	}
+	switch {
+	case t.Root(a):
+		if !a.stdinTTY {
+			return false, fmt.Sprintf("root acts for %s only when asked on a terminal, and there is none: reporting only; `sudo portclaim resolve --user %s --yes` acts without asking", t.Name, t.Name)
+		}
+	case !m.AutoResolve:
+		if !a.stdinTTY {
+			return false, "autoResolve is off and there is no terminal to ask: reporting only; `portclaim resolve --yes` acts without asking, or set services.portclaim.autoResolve = true; in home.nix"
+		}
+	default:
+		return false, ""
+	}
+	return true, ""
 }
 
 // actorOf names who acts: the broker, or root itself.
@@ -208,23 +241,21 @@ func dedupe(ss []string) []string {
 	return out
 }
 
-// askBroker sends a request to portclaim's broker.
-func (a *app) askBroker(ctx context.Context, req broker.Request) (yield.YieldResult, error) {
+// askBroker sends command's request (resolve's yield, release's
+// release) to portclaim's broker; the answer it returns carries the
+// result the request asked for.
+func (a *app) askBroker(ctx context.Context, command string, req broker.Request) (broker.Response, error) {
 	resp, err := broker.Call(ctx, a.places.BrokerSocket, req)
-	if err != nil {
-		return yield.YieldResult{}, brokerError(err, a)
-	}
-	if resp.Yield == nil {
-		return yield.YieldResult{}, fmt.Errorf("the broker's answer has no result")
-	}
-	return *resp.Yield, nil
-}
-
-func brokerError(err error, a *app) error {
 	if errors.Is(err, broker.ErrNoBroker) {
-		return fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim resolve --user NAME", err)
+		return resp, fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user NAME", err, command)
 	}
-	return err
+	if err != nil {
+		return resp, err
+	}
+	if req.Op == broker.OpYield && resp.Yield == nil || req.Op == broker.OpRelease && resp.Release == nil {
+		return resp, fmt.Errorf("the broker's answer has no result")
+	}
+	return resp, nil
 }
 
 // rootService is the root side, in this process (root mode).
@@ -319,6 +350,18 @@ func (r *runLog) notef(format string, args ...any) {
 	if !r.json {
 		r.a.notef(format, args...)
 	}
+}
+
+// unrecorded warns of the actions root took that the journal did not
+// record, and returns the warnings for the JSON document's notes.
+func (r *runLog) unrecorded(l *actionlog.Log) []string {
+	if l == nil {
+		return nil
+	}
+	for _, p := range l.Problems {
+		r.warnf("%s", p)
+	}
+	return l.Problems
 }
 
 func (r *runLog) errorf(format string, args ...any) {

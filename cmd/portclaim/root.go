@@ -13,7 +13,6 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/plan"
-	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/yield"
@@ -52,10 +51,7 @@ func (c *reconcileCmd) Run(a *app) error {
 		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
 	}
 	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := policy.DefaultClaimsDir
-	if pol != nil {
-		claimsDir = pol.ClaimsDir
-	} else {
+	if pol == nil {
 		a.notef("%s: every condition claim is given back", problem)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
@@ -65,9 +61,12 @@ func (c *reconcileCmd) Run(a *app) error {
 		return fail(exitEnv, "", "%v; nothing was changed", err)
 	}
 	defer sys.Close()
-	svc := &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Policy: pol}, Sys: sys,
+	svc := &yield.Service{Store: claimstore.Store{Dir: pol.ClaimsDirOrDefault()}, Authority: plan.Authority{Policy: pol}, Sys: sys,
 		Places: a.places, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
+	for _, p := range svc.Log.Problems {
+		a.warnf("%s", p) // the actions matter more than their record
+	}
 	if err != nil {
 		return fail(exitEnv, "", "%v", err)
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"os/user"
+	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -25,8 +28,10 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI as a user meets it (testdata/script/*.txtar):
 // commands, what they print on stdout and stderr, and their exit codes,
 // unprivileged, on fixtures instead of this machine: a socket table, a
-// manifest, no system bus. `go test -run TestScripts -update` rewrites
-// the expected output of `cmp` lines.
+// manifest, no system bus. `UPDATE_SCRIPTS=1 go test -run TestScripts`
+// rewrites the expected output of `cmp` lines. Besides testscript's
+// commands, `exits CODE COMMAND ARGS...` runs a command as exec does and
+// checks its exit code (`! exec` only checks that it is not 0).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
@@ -45,6 +50,7 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": exits},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
@@ -52,4 +58,26 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 	})
+}
+
+// exits is `exits CODE COMMAND ARGS...`: exec, and the command must end
+// with exit code CODE.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE COMMAND [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %q is not an exit code", args[0])
+	}
+	got := 0
+	var ee *exec.ExitError
+	if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,12 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/lastrun"
-	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/safeopen"
 )
@@ -68,34 +70,38 @@ type statusClaim struct {
 	Holders   []string `json:"holders"`
 }
 
+// lookup is one user's target, looked up once a run, or why not.
+type lookup struct {
+	t   target
+	err error
+}
+
 func (c *statusCmd) Run(a *app) error {
 	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
-	doc := statusDoc{PolicyProblem: problem, Broker: isSocket(a.places.BrokerSocket), Users: []statusUser{}}
-	claimsDir := policy.DefaultClaimsDir
+	// One run shares the policy, the reads of the socket tables and the
+	// processes, and the system manager's connection.
+	sh := gather.Share(a.places, pol, problem)
+	defer sh.Close()
+	doc := statusDoc{PolicyProblem: problem, Broker: sh.Broker(), Users: []statusUser{}}
 	if pol != nil {
-		claimsDir = pol.ClaimsDir
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: claimsDir}
+	store := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}
 	var users []string
+	found := map[string]lookup{}
 	switch {
-	case c.User != "":
+	case c.User != "", a.euid != 0:
 		t, err := a.target(c.User, false)
 		if err != nil {
 			return err
 		}
 		users = []string{t.Name}
-	case a.euid == 0:
+		found[t.Name] = lookup{t: t}
+	default:
 		var err error
 		if users, err = store.Users(); err != nil {
 			return fail(exitEnv, "", "%v", err)
 		}
-	default:
-		t, err := a.target("", false)
-		if err != nil {
-			return err
-		}
-		users = []string{t.Name}
 	}
 	if c.JSON {
 		c.Format = "json"
@@ -112,8 +118,14 @@ func (c *statusCmd) Run(a *app) error {
 		sort.Strings(users)
 	}
 	for _, u := range users {
-		doc.Users = append(doc.Users, a.statusOf(store, u))
+		l, ok := found[u]
+		if !ok {
+			l.t, l.err = a.target(u, false)
+			found[u] = l
+		}
+		doc.Users = append(doc.Users, a.statusOf(store, u, l))
 	}
+	a.holdersOf(sh, doc.Users)
 	return a.writeOut(c.Output, func(w io.Writer) error {
 		switch c.Format {
 		case "json":
@@ -121,7 +133,7 @@ func (c *statusCmd) Run(a *app) error {
 		case "prometheus":
 			ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 			defer cancel()
-			return report.Prometheus(w, a.metrics(ctx, doc, pol != nil))
+			return report.Prometheus(w, a.metrics(ctx, sh, doc, found, pol != nil))
 		}
 		a.statusText(w, doc)
 		return nil
@@ -157,7 +169,7 @@ func (a *app) writeOut(path string, write func(io.Writer) error) error {
 
 // metrics is the fleet view: the claims and last runs status read, and
 // each user's conflicts from a check of their manifest.
-func (a *app) metrics(ctx context.Context, doc statusDoc, policyOK bool) report.Metrics {
+func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, found map[string]lookup, policyOK bool) report.Metrics {
 	m := report.Metrics{PolicyOK: policyOK, Broker: doc.Broker}
 	for _, su := range doc.Users {
 		um := report.UserMetrics{User: su.User, LastRun: su.LastRun}
@@ -165,11 +177,11 @@ func (a *app) metrics(ctx context.Context, doc statusDoc, policyOK bool) report.
 			um.Claims = append(um.Claims, report.ClaimMetric{Unit: c.Unit, Method: c.Method, KeptDown: c.KeptDown,
 				Releasing: c.Releasing, Unreadable: c.Problem != ""})
 		}
-		if t, err := a.target(su.User, false); err == nil {
-			if man, source, err := a.loadManifest("", t); err == nil && source != builtinSource {
-				v := a.look(ctx, man, source, t)
+		if l := found[su.User]; l.err == nil {
+			if man, source, err := a.loadManifest("", l.t); err == nil && source != builtinSource {
+				v := a.lookShared(ctx, sh, man, source, l.t)
 				um.Checked = len(v.check.Errors) == 0
-				for _, f := range v.findings {
+				for _, f := range v.check.Findings {
 					if f.Kind.Conflict() {
 						um.Conflicts = append(um.Conflicts, report.ConflictMetric{Kind: string(f.Kind), Port: f.Want.Port, Protocol: string(f.Want.Proto)})
 					}
@@ -181,7 +193,9 @@ func (a *app) metrics(ctx context.Context, doc statusDoc, policyOK bool) report.
 	return m
 }
 
-func (a *app) statusOf(store claimstore.Store, name string) statusUser {
+// statusOf reads a user's claims and last run; holdersOf adds who holds
+// the claimed ports.
+func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser {
 	su := statusUser{User: name, Claims: []statusClaim{}}
 	entries, err := store.List(name)
 	if err != nil {
@@ -193,54 +207,74 @@ func (a *app) statusOf(store claimstore.Store, name string) statusUser {
 			cl := e.Claim
 			at := cl.ClaimedAt
 			sc.Service, sc.Ports, sc.ClaimedAt, sc.Method, sc.Prior, sc.With = cl.Service, cl.Ports, &at, cl.Method, cl.Prior.ActiveState, cl.With
-			sc.KeptDown = !e.Releasing && keptDown(a, cl.Method, e.Unit)
+			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit)
 			if cl.Release != nil {
 				sc.LastError = cl.Release.LastError
 			}
 		}
-		for _, p := range sc.Ports {
-			held, err := gather.Who(p.Port, p.Proto, []host.UnitRef{{Name: e.Unit}}, a.places)
-			if err != nil {
-				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %v", p.PortProto(), err))
-				continue
-			}
-			if len(held) == 0 {
-				sc.Holders = append(sc.Holders, p.PortProto()+": free")
-			}
-			for _, h := range held {
-				sc.Holders = append(sc.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, gather.NameOf), h.Socket.Endpoint))
-			}
-		}
 		su.Claims = append(su.Claims, sc)
 	}
-	su.LastRun, su.LastRunProblem = a.lastRunOf(name)
+	su.LastRun, su.LastRunProblem = a.lastRunOf(l)
 	return su
+}
+
+// holdersOf says who holds each claimed port now, from one read of the
+// socket tables for all of them.
+func (a *app) holdersOf(sh *gather.Shared, users []statusUser) {
+	var qs []gather.Query
+	for _, su := range users {
+		for _, c := range su.Claims {
+			for _, p := range c.Ports {
+				qs = append(qs, gather.Query{Port: p.Port, Proto: p.Proto, Expected: []host.UnitRef{{Name: c.Unit}}})
+			}
+		}
+	}
+	held, err := sh.Who(qs)
+	i := 0
+	for _, su := range users {
+		for ci := range su.Claims {
+			c := &su.Claims[ci]
+			for _, p := range c.Ports {
+				switch {
+				case err != nil:
+					c.Holders = append(c.Holders, fmt.Sprintf("%s: %v", p.PortProto(), err))
+				case len(held[i]) == 0:
+					c.Holders = append(c.Holders, p.PortProto()+": free")
+				}
+				if err == nil {
+					for _, h := range held[i] {
+						c.Holders = append(c.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, a.names.Of), h.Socket.Endpoint))
+					}
+				}
+				i++
+			}
+		}
+	}
 }
 
 // keptDown reports whether what keeps a claimed unit down is in place: a
 // mask still linked, or a condition (rendered by the NixOS module for
 // every unit the policy lists).
-func keptDown(a *app, method, unit string) bool {
+func keptDown(at gather.Places, method, unit string) bool {
 	switch method {
-	case "condition":
+	case claim.ByCondition:
 		return true
-	case "transient-mask":
-		t, err := os.Readlink(filepath.Join(a.places.TransientDir, unit))
-		return err == nil && t == "/dev/null"
+	case claim.ByTransientMask:
+		return at.Masked(unit)
 	}
 	return false
 }
 
 // lastRunOf reads a user's last-run record: their own, or as root through
 // safeopen (the file is in the user's home).
-func (a *app) lastRunOf(name string) (*lastrun.Record, string) {
+func (a *app) lastRunOf(l lookup) (*lastrun.Record, string) {
 	var path string
 	var data []byte
 	var err error
-	t, terr := a.target(name, false)
-	if terr != nil {
-		return nil, terr.Error()
+	if l.err != nil {
+		return nil, l.err.Error()
 	}
+	t := l.t
 	if t.Self && a.euid != 0 {
 		path = filepath.Join(lastrun.Dir(a.getenv), lastrun.File)
 		data, err = readBounded(path, lastrun.MaxSize)
@@ -248,8 +282,8 @@ func (a *app) lastRunOf(name string) (*lastrun.Record, string) {
 		path = filepath.Join(t.Home, ".local", "state", "portclaim", lastrun.File)
 		data, err = safeopen.UserFile(path, t.UID, lastrun.MaxSize)
 	}
-	if os.IsNotExist(err) || err != nil && strings.Contains(err.Error(), "no such file") {
-		return nil, ""
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "" // no run recorded yet
 	}
 	if err != nil {
 		return nil, err.Error()

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
@@ -154,19 +153,27 @@ func (a *app) lookFor(ctx context.Context, userFlag, manifestFlag string, acting
 
 // view is one look at the machine for a manifest, decided and planned.
 type view struct {
-	snap     gather.Snapshot
-	findings []conflict.Finding
-	plan     plan.Plan
-	check    report.Check
+	snap  gather.Snapshot
+	plan  plan.Plan
+	check report.Check // its Findings are every claimed port's verdict
 }
 
 func (a *app) look(ctx context.Context, m manifest.Manifest, source string, t target) view {
-	snap := gather.Look(ctx, m, t.UID, a.places)
-	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: t.UID, Sockets: snap.InWay, Holders: snap.Holders,
-		System: snap.System, KeptDown: snap.KeptDown, Others: snap.Others, NameOf: gather.NameOf})
-	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
-		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, System: snap.System, Sockets: snap.Sockets})
+	return a.lookShared(ctx, nil, m, source, t)
+}
+
+// lookShared is look with what sh shares with other looks of the run
+// (nil: nothing).
+func (a *app) lookShared(ctx context.Context, sh *gather.Shared, m manifest.Manifest, source string, t target) view {
+	var snap gather.Snapshot
+	if sh == nil {
+		snap = gather.Look(ctx, m, t.UID, t.Name, a.names.Of, a.places)
+	} else {
+		snap = sh.Look(ctx, m, t.UID, t.Name, a.names.Of)
+	}
+	p := plan.Make(plan.Input{Manifest: m, Findings: snap.Findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
+		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, System: snap.System, Sockets: snap.Sockets})
 	notes := append(append([]string{}, snap.Notes...), m.Notes...)
-	return view{snap: snap, findings: findings, plan: p, check: report.Check{User: t.Name, Source: source, Findings: findings,
-		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: gather.NameOf}}
+	return view{snap: snap, plan: p, check: report.Check{User: t.Name, Source: source, Findings: snap.Findings,
+		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: a.names.Of}}
 }

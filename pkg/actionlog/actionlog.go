@@ -9,6 +9,7 @@ package actionlog
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/journal"
 
@@ -18,8 +19,9 @@ import (
 // Log is where records go. A nil *Log records nothing.
 type Log struct {
 	send func(msg string, pri journal.Priority, fields map[string]string) error
-	// Problems collects failures to record, for the caller to show once:
-	// the action matters more than its record.
+	// Problems collects failures to record, each said once, for the
+	// caller to show after acting: the action matters more than its
+	// record.
 	Problems []string
 }
 
@@ -59,23 +61,11 @@ func (l *Log) Add(e Entry) {
 		"PORTCLAIM_ACTION":  e.Action,
 		"PORTCLAIM_UNIT":    e.Unit,
 		"PORTCLAIM_USER":    e.User,
-		"PORTCLAIM_PORT":    portList(e.Ports),
+		"PORTCLAIM_PORT":    strings.ReplaceAll(endpoint.PortList(e.Ports), ", ", ","), // "11434/tcp,6333/tcp"
 		"PORTCLAIM_RESULT":  e.Result,
 	})
 	if err != nil {
-		l.Problems = append(l.Problems, fmt.Sprintf("journal: %v", err))
+		l.Problems = append(l.Problems, fmt.Sprintf("recording in the journal failed (%v): the actions after it are not recorded", err))
 		l.send = nil
 	}
-}
-
-// portList writes ports as the journal field holds them: "11434/tcp,6333/tcp".
-func portList(eps []endpoint.Endpoint) string {
-	s := ""
-	for i, e := range eps {
-		if i > 0 {
-			s += ","
-		}
-		s += e.PortProto()
-	}
-	return s
 }

@@ -222,6 +222,7 @@ func held(in Input, svc manifest.Service, want endpoint.Endpoint, s *host.Socket
 	heldByManager := u.Name == unitname.ManagerScope && !u.User && h.Known()
 	if service, sock := triggeringSocket(in, svc); sock != "" && (heldByManager || !h.Known() && s.UID == 0 && in.System[sock].Active()) {
 		if !h.Known() {
+			f.Holder.Unit = host.UnitRef{Name: sock}
 			f.Holder.Confidence = holder.Probable
 			f.Holder.Why = fmt.Sprintf("socket owned by root, and %s, which activates %s, is listening", sock, service)
 		}

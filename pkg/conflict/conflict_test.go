@@ -174,6 +174,13 @@ func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
 	if fs[0].Kind != Resolvable || fs[0].Unit != "ollama.socket" || fs[0].Holder.Confidence != holder.Probable {
 		t.Errorf("got %+v", fs[0])
 	}
+	// check names the socket unit as the holder, not "outside any unit".
+	if u := fs[0].Holder.Unit; u.Name != "ollama.socket" || u.User {
+		t.Errorf("holder unit %+v, want system ollama.socket", u)
+	}
+	if got := fs[0].Holder.Describe(nil); got != "system ollama.socket" {
+		t.Errorf("described as %q, want %q", got, "system ollama.socket")
+	}
 	system["ollama.socket"] = host.Unit{ActiveState: "inactive"}
 	if fs := Classify(input(socks, holders, system)); fs[0].Kind != Unknown {
 		t.Errorf("socket not listening: got %s, want unknown", fs[0].Kind)

@@ -91,7 +91,23 @@ func TestJSONRefusesWhatItCannotCheck(t *testing.T) {
 }
 
 func TestPortProto(t *testing.T) {
+	// The address is not part of it: one port, whatever it binds.
+	for _, c := range []struct {
+		e    Endpoint
+		want string
+	}{
+		{ep(TCP, "*", 11434), "11434/tcp"},
+		{ep(UDP, "::", 53), "53/udp"},
+		{ep(TCP, "127.0.0.1", 65535), "65535/tcp"},
+	} {
+		if got := c.e.PortProto(); got != c.want {
+			t.Errorf("PortProto(%v) = %q, want %q", c.e, got, c.want)
+		}
+	}
 	if got := PortList([]Endpoint{ep(TCP, "*", 11434), ep(UDP, "::", 53)}); got != "11434/tcp, 53/udp" {
 		t.Errorf("PortList = %q", got)
+	}
+	if got := PortList(nil); got != "" {
+		t.Errorf("PortList(nil) = %q", got)
 	}
 }

@@ -7,7 +7,9 @@
 // Its cost is one read of the socket tables, the processes of the units
 // expected on the ports in the way (their cgroups; every process only when
 // those do not hold the socket), one ListUnitsByPatterns on the system
-// manager, and only when there is a conflict, one on the user manager.
+// manager (and one ListUnitFilesByPatterns when a named unit is stopped
+// and no claim keeps it down: it may start at boot), and only when a user
+// unit is in a conflict, one ListUnitsByPatterns on the user manager.
 package gather
 
 import (
@@ -42,18 +44,25 @@ type Places struct {
 	ProcRoot     string // /proc
 	SysRoot      string // /sys
 	PolicyPath   string // /etc/portclaim/policy.json
-	BrokerSocket string // /run/portclaim/broker.sock
+	BrokerSocket string // policy.BrokerSocket
 	TransientDir string // /run/systemd/transient
+}
+
+// Masked reports whether root mode's transient mask of unit is in place:
+// TransientDir/unit links to /dev/null. (The link portclaim makes, and
+// the only one it removes.)
+func (p Places) Masked(unit string) bool {
+	t, err := os.Readlink(filepath.Join(p.TransientDir, unit))
+	return err == nil && t == "/dev/null"
 }
 
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
-	BrokerSocket: "/run/portclaim/broker.sock", TransientDir: "/run/systemd/transient"}
+	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient"}
 
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {
 	User string
-	UID  uint32
 	// Sockets are those on and around the claimed ports (a free port
 	// nearby can be suggested); InWay those overlapping a claim.
 	Sockets []host.Socket
@@ -80,72 +89,132 @@ type Snapshot struct {
 	Notes, Broken []string
 	// DBusCalls counts D-Bus method calls per manager.
 	DBusCalls map[string]int
+	// Findings are the verdicts on the claimed ports (conflict.Classify),
+	// made once: they also say which user units to ask about.
+	Findings []conflict.Finding
 }
 
-// ClaimsDir is where the policy keeps claims (the default without one).
-func (s Snapshot) ClaimsDir() string {
-	if s.Policy != nil {
-		return s.Policy.ClaimsDir
+// Shared is what the looks and holder lookups of one run share (status
+// --format prometheus looks once per user): the policy and the broker's
+// socket, read once; the system manager's connection, dialed on first
+// need; and what was read of the processes. Make one with Share, and
+// Close it.
+type Shared struct {
+	at            Places
+	policy        *policy.Policy
+	policyProblem string
+	broker        bool
+	attr          *attributor
+	dialed        bool
+	sys           *systemd.Manager
+	sysErr        error
+}
+
+// Share starts what looks at at share, with the policy already read
+// (LoadPolicy).
+func Share(at Places, pol *policy.Policy, policyProblem string) *Shared {
+	return &Shared{at: at, policy: pol, policyProblem: policyProblem, broker: IsSocket(at.BrokerSocket), attr: newAttributor(at)}
+}
+
+// Broker reports whether portclaim's broker socket is there.
+func (sh *Shared) Broker() bool { return sh.broker }
+
+// system is the system manager's connection, dialed once; it lives as
+// long as the first ctx.
+func (sh *Shared) system(ctx context.Context) (*systemd.Manager, error) {
+	if !sh.dialed {
+		sh.dialed = true
+		sh.sys, sh.sysErr = systemd.System(ctx)
 	}
-	return policy.DefaultClaimsDir
+	return sh.sys, sh.sysErr
 }
 
-// SuggestMargin is how far around each claimed port sockets are read, so
-// that a free port nearby can be named (plan.FreePortNear looks as far).
-const SuggestMargin = 100
+// Close closes the system manager's connection, if one was dialed.
+func (sh *Shared) Close() {
+	if sh.sys != nil {
+		sh.sys.Close()
+		sh.sys = nil
+	}
+}
 
-// Look reads the machine for m, for the user uid. Its connections live
-// as long as ctx, whose deadline bounds every call.
-func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snapshot {
-	s := Snapshot{UID: uid, User: NameOf(uid), DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
-	s.Policy, s.PolicyProblem = LoadPolicy(at.PolicyPath)
-	s.Broker = isSocket(at.BrokerSocket)
+// Look reads the machine for m, for the user uid named user; nameOf
+// names the other users the findings mention. Its connections live as
+// long as ctx, whose deadline bounds every call.
+func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string, at Places) Snapshot {
+	pol, problem := LoadPolicy(at.PolicyPath)
+	sh := Share(at, pol, problem)
+	defer sh.Close()
+	return sh.Look(ctx, m, uid, user, nameOf)
+}
+
+// Look is Look with what sh shares.
+func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string) Snapshot {
+	at := sh.at
+	s := Snapshot{User: user, DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
+	s.Policy, s.PolicyProblem, s.Broker = sh.policy, sh.policyProblem, sh.broker
 	if len(m.Services) == 0 {
 		return s // nothing claimed: nothing to read, no bus to ask
 	}
 	if ports := conflict.ClaimedPorts(m); len(ports) > 0 {
-		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, SuggestMargin)...)
+		tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, host.NearbyPorts)...)
 		if err != nil {
 			s.Broken = append(s.Broken, err.Error())
 		}
 		s.Sockets = tab.Sockets
 	}
 	s.InWay = conflict.InWay(s.Sockets, m)
-	a := newAttributor(at)
 	s.Holders = map[uint64]holder.Holder{}
 	for _, sock := range s.InWay {
-		s.Holders[sock.Inode] = a.one(sock, holder.Expected(m, sock, uid))
+		s.Holders[sock.Inode] = sh.attr.one(sock, holder.Expected(m, sock, uid))
 	}
 
-	store := claimstore.Store{Dir: s.ClaimsDir()}
-	keptDown := func(u host.Unit) bool {
-		mine, others := claimsOn(store, u.Name, s.User, at.TransientDir)
-		s.KeptDown[u.Name], s.Others[u.Name] = mine, others
-		return mine
+	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
+	noteClaims := func(u host.Unit) {
+		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(store, u.Name, s.User, at)
 	}
-	sys, err := systemd.System(ctx)
+	sys, err := sh.system(ctx)
 	if err != nil {
 		s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 	} else {
-		defer sys.Close()
+		callsBefore := sys.Calls
 		names := systemNames(m, s.Holders)
+		// A .socket unit's listener belongs to pid 1: where a socket in
+		// the way may be one, the sockets that would activate the
+		// declared services are asked about in the same call.
+		triggers := conflict.MayBeSocketUnit(s.InWay, s.Holders)
+		socketOnly := map[string]bool{}
+		if triggers {
+			for _, sock := range systemd.SocketsFor(conflict.SystemUnits(m)) {
+				if !slices.Contains(names, sock) {
+					names = append(names, sock)
+					socketOnly[sock] = true
+				}
+			}
+		}
 		units, err := sys.Units(ctx, names, func(u host.Unit) bool {
 			// The unit file state only matters for a stopped unit that
-			// may start at boot and that no claim keeps down.
-			return u.Exists() && !u.Active() && !keptDown(u)
+			// may start at boot and that no claim keeps down; of an
+			// activating socket, its state is enough.
+			if socketOnly[u.Name] {
+				return false
+			}
+			if u.Exists() && !u.Active() {
+				noteClaims(u)
+			}
+			return conflict.MayBeLatent(u, s.KeptDown)
 		})
-		if err == nil && conflict.MayBeSocketUnit(s.InWay, s.Holders) {
-			// A .socket unit's listener belongs to pid 1: find the
-			// sockets that activate the declared services.
-			err = sys.AddTriggers(ctx, conflict.SystemUnits(m), units)
+		if err == nil && triggers {
+			systemd.LinkTriggers(conflict.SystemUnits(m), units)
 		}
 		if err != nil {
 			s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
 		} else {
 			s.System = units
 		}
-		s.DBusCalls["system"] = sys.Calls
+		s.DBusCalls["system"] = sys.Calls - callsBefore
 	}
+	s.Findings = conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
+		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf})
 	s.userSide(ctx, m, uid)
 	return s
 }
@@ -156,7 +225,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, at Places) Snaps
 // portclaim cannot read still exists, and keeps it down), and whether it
 // comes back by itself: only other users' claims keep it down while it
 // ran before them, or the user's own release of it is under way.
-func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, others bool) {
+func claimsOn(store claimstore.Store, unit, user string, at Places) (mine, others bool) {
 	entries, _ := store.OnUnit(unit)
 	for _, e := range entries {
 		down := false
@@ -165,8 +234,7 @@ func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, ot
 		case e.Problem != "", e.Claim.Method == claim.ByCondition:
 			down = true
 		case e.Claim.Method == claim.ByTransientMask:
-			t, err := os.Readlink(filepath.Join(transientDir, unit))
-			down = err == nil && t == "/dev/null"
+			down = at.Masked(unit)
 		}
 		switch {
 		case e.User == user && e.Releasing:
@@ -184,18 +252,17 @@ func claimsOn(store claimstore.Store, unit, user, transientDir string) (mine, ot
 // report shows their state), and notes when that manager is not running.
 func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32) {
 	var names []string
-	findings := conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders, System: s.System, KeptDown: s.KeptDown, Others: s.Others})
-	for _, f := range findings {
+	for _, f := range s.Findings {
 		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
 			names = append(names, f.UserUnit)
 		}
 	}
 	path := systemd.UserBusPath(int(uid))
-	if uid == 0 && !isSocket(path) {
+	if uid == 0 && !IsSocket(path) {
 		return // root's own units are system units; its user manager rarely runs
 	}
 	if len(names) == 0 {
-		if !isSocket(path) && len(m.Services) > 0 && uid != 0 {
+		if !IsSocket(path) && len(m.Services) > 0 && uid != 0 {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s's user manager is not running (%s); the user units are not checked, the system side is%s",
 				s.User, path, lingerHint(uid, s.User)))
 		}
@@ -242,7 +309,9 @@ func LoadPolicy(path string) (*policy.Policy, string) {
 	return &p, ""
 }
 
-func isSocket(path string) bool {
+// IsSocket reports whether a socket is at path (the broker's, a user
+// manager's bus).
+func IsSocket(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode()&fs.ModeSocket != 0
 }
@@ -268,27 +337,72 @@ type Held struct {
 // Who lists every socket bound to port (proto "" for both), with its
 // holder; expected names the units that should hold it.
 func Who(port uint16, proto endpoint.Proto, expected []host.UnitRef, at Places) ([]Held, error) {
-	tab, err := sockets.Read(at.ProcRoot, sockets.Range{Lo: port, Hi: port})
+	held, err := whoAll([]Query{{Port: port, Proto: proto, Expected: expected}}, newAttributor(at), at)
 	if err != nil {
 		return nil, err
 	}
-	a := newAttributor(at)
-	var out []Held
-	for _, s := range tab.Sockets {
-		if s.Port == port && (proto == "" || s.Proto == proto) {
-			out = append(out, Held{Socket: s, Holder: a.one(s, expected)})
+	return held[0], nil
+}
+
+// Query is one port Who asks about.
+type Query struct {
+	Port     uint16
+	Proto    endpoint.Proto // "" for both
+	Expected []host.UnitRef
+}
+
+// Who answers Who for every query (status: each claimed port), in one
+// read of the socket tables.
+func (sh *Shared) Who(qs []Query) ([][]Held, error) { return whoAll(qs, sh.attr, sh.at) }
+
+func whoAll(qs []Query, a *attributor, at Places) ([][]Held, error) {
+	if len(qs) == 0 {
+		return nil, nil // no range would read every port
+	}
+	ports := make([]uint16, len(qs))
+	for i, q := range qs {
+		ports[i] = q.Port
+	}
+	tab, err := sockets.Read(at.ProcRoot, sockets.Around(ports, 0)...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]Held, len(qs))
+	for i, q := range qs {
+		for _, s := range tab.Sockets {
+			if s.Port == q.Port && (q.Proto == "" || s.Proto == q.Proto) {
+				out[i] = append(out[i], Held{Socket: s, Holder: a.one(s, q.Expected)})
+			}
 		}
 	}
 	return out, nil
 }
 
 // NameOf returns the user name of uid, or the number when it has none.
+// Each call asks the user database (without cgo, a read of
+// /etc/passwd): a run that names many uids keeps them in Names.
 func NameOf(uid uint32) string {
 	id := strconv.FormatUint(uint64(uid), 10)
 	if u, err := user.LookupId(id); err == nil {
 		return u.Username
 	}
 	return id
+}
+
+// Names remembers NameOf's answers for one run; the zero value is ready.
+type Names struct{ byUID map[uint32]string }
+
+// Of is NameOf, asked once per uid.
+func (n *Names) Of(uid uint32) string {
+	if name, ok := n.byUID[uid]; ok {
+		return name
+	}
+	if n.byUID == nil {
+		n.byUID = map[uint32]string{}
+	}
+	name := NameOf(uid)
+	n.byUID[uid] = name
+	return name
 }
 
 // attributor finds holders, reading each process's files at most once.
@@ -327,11 +441,14 @@ func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
 	if h.Confidence == holder.Confirmed {
 		return h
 	}
+	var full *holder.Holder // the attribution among every process, once made
 	if a.canRead(s.UID) {
 		// Every process's files may be open to us: one may confirm it.
-		if full := holder.Attribute(s, a.everyProcess(), expected, a.hasSocket); full.Confidence == holder.Confirmed {
-			return full
+		h := holder.Attribute(s, a.everyProcess(), expected, a.hasSocket)
+		if h.Confidence == holder.Confirmed {
+			return h
 		}
+		full = &h
 	}
 	// The holder's files are closed to us (another user's, or root
 	// without CAP_SYS_PTRACE, as the broker runs). The kernel says which
@@ -342,6 +459,9 @@ func (a *attributor) one(s host.Socket, expected []host.UnitRef) holder.Holder {
 	}
 	if h.Confidence == holder.Probable {
 		return h // no cgroup to go by; the full scan would guess the same
+	}
+	if full != nil {
+		return *full
 	}
 	return holder.Attribute(s, a.everyProcess(), expected, a.hasSocket)
 }

@@ -166,19 +166,26 @@ func Expected(m manifest.Manifest, s host.Socket, uid uint32) []host.UnitRef {
 
 // Describe names the holder for a message: "system ollama.service (pid
 // 70 ollama)", "user alice's podman-x.service (pid 90 conmon)", "pid 12
-// (nc) outside any unit". nameOf turns a uid into a user name.
+// nc outside any unit"; a unit without a known process, "system
+// ollama.socket". nameOf turns a uid into a user name.
 func (h Holder) Describe(nameOf func(uint32) string) string {
 	proc := ""
 	if h.PID > 0 {
 		proc = fmt.Sprintf("pid %d %s", h.PID, h.Command)
 	}
+	var unit string
 	switch {
 	case !h.Known():
 		return fmt.Sprintf("a process of uid %d", h.UID)
 	case h.Unit.Name == "":
 		return strings.TrimSpace(proc + " outside any unit")
 	case h.Unit.User:
-		return fmt.Sprintf("user %s's %s (%s)", nameOf(h.Unit.UserUID), h.Unit.Name, proc)
+		unit = fmt.Sprintf("user %s's %s", nameOf(h.Unit.UserUID), h.Unit.Name)
+	default:
+		unit = "system " + h.Unit.Name
 	}
-	return fmt.Sprintf("system %s (%s)", h.Unit.Name, proc)
+	if proc == "" {
+		return unit // known by its unit alone: the cgroup, or a .socket unit's listener
+	}
+	return fmt.Sprintf("%s (%s)", unit, proc)
 }

@@ -109,3 +109,23 @@ func TestOwnSocketsAreConfirmedUnprivileged(t *testing.T) {
 		t.Fatalf("got %+v, want alice's unit confirmed", h)
 	}
 }
+
+// TestDescribeWithoutAProcess: a holder known by its unit alone (the
+// cgroup named it, or a .socket unit's listener) has no process to name.
+func TestDescribeWithoutAProcess(t *testing.T) {
+	nameOf := func(uint32) string { return "alice" }
+	for _, c := range []struct {
+		h    Holder
+		want string
+	}{
+		{Holder{Unit: ollama, Confidence: Probable}, "system ollama.service"},
+		{Holder{Unit: aliceC, Confidence: Probable}, "user alice's podman-local-ai-ollama.service"},
+		{Holder{Unit: ollama, PID: 70, Command: "ollama", Confidence: Confirmed}, "system ollama.service (pid 70 ollama)"},
+		{Holder{Unit: aliceC, PID: 200, Command: "conmon", Confidence: Confirmed}, "user alice's podman-local-ai-ollama.service (pid 200 conmon)"},
+		{Holder{PID: 12, Command: "nc", Confidence: Confirmed}, "pid 12 nc outside any unit"},
+	} {
+		if got := c.h.Describe(nameOf); got != c.want {
+			t.Errorf("Describe = %q, want %q", got, c.want)
+		}
+	}
+}

@@ -12,6 +12,10 @@ import (
 	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
+// NearbyPorts is how far around each claimed port the sockets are read
+// (gather) and, so, how far from it a free port can be suggested (plan).
+const NearbyPorts = 100
+
 // Socket is one listening TCP or bound UDP socket.
 type Socket struct {
 	endpoint.Endpoint

@@ -60,3 +60,27 @@ func TestTheSameOutcomeIsNotWrittenAgain(t *testing.T) {
 		t.Errorf("a new outcome was not written: %+v", got)
 	}
 }
+
+// TestAnEndlessOldRecordIsReadBounded: the old record is read only as far
+// as a record can be long (a link to /dev/zero would otherwise be read
+// until memory runs out), and replaced.
+func TestAnEndlessOldRecordIsReadBounded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "portclaim")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, File)); err != nil {
+		t.Fatal(err)
+	}
+	r := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Summary: "nothing left to do"}
+	if err := Write(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Decode(data); err != nil || !got.SameOutcome(r) {
+		t.Errorf("got %+v, %v", got, err)
+	}
+}

@@ -50,9 +50,6 @@ func mustKnown(data []byte) []Known {
 	return out
 }
 
-// KnownServices lists the known services, by name.
-func KnownServices() []Known { return slices.Clone(known()) }
-
 // KnownFor finds the known service that runs systemUnit.
 func KnownFor(systemUnit string) (Known, bool) {
 	for _, k := range known() {

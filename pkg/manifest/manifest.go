@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -22,8 +24,11 @@ import (
 )
 
 // Version is the newest manifest contract this build reads; it reads
-// every version from 1 up to this one.
-const Version = 2
+// every version from OldestVersion up to this one.
+const (
+	OldestVersion = 1
+	Version       = 2
+)
 
 // Strategy says who wins a conflict.
 type Strategy string
@@ -223,16 +228,16 @@ func (p *parser) manifest(data []byte) Manifest {
 
 	switch v := root.Get("version"); {
 	case !v.Exists():
-		p.fail("version", "missing; this portclaim reads versions 1 to %d", Version)
-	case v.Type != gjson.Number || (v.Raw != "1" && v.Raw != "2"):
-		p.fail("version", "%s is not supported; this portclaim reads versions 1 to %d (update portclaim, or the module that rendered this file)", v.Raw, Version)
+		p.fail("version", "missing; this portclaim reads versions %d to %d", OldestVersion, Version)
+	case v.Type != gjson.Number || !readsVersion(v.Raw):
+		p.fail("version", "%s is not supported; this portclaim reads versions %d to %d (update portclaim, or the module that rendered this file)", v.Raw, OldestVersion, Version)
 	default:
 		m.Version = int(v.Int())
 		p.version = m.Version
 	}
 	if v := root.Get("strategy"); v.Exists() {
 		s := Strategy(v.String())
-		if v.Type != gjson.String || !validStrategy(s) {
+		if v.Type != gjson.String || !slices.Contains(strategies, s) {
 			p.fail("strategy", "%s is not a strategy; use one of %s", v.Raw, joinStrategies())
 		} else {
 			m.Strategy = s
@@ -554,7 +559,7 @@ func (p *parser) keys(path string, obj gjson.Result, known ...string) {
 		switch {
 		case seen[name]:
 			p.fail(kp, "is given twice in one object; give it once")
-		case !contains(known, name):
+		case !slices.Contains(known, name):
 			p.fail(kp, "unknown field (known: %s)", strings.Join(known, ", "))
 		}
 		seen[name] = true
@@ -562,9 +567,11 @@ func (p *parser) keys(path string, obj gjson.Result, known ...string) {
 	})
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// readsVersion reports whether raw, a JSON number, is written as a
+// version this build reads ("2", not "2.0" or "2e0").
+func readsVersion(raw string) bool {
+	for v := OldestVersion; v <= Version; v++ {
+		if raw == strconv.Itoa(v) {
 			return true
 		}
 	}
@@ -576,15 +583,6 @@ func orMissing(v gjson.Result) string {
 		return "missing"
 	}
 	return v.Raw
-}
-
-func validStrategy(s Strategy) bool {
-	for _, v := range strategies {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 func joinStrategies() string {

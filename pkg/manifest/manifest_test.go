@@ -1,9 +1,13 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -28,6 +32,34 @@ func TestDefaultIsValid(t *testing.T) {
 	}
 	if m.Strategy != DisableSystem || !m.AutoResolve || m.Strict {
 		t.Errorf("default settings %+v", m)
+	}
+	// The built-in map is what a manifest would say: its names and ports
+	// pass the manifest's own validation, and read back the same.
+	type service struct {
+		Name        string              `json:"name"`
+		SystemUnits []string            `json:"systemUnits"`
+		UserUnits   []string            `json:"userUnits"`
+		Ports       []endpoint.Endpoint `json:"ports"`
+	}
+	doc := struct {
+		Version     int       `json:"version"`
+		Strategy    Strategy  `json:"strategy"`
+		AutoResolve bool      `json:"autoResolve"`
+		Services    []service `json:"services"`
+	}{Version: m.Version, Strategy: m.Strategy, AutoResolve: m.AutoResolve}
+	for _, s := range m.Services {
+		doc.Services = append(doc.Services, service{s.Name, s.SystemUnits, s.UserUnits, s.Ports})
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse("the built-in map", data)
+	if err != nil {
+		t.Fatalf("the built-in map does not validate: %v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(back, m) {
+		t.Errorf("the built-in map reads back as\n%+v\nwant\n%+v", back, m)
 	}
 }
 

@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -63,7 +62,7 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 		}
 	}
 	if p.Address != "" {
-		if _, err := netip.ParseAddr(p.Address); err != nil {
+		if _, err := endpoint.ParseAddress(p.Address); err != nil {
 			return bad("address " + p.Address)
 		}
 	}

@@ -84,6 +84,7 @@ type Input struct {
 	Policy        *policy.Policy // nil when none is installed or trusted
 	PolicyProblem string         // why Policy is nil
 	Broker        bool           // the broker's socket is there
+	BrokerSocket  string         // where it was looked for
 	System        map[string]host.Unit
 	Sockets       []host.Socket // on and around the claimed ports
 }
@@ -92,19 +93,18 @@ type Input struct {
 func Make(in Input) Plan {
 	var p Plan
 	taken := newTaken(in.Sockets, in.Manifest)
-	yields := map[string]int{} // system unit -> index in p.Yields
+	yielding := map[string]bool{} // system units in p.Yields
 	for _, f := range in.Findings {
 		if !f.Kind.Conflict() {
 			continue
 		}
 		r := remedy(in, f)
 		if r.Who == ByResolve && in.Manifest.Strategy == manifest.DisableSystem {
-			if _, seen := yields[f.SystemUnit]; !seen {
-				yields[f.SystemUnit] = len(p.Yields)
+			if !yielding[f.SystemUnit] {
+				yielding[f.SystemUnit] = true
 				p.Yields = append(p.Yields, Yield{Service: f.Service, Units: Group(in.System, f.SystemUnit), Ports: servicePorts(in.Manifest, f.Service)})
 			}
-		}
-		if r.Who != ByResolve || in.Manifest.Strategy != manifest.DisableSystem {
+		} else {
 			moveAway(in, taken, f, &r)
 		}
 		p.Items = append(p.Items, Item{Finding: f, Remedy: r})
@@ -142,14 +142,13 @@ func remedy(in Input, f conflict.Finding) Remedy {
 	port := f.Want.PortProto()
 	switch f.Kind {
 	case conflict.Resolvable, conflict.Latent:
-		r := yieldRemedy(in, f)
 		switch in.Manifest.Strategy {
 		case manifest.DisableUser:
 			return userOff(in, f)
 		case manifest.Report:
-			r.Says = "strategy report: nothing is changed. " + r.Says
+			return reportOnly(in, f)
 		}
-		return r
+		return yieldRemedy(in, f)
 	case conflict.SystemOther:
 		r := Remedy{Who: ByRoot, Says: fmt.Sprintf("%s holds %s, and %s does not name it, so portclaim leaves it alone: as root, stop it (until the next boot)",
 			f.Unit, port, f.Service), Commands: []string{"sudo systemctl stop " + f.Unit}}
@@ -180,49 +179,104 @@ func remedy(in Input, f conflict.Finding) Remedy {
 func yieldRemedy(in Input, f conflict.Finding) Remedy {
 	group := Group(in.System, f.SystemUnit)
 	what := strings.Join(group, " and ")
-	doing := "makes " + what + " yield to you"
+	to, whose := "you", "your"
+	if in.Root {
+		to, whose = in.User, in.User+"'s" // root reads it, for the user
+	}
+	doing := "makes " + what + " yield to " + to
 	if f.Kind == conflict.Latent {
-		doing = fmt.Sprintf("keeps %s down (it is stopped but enabled, so it would take %s at boot, before your user units start)", what, f.Want.PortProto())
+		doing = fmt.Sprintf("keeps %s down (it is stopped but enabled, so it would take %s at boot, before %s user units start)", what, f.Want.PortProto(), whose)
 	}
 	rootCmd := "sudo portclaim resolve --user " + in.User
 	if in.Root {
 		return Remedy{Who: ByResolve, Says: fmt.Sprintf("`portclaim resolve --user %s` %s", in.User, doing),
 			Commands: []string{"portclaim resolve --user " + in.User}}
 	}
+	missing := notAllowed(in, group)
+	switch {
+	case len(missing) == 0 && in.Broker:
+		return Remedy{Who: ByResolve, Says: "`portclaim resolve` " + doing + " (the system policy lets it)", Commands: []string{"portclaim resolve"}}
+	case len(missing) == 0:
+		return Remedy{Who: ByAdmin, Says: noBroker(in, what) + "; until then root can do it now",
+			NixOS: []string{"services.portclaim.enable = true;"}, Commands: []string{rootCmd}}
+	}
+	r := Remedy{Who: ByAdmin}
+	r.Says, r.NixOS = letYield(in, f, missing)
+	and := " and "
+	if f.Kind == conflict.Latent {
+		and = ", and "
+	}
+	r.Says = holds(f, what) + and + r.Says + "; or as root, now"
+	r.Commands = []string{rootCmd}
+	return r
+}
+
+// reportOnly is strategy report's remedy: portclaim changes nothing, and
+// resolve asks for no yield (as root neither), so the way out is the
+// user's strategy; where the system side does not let the unit yield
+// yet, the administrator's lines come with it.
+func reportOnly(in Input, f conflict.Finding) Remedy {
+	group := Group(in.System, f.SystemUnit)
+	what := strings.Join(group, " and ")
+	r := Remedy{Who: ByYou, Home: []string{`services.portclaim.strategy = "disable-system";`},
+		Says: fmt.Sprintf("strategy report: portclaim changes nothing. %s; for `portclaim resolve` to make it yield, set the strategy in home.nix", holds(f, what))}
+	if in.Root {
+		return r // root's authority needs no policy
+	}
+	if missing := notAllowed(in, group); len(missing) > 0 {
+		says, nixos := letYield(in, f, missing)
+		r.Says += ", and " + says
+		r.NixOS = nixos
+	} else if !in.Broker {
+		r.Says += ", and " + noBroker(in, what)
+		r.NixOS = []string{"services.portclaim.enable = true;"}
+	}
+	return r
+}
+
+// holds says what holds the port, or for latent, takes it at boot.
+func holds(f conflict.Finding, what string) string {
+	if f.Kind == conflict.Latent {
+		return fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start", what, f.Want.PortProto())
+	}
+	return fmt.Sprintf("%s holds %s", what, f.Want.PortProto())
+}
+
+// notAllowed lists the units of group the policy does not let yield to
+// the user.
+func notAllowed(in Input, group []string) []string {
 	var missing []string
 	for _, u := range group {
 		if in.Policy == nil || !in.Policy.Allows(in.User, u) {
 			missing = append(missing, u)
 		}
 	}
-	switch {
-	case len(missing) == 0 && in.Broker:
-		return Remedy{Who: ByResolve, Says: "`portclaim resolve` " + doing + " (the system policy lets it)", Commands: []string{"portclaim resolve"}}
-	case len(missing) == 0:
-		return Remedy{Who: ByAdmin,
-			Says: fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix; until then root can do it now",
-				what, "/run/portclaim/broker.sock"),
-			NixOS: []string{"services.portclaim.enable = true;"}, Commands: []string{rootCmd}}
-	}
-	holds := fmt.Sprintf("%s holds %s", what, f.Want.PortProto())
-	if f.Kind == conflict.Latent {
-		holds = fmt.Sprintf("%s is stopped but enabled, so it takes %s at boot, before your user units start,", what, f.Want.PortProto())
-	}
-	r := Remedy{Who: ByAdmin}
+	return missing
+}
+
+// noBroker says the policy allows the yield but the broker is missing.
+func noBroker(in Input, what string) string {
+	return fmt.Sprintf("the system policy lets %s yield to you, but portclaim's broker is not there (no %s): enable portclaim's NixOS module in configuration.nix",
+		what, in.BrokerSocket)
+}
+
+// letYield is the administrator's part where the policy does not let
+// missing yield: what to do in configuration.nix, and its lines.
+func letYield(in Input, f conflict.Finding, missing []string) (string, []string) {
+	var says string
+	var nixos []string
 	if in.Policy == nil {
-		r.Says = fmt.Sprintf("%s and no system policy lets it yield to you (%s): in configuration.nix, enable portclaim and let it yield", holds, in.PolicyProblem)
-		r.NixOS = []string{"services.portclaim.enable = true;"}
+		says = fmt.Sprintf("no system policy lets it yield to you (%s): in configuration.nix, enable portclaim and let it yield", in.PolicyProblem)
+		nixos = []string{"services.portclaim.enable = true;"}
 	} else {
-		r.Says = fmt.Sprintf("%s and the system policy does not let %s yield to you: in configuration.nix, let it yield", holds, strings.Join(missing, " and "))
+		says = fmt.Sprintf("the system policy does not let %s yield to you: in configuration.nix, let it yield", strings.Join(missing, " and "))
 	}
-	r.NixOS = append(r.NixOS, in.Policy.YieldLine(in.User, missing...))
+	nixos = append(nixos, in.Policy.YieldLine(in.User, missing...))
 	if off := nixosOff(f.SystemUnit); off != "" {
-		r.Says += ", or turn the system service off for good"
-		r.NixOS = append(r.NixOS, off)
+		says += ", or turn the system service off for good"
+		nixos = append(nixos, off)
 	}
-	r.Says += "; or as root, now"
-	r.Commands = []string{rootCmd}
-	return r
+	return says, nixos
 }
 
 // nixosOff is the configuration.nix line that turns a system unit off,
@@ -358,7 +412,7 @@ func (t *taken) freeNear(want endpoint.Endpoint) uint16 {
 		}
 		return true
 	}
-	for d := 1; d <= marginRead; d++ {
+	for d := 1; d <= host.NearbyPorts; d++ {
 		if p := int(want.Port) + d; free(p) {
 			return uint16(p)
 		}
@@ -368,10 +422,6 @@ func (t *taken) freeNear(want endpoint.Endpoint) uint16 {
 	}
 	return 0
 }
-
-// marginRead is how far around each claimed port the sockets are read
-// (gather.SuggestMargin); keep in sync.
-const marginRead = 100
 
 // Text is a remedy in one line, as check and resolve print it.
 func (r Remedy) Text() string {

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func finding(service string, port uint16, kind conflict.Kind, unit string) confl
 func input(fs ...conflict.Finding) Input {
 	pol := &policy.Policy{Path: policy.Path, ClaimsDir: policy.DefaultClaimsDir, Yield: map[string][]string{
 		"ollama.service": {"alice"}, "searx.service": {"bob"}}}
-	return Input{Manifest: world(), Findings: fs, User: "alice", Policy: pol, Broker: true,
+	return Input{Manifest: world(), Findings: fs, User: "alice", Policy: pol, Broker: true, BrokerSocket: policy.BrokerSocket,
 		System: map[string]host.Unit{"ollama.service": {Name: "ollama.service", ActiveState: "active"}}}
 }
 
@@ -122,6 +123,10 @@ func TestRootMayYieldWhatTheManifestNames(t *testing.T) {
 	if p.Items[0].Remedy.Who != ByResolve || len(p.Yields) != 1 {
 		t.Errorf("%+v", p)
 	}
+	// Root reads it: the unit yields to alice, not to "you".
+	if r := p.Items[0].Remedy; r.Says != "`portclaim resolve --user alice` makes searx.service yield to alice" {
+		t.Errorf("%q", r.Says)
+	}
 }
 
 func TestMovesNameOnlyOptionsThatExist(t *testing.T) {
@@ -157,10 +162,54 @@ func TestStrategies(t *testing.T) {
 	if r := p.Items[0].Remedy; r.Who != ByYou || !strings.Contains(r.Says, "remove services.podman.containers.local-ai-ollama from home.nix") || len(p.Yields) != 0 {
 		t.Errorf("disable-user: %s, yields %v", r.Text(), p.Yields)
 	}
-	in.Manifest.Strategy = manifest.Report
-	p = Make(in)
-	if r := p.Items[0].Remedy; !strings.HasPrefix(r.Says, "strategy report: nothing is changed") || len(p.Yields) != 0 {
-		t.Errorf("report: %s, yields %v", r.Text(), p.Yields)
+}
+
+// TestStrategyReportAsksNoResolve: under strategy report resolve acts on
+// nothing (as root neither), so the remedy is the user's strategy line,
+// never a resolve command; the administrator's lines come with it where
+// the system side does not let the unit yield yet.
+func TestStrategyReportAsksNoResolve(t *testing.T) {
+	const switchStrategy = `services.portclaim.strategy = "disable-system";`
+	const says = "strategy report: portclaim changes nothing. ollama.service holds 11434/tcp; for `portclaim resolve` to make it yield, set the strategy in home.nix"
+	const move = "or move podman-local-ai-ollama.service to port 11435, which is free, in home.nix"
+	const moveLine = `services.podman.containers.local-ai-ollama.ports = [ "8080:80" "11435:11434" ];`
+	report := func(in Input) Input {
+		in.Manifest.Strategy = manifest.Report
+		return in
+	}
+	noPolicy := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	noPolicy.Policy, noPolicy.PolicyProblem = nil, "no portclaim policy is installed"
+	noBroker := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	noBroker.Broker = false
+	asRoot := report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service")))
+	asRoot.Policy, asRoot.Root = nil, true
+	cases := []struct {
+		name string
+		in   Input
+		want Remedy
+	}{
+		{"allowed, broker there", report(input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))),
+			Remedy{Who: ByYou, Says: says, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"no policy", noPolicy,
+			Remedy{Who: ByYou, Says: says + ", and no system policy lets it yield to you (no portclaim policy is installed): in configuration.nix, enable portclaim and let it yield, or turn the system service off for good",
+				NixOS: []string{"services.portclaim.enable = true;", `services.portclaim.yield."ollama.service".users = [ "alice" ];`, "services.ollama.enable = false;"},
+				Home:  []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"no broker", noBroker,
+			Remedy{Who: ByYou, Says: says + ", and the system policy lets ollama.service yield to you, but portclaim's broker is not there (no /run/portclaim/broker.sock): enable portclaim's NixOS module in configuration.nix",
+				NixOS: []string{"services.portclaim.enable = true;"}, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+		{"root for alice", asRoot,
+			Remedy{Who: ByYou, Says: says, Home: []string{switchStrategy}, Move: move, MoveLine: moveLine, MovePort: 11435}},
+	}
+	for _, c := range cases {
+		p := Make(c.in)
+		if got := p.Items[0].Remedy; !reflect.DeepEqual(got, c.want) || len(p.Yields) != 0 {
+			t.Errorf("%s:\n got %#v\nwant %#v\nyields %v", c.name, got, c.want, p.Yields)
+		}
+	}
+	latent := report(input(finding("mindsdb", 47334, conflict.Latent, "mindsdb.service")))
+	latent.Policy.Yield["mindsdb.service"] = []string{"alice"}
+	if r := Make(latent).Items[0].Remedy; r.Says != "strategy report: portclaim changes nothing. mindsdb.service is stopped but enabled, so it takes 47334/tcp at boot, before your user units start; for `portclaim resolve` to make it yield, set the strategy in home.nix" {
+		t.Errorf("latent: %q", r.Says)
 	}
 }
 
@@ -218,10 +267,20 @@ func TestFreeNearKeepsToUnprivilegedPortsAndItsProtocol(t *testing.T) {
 		}
 	}
 	var all []host.Socket
-	for p := 20000 - marginRead; p <= 20000+marginRead; p++ {
+	for p := 20000 - host.NearbyPorts; p <= 20000+host.NearbyPorts; p++ {
 		all = append(all, host.Socket{Endpoint: tcp(uint16(p))})
 	}
 	if got := newTaken(all, manifest.Manifest{}).freeNear(tcp(20000)); got != 0 {
 		t.Errorf("every port within the margin is taken, yet %d was offered", got)
+	}
+}
+
+// TestNoBrokerNamesTheSocketLookedFor: the message names the socket
+// portclaim looked for (--broker-socket), not always the default.
+func TestNoBrokerNamesTheSocketLookedFor(t *testing.T) {
+	in := input(finding("ollama", 11434, conflict.Resolvable, "ollama.service"))
+	in.Broker, in.BrokerSocket = false, "/tmp/elsewhere.sock"
+	if r := Make(in).Items[0].Remedy; r.Who != ByAdmin || !strings.Contains(r.Says, "(no /tmp/elsewhere.sock)") {
+		t.Errorf("%s", r.Text())
 	}
 }

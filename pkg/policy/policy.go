@@ -27,11 +27,25 @@ const Path = "/etc/portclaim/policy.json"
 // DefaultClaimsDir is services.portclaim.claimsDir's default.
 const DefaultClaimsDir = "/var/lib/portclaim/claims"
 
+// BrokerSocket is where the NixOS module's portclaim.socket listens for
+// users' requests to the root broker.
+const BrokerSocket = "/run/portclaim/broker.sock"
+
 // Limits: a policy for a household is a few hundred bytes.
 const (
 	MaxSize  = 1 << 20
 	maxDepth = 4
 )
+
+// ClaimsDirOrDefault is where the policy keeps claims; without a policy
+// (nil), the default: the claims made under an earlier one are still
+// there to read and give back.
+func (p *Policy) ClaimsDirOrDefault() string {
+	if p == nil {
+		return DefaultClaimsDir
+	}
+	return p.ClaimsDir
+}
 
 // Policy is a validated policy.
 type Policy struct {

@@ -73,3 +73,13 @@ func TestYieldLine(t *testing.T) {
 		t.Errorf("without a policy: %s", got)
 	}
 }
+
+func TestClaimsDirOrDefault(t *testing.T) {
+	var none *Policy
+	if got := none.ClaimsDirOrDefault(); got != DefaultClaimsDir {
+		t.Errorf("no policy: %q", got)
+	}
+	if got := (&Policy{ClaimsDir: "/srv/claims"}).ClaimsDirOrDefault(); got != "/srv/claims" {
+		t.Errorf("a policy's: %q", got)
+	}
+}

@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/endpoint"
@@ -73,20 +72,13 @@ func MethodText(m string) string {
 }
 
 // Left counts the units a result leaves not done.
-func Left(results ...[]yield.UnitResult) int {
+func Left(units []yield.UnitResult) int {
 	n := 0
-	for _, rs := range results {
-		for _, u := range rs {
-			switch u.Outcome {
-			case yield.Failed, yield.StillStopping, yield.Deferred, yield.Kept:
-				n++
-			}
+	for _, u := range units {
+		switch u.Outcome {
+		case yield.Failed, yield.StillStopping, yield.Deferred, yield.Kept:
+			n++
 		}
 	}
 	return n
-}
-
-// Indent prefixes every line.
-func Indent(prefix string, lines []string) string {
-	return prefix + strings.Join(lines, "\n"+prefix)
 }

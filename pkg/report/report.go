@@ -101,7 +101,9 @@ type (
 		Notes     []string   `json:"notes"`
 		Errors    []string   `json:"errors"`
 		// DBusCalls counts method calls per manager ("system", "user"):
-		// one each, however many units the manifest names.
+		// one ListUnitsByPatterns each, however many units the manifest
+		// names; the system manager a second, ListUnitFilesByPatterns,
+		// when a named unit is stopped and may start at boot.
 		DBusCalls map[string]int `json:"dbusCalls"`
 	}
 	Conflict struct {
@@ -157,22 +159,33 @@ func Document(c Check) CheckDoc {
 			Address: address(f), UserUnit: f.UserUnit, Status: string(f.Kind)})
 	}
 	for _, it := range c.Items {
-		f, r := it.Finding, it.Remedy
-		cf := Conflict{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto), Address: address(f),
-			UserUnit: f.UserUnit, Kind: string(f.Kind), SystemUnit: f.SystemUnit, Next: r.Text(),
-			Holder: &Holder{Manager: f.Manager, Unit: f.Unit, PID: f.Holder.PID, Command: f.Holder.Command,
-				UID: f.Holder.UID, Confidence: string(f.Holder.Confidence), Why: f.Holder.Why},
-			Remedy: Remedy{Who: string(r.Who), Says: r.Says, NixOS: nonNil(r.NixOS), Home: nonNil(r.Home),
-				Commands: nonNil(r.Commands), MovePort: r.MovePort, MoveLine: r.MoveLine}}
-		if f.Socket != nil {
-			cf.HeldAt = f.Socket.Endpoint.HostString()
-		}
-		if f.Kind == conflict.Latent {
-			cf.Holder.Confidence = "" // nothing holds it yet
-		}
-		d.Conflicts = append(d.Conflicts, cf)
+		d.Conflicts = append(d.Conflicts, ConflictDoc(it))
 	}
 	return d
+}
+
+// ConflictDoc is one conflict and its remedy as the JSON documents
+// write it.
+func ConflictDoc(it plan.Item) Conflict {
+	f, r := it.Finding, it.Remedy
+	h := HolderDoc(f.Manager, f.Unit, f.Holder)
+	cf := Conflict{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto), Address: address(f),
+		UserUnit: f.UserUnit, Kind: string(f.Kind), SystemUnit: f.SystemUnit, Next: r.Text(), Holder: &h,
+		Remedy: Remedy{Who: string(r.Who), Says: r.Says, NixOS: nonNil(r.NixOS), Home: nonNil(r.Home),
+			Commands: nonNil(r.Commands), MovePort: r.MovePort, MoveLine: r.MoveLine}}
+	if f.Socket != nil {
+		cf.HeldAt = f.Socket.Endpoint.HostString()
+	}
+	if f.Kind == conflict.Latent {
+		cf.Holder.Confidence = "" // nothing holds it yet
+	}
+	return cf
+}
+
+// HolderDoc is a holder as the JSON documents write it: manager
+// ("system", "user alice") and unit as the caller names them.
+func HolderDoc(manager, unit string, h holder.Holder) Holder {
+	return Holder{Manager: manager, Unit: unit, PID: h.PID, Command: h.Command, UID: h.UID, Confidence: string(h.Confidence), Why: h.Why}
 }
 
 func address(f conflict.Finding) string {

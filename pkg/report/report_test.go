@@ -108,3 +108,12 @@ func TestOutcomeLines(t *testing.T) {
 		t.Errorf("%q", refused)
 	}
 }
+
+// TestWhoWithoutAProcess: a holder known by its unit alone is named with
+// how sure that is, and no empty process.
+func TestWhoWithoutAProcess(t *testing.T) {
+	h := holder.Holder{Unit: host.UnitRef{Name: "ollama.socket"}, Confidence: holder.Probable}
+	if got := Who(h, nil); got != "system ollama.socket (probable)" {
+		t.Errorf("Who = %q", got)
+	}
+}

@@ -1,8 +1,10 @@
 // Package systemd is portclaim's D-Bus client to systemd: the system
 // manager on the system bus, and a user's manager on that user's bus.
-// Detection asks once per manager for all units, whatever their number;
-// the root side asks about the few units it acts on, and stops and starts
-// them with job mode "replace", the only mode portclaim uses.
+// Detection asks once per manager for the state of all units, whatever
+// their number (and the system manager once more for the unit files of
+// stopped ones); the root side asks about the few units it acts on, and
+// stops and starts them with job mode "replace", the only mode portclaim
+// uses.
 //
 // Every connection lives as long as the context it was dialed with, the
 // handshake included: a bus that accepts and never answers ends the run
@@ -200,30 +202,29 @@ func patterns(names []string) []string {
 	return out
 }
 
-// AddTriggers looks up, in one call, the .socket units that activate the
-// named services (foo.socket for foo.service, systemd.socket(5)); for each
-// that exists it sets the service's TriggeredBy and adds the socket's own
-// state to out.
-func (m *Manager) AddTriggers(ctx context.Context, services []string, out map[string]host.Unit) error {
+// SocketsFor lists the .socket units that would activate services by
+// name (foo.socket for foo.service, systemd.socket(5)), each once, to ask
+// Units about with them.
+func SocketsFor(services []string) []string {
 	var socks []string
 	for _, n := range services {
 		if s := unitname.SocketFor(n); s != "" && !slices.Contains(socks, s) {
-			if _, known := out[s]; !known {
-				socks = append(socks, s)
-			}
+			socks = append(socks, s)
 		}
 	}
-	if err := m.list(ctx, socks, out); err != nil {
-		return err
-	}
+	return socks
+}
+
+// LinkTriggers sets, for each of services whose socket (SocketsFor)
+// Units found to exist, the service's TriggeredBy to it.
+func LinkTriggers(services []string, units map[string]host.Unit) {
 	for _, n := range services {
-		if sock, ok := out[unitname.SocketFor(n)]; ok && sock.Exists() {
-			u := out[n]
+		if sock, ok := units[unitname.SocketFor(n)]; ok && sock.Exists() {
+			u := units[n]
 			u.TriggeredBy = []string{sock.Name}
-			out[n] = u
+			units[n] = u
 		}
 	}
-	return nil
 }
 
 // fileStates fills in UnitFileState for names.

@@ -106,15 +106,6 @@ func SocketFor(service string) string {
 	return ""
 }
 
-// ServiceFor names the service a socket unit activates by default; "" for
-// a unit that is not a socket.
-func ServiceFor(socket string) string {
-	if base, ok := strings.CutSuffix(socket, ".socket"); ok {
-		return base + ".service"
-	}
-	return ""
-}
-
 // ManagerScope is where a systemd manager itself runs (pid 1, or a user's
 // systemd --user): the processes in it hold sockets only for .socket
 // units.
