@@ -203,7 +203,7 @@ in
       type = lib.types.bool;
       default = true;
       example = false;
-      description = "Act without asking. When false, portclaim asks on a terminal and only reports without one.";
+      description = "Act without asking. When false, portclaim asks on a terminal and only reports without one. Root acting for you (`sudo portclaim resolve --user NAME`) always asks unless given `--yes`.";
     };
 
     strict = lib.mkOption {
