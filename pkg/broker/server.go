@@ -32,10 +32,12 @@ type Server struct {
 	// exits; systemd starts it again on the next one.
 	Idle time.Duration
 	Log  *actionlog.Log
-	// PerUser bounds the connections of one user at a time, so that one
-	// user cannot keep another out; MaxConns bounds them all. Only uids
-	// with a user name count: the others (a rootless container's
-	// subordinate uids) are turned away at once.
+	// PerUser bounds the connections of one uid at a time, so that one
+	// user cannot keep another out; MaxConns bounds them all. A
+	// connection is counted by its uid before the uid's name is looked up
+	// (which may start getent); a uid without a user name (a rootless
+	// container's subordinate uid) is turned away then, and its failed
+	// lookup remembered for a while, so that it costs no second one.
 	PerUser, MaxConns int
 	// ReadTimeout bounds the time a client has to send its request.
 	ReadTimeout time.Duration
@@ -45,11 +47,16 @@ type Server struct {
 	// the limits stand in a uid of their own.
 	peerOf func(*net.UnixConn) (uint32, error)
 
-	turn   chan struct{} // one request acts at a time: its token
-	connMu sync.Mutex
-	conns  map[string]int
-	total  int
+	turn    chan struct{} // one request acts at a time: its token
+	connMu  sync.Mutex
+	conns   map[uint32]int
+	total   int
+	unnamed map[uint32]time.Time // uids whose lookup failed, and when
 }
+
+// unnamedFor is how long a failed lookup of a uid stands: the broker
+// exits when idle, and a user added meanwhile waits at most this long.
+const unnamedFor = time.Minute
 
 // Defaults for the fields left zero.
 func (s *Server) defaults() {
@@ -81,7 +88,8 @@ func (s *Server) defaults() {
 	if s.peerOf == nil {
 		s.peerOf = peer
 	}
-	s.conns = map[string]int{}
+	s.conns = map[uint32]int{}
+	s.unnamed = map[uint32]time.Time{}
 	s.turn = make(chan struct{}, 1)
 }
 
@@ -141,26 +149,49 @@ func (s *Server) open() int {
 	return s.total
 }
 
-// admit counts a connection of user, or says why it is refused.
-func (s *Server) admit(user string) string {
+// admit counts a connection of uid, or says why it is refused.
+func (s *Server) admit(uid uint32) string {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	switch {
-	case s.conns[user] >= s.PerUser:
-		return fmt.Sprintf("%s has %d requests open already; try again", user, s.PerUser)
+	case s.conns[uid] >= s.PerUser:
+		return fmt.Sprintf("uid %d has %d requests open already; try again", uid, s.PerUser)
 	case s.total >= s.MaxConns:
 		return fmt.Sprintf("the broker has %d requests open; try again", s.MaxConns)
 	}
-	s.conns[user]++
+	s.conns[uid]++
 	s.total++
 	return ""
 }
 
-func (s *Server) leave(user string) {
+func (s *Server) leave(uid uint32) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	s.conns[user]--
+	if s.conns[uid]--; s.conns[uid] == 0 {
+		delete(s.conns, uid)
+	}
 	s.total--
+}
+
+// nameOf is uid's user name, "" for none; a failed lookup is remembered
+// for unnamedFor.
+func (s *Server) nameOf(uid uint32) string {
+	s.connMu.Lock()
+	at, failed := s.unnamed[uid]
+	s.connMu.Unlock()
+	if failed && time.Since(at) < unnamedFor {
+		return ""
+	}
+	if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
+		return n
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if len(s.unnamed) >= 4096 {
+		clear(s.unnamed) // a bound on what a flood of uids can make it remember
+	}
+	s.unnamed[uid] = time.Now()
+	return ""
 }
 
 // peer is who the kernel says is on the other end.
@@ -189,25 +220,22 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	conn.SetDeadline(time.Now().Add(s.ReadTimeout))
-	name := ""
-	if uid != 0 {
-		if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
-			name = n
-		}
-	}
-	switch {
-	case uid == 0:
+	if uid == 0 {
 		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: "root acts without the broker: run `portclaim resolve --user NAME` (or release)"})
 		return
-	case name == "":
-		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
-		return
 	}
-	if why := s.admit(name); why != "" {
+	// Counted before anything else is done for it: the lookup below may
+	// start a process (getent), and no uid may start more than its share.
+	if why := s.admit(uid); why != "" {
 		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: why})
 		return
 	}
-	defer s.leave(name)
+	defer s.leave(uid)
+	name := s.nameOf(uid)
+	if name == "" {
+		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
+		return
+	}
 	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
