@@ -230,12 +230,13 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: why})
 		return
 	}
-	defer s.leave(uid)
 	name := s.nameOf(uid)
 	if name == "" {
+		s.leave(uid) // it holds no place while it is answered
 		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
 		return
 	}
+	defer s.leave(uid)
 	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
