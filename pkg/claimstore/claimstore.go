@@ -134,6 +134,27 @@ func (s Store) List(user string) ([]Entry, error) {
 	return out, nil
 }
 
+// Records reads every user's records, claims and releases, by unit: what
+// OnUnit says of each unit, from one read of the store (a request that
+// looks at several units reads it once, not once a unit).
+func (s Store) Records() (map[string][]Entry, error) {
+	users, err := s.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Entry{}
+	for _, u := range users {
+		entries, err := s.List(u)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			out[e.Unit] = append(out[e.Unit], e)
+		}
+	}
+	return out, nil
+}
+
 // OnUnit reads every user's record on unit, claims and releases.
 func (s Store) OnUnit(unit string) ([]Entry, error) {
 	users, err := s.Users()

@@ -57,6 +57,9 @@ func TestWriteListReleaseRemove(t *testing.T) {
 	if len(on) != 2 {
 		t.Fatalf("OnUnit = %+v", on)
 	}
+	if all, err := s.Records(); err != nil || len(all) != 1 || len(all["ollama.service"]) != 2 || all["ollama.service"][0].User != "alice" {
+		t.Fatalf("Records = %+v, %v", all, err)
+	}
 
 	c := list[0].Claim
 	c.Release = &claim.Release{Began: time.Unix(2, 0).UTC(), Attempts: 1}

@@ -81,19 +81,18 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		return res, nil
 	}
 	res.Warnings = p.Warnings
-	outcome := map[string]*UnitResult{}
-	for _, u := range append(slices.Clone(req.Units), dependentsOf(in.Dependents)...) {
-		r := UnitResult{Unit: u, Outcome: KeptDown}
-		for _, d := range in.Dependents {
-			if d.Unit == u {
-				r.With = d.Of
-			}
-		}
+	with := map[string]string{}
+	for _, d := range in.Dependents {
+		with[d.Unit] = d.Of
+	}
+	for _, u := range append(slices.Clone(req.Units), plan.DependentUnits(in.Dependents)...) {
+		r := UnitResult{Unit: u, Outcome: KeptDown, With: with[u]}
 		if slices.Contains(p.Already, u) {
 			r.Outcome = Already
 		}
 		res.Units = append(res.Units, r)
 	}
+	outcome := map[string]*UnitResult{}
 	for i := range res.Units {
 		outcome[res.Units[i].Unit] = &res.Units[i]
 	}
@@ -151,36 +150,25 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 	return s.waitFree(ctx, res, req, uid), nil
 }
 
+// plannedUnits are the units a yield plans for: the asked ones (with the
+// sockets that activate them), then their dependents.
+func plannedUnits(in plan.YieldInput) []string {
+	return append(slices.Clone(in.Asked), plan.DependentUnits(in.Dependents)...)
+}
+
 // yieldFacts reads the asked units (with every socket that activates
 // them: a service stopped without its socket would be started again by
 // it, or leave it failed), every active unit a stop of them would take
 // along (those that depend on them, and helpers that stop when nothing
 // needs them), and every record on them.
 func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) (plan.YieldInput, error) {
-	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Asked: slices.Clone(req.Units), Ports: req.Ports,
+	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Ports: req.Ports,
 		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
 		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
-	details := map[string]systemd.Detail{}
-	read := func(unit string) (systemd.Detail, error) {
-		if d, ok := details[unit]; ok {
-			return d, nil
-		}
-		if len(details) == 4*maxDependents {
-			return systemd.Detail{}, fmt.Errorf("a stop of %s reaches more than %d units; portclaim does not do that", strings.Join(req.Units, " and "), 4*maxDependents)
-		}
-		d, facts, err := s.facts(ctx, unit)
-		if err != nil {
-			return d, err
-		}
-		details[unit] = d
-		in.Facts[unit] = facts
-		if d.Queued {
-			in.Queued = append(in.Queued, unit)
-		}
-		return d, nil
-	}
+	r := s.newReader(fmt.Sprintf("a stop of %s", strings.Join(req.Units, " and ")))
+	in.Asked = slices.Clone(req.Units)
 	for i := 0; i < len(in.Asked); i++ {
-		d, err := read(in.Asked[i])
+		d, err := r.detail(ctx, in.Asked[i])
 		if err != nil {
 			return in, err
 		}
@@ -190,8 +178,75 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			}
 		}
 	}
+	deps, err := r.stopReach(ctx, in.Asked)
+	if err != nil {
+		return in, err
+	}
+	in.Dependents = deps
+	for _, u := range plannedUnits(in) {
+		if in.Facts[u], err = r.facts(ctx, u); err != nil {
+			return in, err
+		}
+	}
+	in.Queued = r.queued
+	return in, nil
+}
+
+// reader reads what systemd says of units, each once for one request,
+// and the records on them from one read of the store.
+type reader struct {
+	s       *Service
+	what    string // what is read for, for the message of the bound
+	limit   int    // units read at most; 0: no bound
+	details map[string]systemd.Detail
+	records map[string][]claimstore.Entry // nil until needed
+	queued  []string                      // units read that have a job queued, in order
+}
+
+func (s *Service) newReader(what string) *reader {
+	return &reader{s: s, what: what, limit: 4 * maxDependents, details: map[string]systemd.Detail{}}
+}
+
+func (r *reader) detail(ctx context.Context, unit string) (systemd.Detail, error) {
+	if d, ok := r.details[unit]; ok {
+		return d, nil
+	}
+	if r.limit > 0 && len(r.details) == r.limit {
+		return systemd.Detail{}, fmt.Errorf("%s reaches more than %d units; portclaim does not do that", r.what, r.limit)
+	}
+	d, err := r.s.Sys.Inspect(ctx, unit)
+	if err != nil {
+		return d, err
+	}
+	r.details[unit] = d
+	if d.Queued {
+		r.queued = append(r.queued, unit)
+	}
+	return d, nil
+}
+
+// facts is what systemd says of unit, and every record on it.
+func (r *reader) facts(ctx context.Context, unit string) (plan.UnitFacts, error) {
+	d, err := r.detail(ctx, unit)
+	if err != nil {
+		return plan.UnitFacts{}, err
+	}
+	if r.records == nil {
+		if r.records, err = r.s.Store.Records(); err != nil {
+			return plan.UnitFacts{}, err
+		}
+	}
+	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: r.records[unit]}, nil
+}
+
+// stopReach finds every active unit a stop of roots takes along: those
+// that depend on them (systemd stops them first), and helpers they need
+// that stop once nothing needs them; each with the root whose stop
+// reaches it and the unit it depends on directly.
+func (r *reader) stopReach(ctx context.Context, roots []string) ([]plan.Dependent, error) {
 	type item struct{ unit, of, via string }
 	var queue []item
+	var out []plan.Dependent
 	seen := map[string]bool{}
 	reach := func(d systemd.Detail, of string) error {
 		for _, dep := range d.StopsWith {
@@ -200,7 +255,7 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		// A helper this one needs, which stops when nothing that needs
 		// it runs: it goes down with it.
 		for _, n := range d.Needs {
-			h, err := read(n)
+			h, err := r.detail(ctx, n)
 			if err != nil {
 				return err
 			}
@@ -210,10 +265,14 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		}
 		return nil
 	}
-	for _, u := range in.Asked {
+	for _, u := range roots {
 		seen[u] = true
-		if err := reach(details[u], u); err != nil {
-			return in, err
+		d, err := r.detail(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := reach(d, u); err != nil {
+			return nil, err
 		}
 	}
 	for len(queue) > 0 {
@@ -223,22 +282,22 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			continue
 		}
 		seen[it.unit] = true
-		d, err := read(it.unit)
+		d, err := r.detail(ctx, it.unit)
 		if err != nil {
-			return in, err
+			return nil, err
 		}
 		if !d.Active() {
 			continue // nothing to stop: systemd stops only what runs
 		}
-		if len(in.Dependents) == maxDependents {
-			return in, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(req.Units, " and "), maxDependents)
+		if len(out) == maxDependents {
+			return nil, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(roots, " and "), maxDependents)
 		}
-		in.Dependents = append(in.Dependents, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
+		out = append(out, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
 		if err := reach(d, it.of); err != nil {
-			return in, err
+			return nil, err
 		}
 	}
-	return in, nil
+	return out, nil
 }
 
 // startReach reads what a start of d would reach: d and, through the
@@ -246,17 +305,17 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 // not running and so would start too, the running units any of them
 // Conflicts= with (systemd would stop them), and those with a job queued
 // (a start with job mode "replace" would cancel it).
-func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
+func (r *reader) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
 	seen := map[string]bool{d.Name: true}
+	if d.Queued {
+		in.Queued[d.Name] = append(in.Queued[d.Name], d.Name)
+	}
 	queue := []systemd.Detail{d}
 	for len(queue) > 0 {
 		u := queue[0]
 		queue = queue[1:]
-		if u.Queued {
-			in.Queued[d.Name] = append(in.Queued[d.Name], u.Name)
-		}
 		for _, c := range u.Conflicts {
-			cd, err := s.Sys.Inspect(ctx, c)
+			cd, err := r.detail(ctx, c)
 			if err == nil && cd.Active() && !slices.Contains(in.Conflicting[d.Name], c) {
 				in.Conflicting[d.Name] = append(in.Conflicting[d.Name], c)
 			}
@@ -269,7 +328,7 @@ func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.Rel
 			if len(seen) > 4*maxDependents {
 				return fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
 			}
-			nd, err := s.Sys.Inspect(ctx, n)
+			nd, err := r.detail(ctx, n)
 			if err != nil {
 				return err
 			}
@@ -282,27 +341,6 @@ func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.Rel
 		}
 	}
 	return nil
-}
-
-// facts reads what systemd says of unit, and every record on it.
-func (s *Service) facts(ctx context.Context, unit string) (systemd.Detail, plan.UnitFacts, error) {
-	d, err := s.Sys.Inspect(ctx, unit)
-	if err != nil {
-		return d, plan.UnitFacts{}, err
-	}
-	records, err := s.Store.OnUnit(unit)
-	if err != nil {
-		return d, plan.UnitFacts{}, err
-	}
-	return d, plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}, nil
-}
-
-func dependentsOf(ds []plan.Dependent) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.Unit)
-	}
-	return out
 }
 
 // rollback gives back the claims this run wrote, after a later step
@@ -338,13 +376,6 @@ func (s *Service) rollback(ctx context.Context, who string, written []claim.Clai
 	}
 }
 
-// portsNow records who holds the ports at this moment.
-func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
-	res.HeldBy = s.heldBy(req.Ports, uid)
-	res.PortsFree = res.HeldBy == ""
-	return res
-}
-
 // portWait bounds how long a yield waits for ports after its stops are
 // done: systemd has killed the units' processes by then, and the kernel
 // closes their sockets at once. A socket still there is someone else's,
@@ -352,32 +383,57 @@ func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldR
 const portWait = 2 * time.Second
 
 // waitFree waits, briefly, until no socket of another uid than the
-// user's overlaps the ports (the user's own are theirs to hold).
+// user's overlaps the ports (the user's own are theirs to hold). It polls
+// the socket table alone, and names the holder (a scan of /proc) once, if
+// one is left.
 func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldRequest, uid uint32) YieldResult {
 	deadline := time.Now().Add(min(s.Wait, portWait))
 	for {
-		res = s.portsNow(res, req, uid)
-		if res.PortsFree || time.Now().After(deadline) || ctx.Err() != nil {
-			return res
+		sock, want, err := s.inTheWay(req.Ports, uid)
+		if err != nil || sock == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return s.held(res, sock, want, err, uid)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 }
 
-// heldBy describes the first socket of another uid in the way, or "".
-func (s *Service) heldBy(ports []endpoint.Endpoint, uid uint32) string {
+// portsNow records who holds the ports at this moment.
+func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
+	sock, want, err := s.inTheWay(req.Ports, uid)
+	return s.held(res, sock, want, err, uid)
+}
+
+func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error, uid uint32) YieldResult {
+	switch {
+	case err != nil:
+		res.HeldBy = err.Error()
+	case sock != nil:
+		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock))
+	default:
+		res.HeldBy = ""
+	}
+	res.PortsFree = res.HeldBy == ""
+	return res
+}
+
+// inTheWay finds the first socket of another uid than uid on ports, and
+// the port it is in the way of; nil when there is none.
+func (s *Service) inTheWay(ports []endpoint.Endpoint, uid uint32) (*host.Socket, endpoint.Endpoint, error) {
 	socks, err := s.sockets(ports)
 	if err != nil {
-		return err.Error()
+		return nil, endpoint.Endpoint{}, err
 	}
 	for _, want := range ports {
-		for _, sock := range socks {
+		for i, sock := range socks {
 			if endpoint.Overlap(want, sock.Endpoint) && sock.UID != uid {
-				return fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(sock))
+				return &socks[i], want, nil
 			}
 		}
 	}
-	return ""
+	return nil, endpoint.Endpoint{}, nil
 }
 
 func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
@@ -473,6 +529,8 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 	if len(entries) == 0 {
 		return res, nil
 	}
+	r := s.newReader("a release of " + who + "'s claims")
+	r.limit = 0 // each start's reach is bounded below
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
 		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
@@ -484,13 +542,13 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 			if _, done := in.Facts[u]; u == "" || done {
 				continue
 			}
-			d, facts, err := s.facts(ctx, u)
+			facts, err := r.facts(ctx, u)
 			if err != nil {
 				return res, err
 			}
 			in.Facts[u] = facts
 			if u == e.Unit {
-				if err := s.startReach(ctx, d, &in); err != nil {
+				if err := r.startReach(ctx, r.details[u], &in); err != nil {
 					return res, err
 				}
 			}
