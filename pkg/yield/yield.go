@@ -64,15 +64,23 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		return res, err
 	}
 	defer unlock()
-	// A user's unfinished releases of other units are finished first;
-	// those of these units are dropped below, as the user wants them
-	// down again.
-	if err := s.finishReleases(ctx, who, req.Units); err != nil {
-		return res, err
-	}
 	in, err := s.yieldFacts(ctx, who, req)
 	if err != nil {
 		return res, err
+	}
+	// A user's unfinished releases of other units are finished first;
+	// those of the units planned here (the asked ones, the sockets that
+	// activate them, their dependents) are dropped below, as the user
+	// wants them down again.
+	finished, err := s.finishReleases(ctx, who, plannedUnits(in))
+	if err != nil {
+		return res, err
+	}
+	if changedAny(finished) {
+		// Units started (or not): read again what a stop would reach.
+		if in, err = s.yieldFacts(ctx, who, req); err != nil {
+			return res, err
+		}
 	}
 	p := plan.PlanYield(in)
 	if p.Refused != nil {
@@ -81,11 +89,13 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		return res, nil
 	}
 	res.Warnings = p.Warnings
+	planned := plannedUnits(in)
 	with := map[string]string{}
 	for _, d := range in.Dependents {
 		with[d.Unit] = d.Of
 	}
-	for _, u := range append(slices.Clone(req.Units), plan.DependentUnits(in.Dependents)...) {
+	res.Units = make([]UnitResult, 0, len(planned))
+	for _, u := range planned {
 		r := UnitResult{Unit: u, Outcome: KeptDown, With: with[u]}
 		if slices.Contains(p.Already, u) {
 			r.Outcome = Already
@@ -148,6 +158,16 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		}
 	}
 	return s.waitFree(ctx, res, req, uid), nil
+}
+
+// changedAny reports whether a release may have changed what runs.
+func changedAny(r ReleaseResult) bool {
+	for _, u := range r.Units {
+		if u.Outcome != Kept && u.Outcome != Deferred {
+			return true
+		}
+	}
+	return false
 }
 
 // plannedUnits are the units a yield plans for: the asked ones (with the
@@ -501,9 +521,8 @@ func (s *Service) releaseUnits(ctx context.Context, who string, units []string) 
 }
 
 // finishReleases finishes who's releases under way, but of skip.
-func (s *Service) finishReleases(ctx context.Context, who string, skip []string) error {
-	_, err := s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
-	return err
+func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (ReleaseResult, error) {
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
 }
 
 func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
