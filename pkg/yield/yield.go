@@ -186,19 +186,15 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
 		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
 	r := s.newReader(fmt.Sprintf("a stop of %s", strings.Join(req.Units, " and ")))
-	in.Asked = slices.Clone(req.Units)
-	for i := 0; i < len(in.Asked); i++ {
-		d, err := r.detail(ctx, in.Asked[i])
-		if err != nil {
-			return in, err
-		}
-		for _, sock := range d.TriggeredBy {
-			if !slices.Contains(in.Asked, sock) && len(in.Asked) < maxUnits {
-				in.Asked = append(in.Asked, sock)
-			}
-		}
+	asked, err := withSockets(req.Units, func(unit string) ([]string, error) {
+		d, err := r.detail(ctx, unit)
+		return d.TriggeredBy, err
+	})
+	if err != nil {
+		return in, err
 	}
-	deps, err := r.stopReach(ctx, in.Asked)
+	in.Asked = asked
+	deps, err := r.stopReach(ctx, asked)
 	if err != nil {
 		return in, err
 	}
@@ -210,6 +206,29 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 	}
 	in.Queued = r.queued
 	return in, nil
+}
+
+// withSockets adds to asked every socket that activates one of them (as
+// triggers says), sockets' own included; more than maxUnits in all is
+// refused, not cut short: a socket left out would start its service again.
+func withSockets(asked []string, triggers func(unit string) ([]string, error)) ([]string, error) {
+	out := slices.Clone(asked)
+	for i := 0; i < len(out); i++ {
+		socks, err := triggers(out[i])
+		if err != nil {
+			return out, err
+		}
+		for _, sock := range socks {
+			if slices.Contains(out, sock) {
+				continue
+			}
+			if len(out) == maxUnits {
+				return out, fmt.Errorf("%s and the sockets that activate them are more than %d units; portclaim does not make that many yield at once", strings.Join(asked, " and "), maxUnits)
+			}
+			out = append(out, sock)
+		}
+	}
+	return out, nil
 }
 
 // reader reads what systemd says of units, each once for one request,
