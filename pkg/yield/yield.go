@@ -136,6 +136,16 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		}
 	}
 	for i, u := range p.Stop {
+		testPause("before-stop", u)
+		// What the stop takes along was read before the claims were
+		// written and earlier stops waited for: read it again now, and
+		// stop nothing that was not planned.
+		if why := s.stopsOnlyPlanned(ctx, u, planned); why != "" {
+			outcome[u].Outcome, outcome[u].Detail = Failed, "not stopped: "+why+"; what this yield did is undone, ask again"
+			s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: "refused", Msg: why})
+			s.rollback(ctx, who, written, outcome)
+			return res, nil
+		}
 		result, err := s.Sys.Stop(ctx, u, s.Wait)
 		s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: jobText(result, err)})
 		switch {
@@ -229,6 +239,30 @@ func withSockets(asked []string, triggers func(unit string) ([]string, error)) (
 		}
 	}
 	return out, nil
+}
+
+// stopsOnlyPlanned reads again what a stop of unit would take along, just
+// before it: a unit that became active since the plan (a socket-activated
+// service that Requires= it), or that has a job queued now, and is not
+// planned, would go down with no record, or lose root's job. It says why
+// the stop must not happen, or "".
+func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []string) string {
+	r := s.newReader("a stop of " + unit)
+	deps, err := r.stopReach(ctx, []string{unit})
+	if err != nil {
+		return "reading again what its stop takes along: " + err.Error()
+	}
+	for _, d := range deps {
+		if !slices.Contains(planned, d.Unit) {
+			return fmt.Sprintf("a stop now would also stop %s (it depends on %s), which was not running when this yield was planned", d.Unit, d.Via)
+		}
+	}
+	for _, q := range r.queued {
+		if !slices.Contains(planned, q) {
+			return fmt.Sprintf("systemd has a job queued for %s now, which a stop would cancel", q)
+		}
+	}
+	return ""
 }
 
 // reader reads what systemd says of units, each once for one request,
@@ -794,6 +828,21 @@ func jobText(result systemd.JobResult, err error) string {
 		return "timeout"
 	}
 	return string(result)
+}
+
+// testPause waits when PORTCLAIM_TEST_PAUSE is point=DURATION, or
+// point:unit=DURATION (at most a minute): the end-to-end tests' window to
+// change the system between two steps on unit, as a slow step before
+// (fsyncs, earlier stops) would leave one. Only the unit's own
+// environment (root's) can set it for the broker.
+func testPause(point, unit string) {
+	at, d, ok := strings.Cut(os.Getenv("PORTCLAIM_TEST_PAUSE"), "=")
+	if !ok || (at != point && at != point+":"+unit) {
+		return
+	}
+	if dur, err := time.ParseDuration(d); err == nil {
+		time.Sleep(min(dur, time.Minute))
+	}
 }
 
 // crashPoint kills this process when PORTCLAIM_TEST_CRASH names point:
