@@ -289,18 +289,23 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		return Response{Version: Version, User: name, Status: status(store, pol, name)}
 	}
 
-	// One request acts at a time, each bounded: its wait for its turn,
-	// its jobs, its port waits, its lock and its bus calls end by the
-	// deadline, and so does the connection.
-	ctx, cancel := context.WithTimeout(ctx, requestBudget(wait, req))
-	defer cancel()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d.Add(5 * time.Second))
-	}
+	// One request acts at a time. The wait for a turn has its deadline;
+	// then the wait for the store's lock (reconcile or root mode may hold
+	// it) and the reads have theirs. SIGTERM ends either, before anything
+	// is changed. Once package yield has a plan, its changes run to their
+	// end, or are undone, on a budget of their own (Wait for each unit
+	// planned): neither SIGTERM, nor a deadline, nor the client leaving
+	// cuts them short and leaves units down half way.
+	budget := requestBudget(wait, req)
+	turn, cancelTurn := context.WithTimeout(ctx, budget)
+	defer cancelTurn()
 	select {
 	case s.turn <- struct{}{}:
 		defer func() { <-s.turn }()
-	case <-ctx.Done():
+	case <-turn.Done():
+		if ctx.Err() != nil {
+			return fail(CodeBusy, "the broker is stopping; nothing was changed")
+		}
 		return fail(CodeBusy, "the broker was busy with other requests for too long; nothing was changed")
 	}
 	if gone(conn) {
@@ -308,11 +313,13 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		// nothing may happen in its name now.
 		return fail(CodeFailed, "the client left before its turn; nothing was changed")
 	}
-	sys, err := systemd.System(ctx)
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	sys, closeBus, err := systemBus(ctx)
 	if err != nil {
 		return fail(CodeFailed, "%v; nothing was changed", err)
 	}
-	defer sys.Close()
+	defer closeBus()
 	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log,
 		Policy: func() (*policy.Policy, string) { return gather.LoadPolicy(s.Places.PolicyPath) }}
 	resp := Response{Version: Version, User: name}
@@ -332,6 +339,27 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	return resp
 }
 
+// systemBus connects to the system manager for one request: the
+// handshake within ctx, and then a connection that lasts until the
+// caller closes it (close), not until ctx ends (go-systemd's connection
+// ends with the context it was dialed with): the changes of a request
+// outlive ctx, each bounded by a budget of its own.
+func systemBus(ctx context.Context) (sys *systemd.Manager, close func(), err error) {
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, end)
+	sys, err = systemd.System(life)
+	if !stop() && err == nil {
+		// ctx ended first: the connection is closed, or closes.
+		sys.Close()
+		err = fmt.Errorf("connecting to the system bus: %w", ctx.Err())
+	}
+	if err != nil {
+		end()
+		return nil, nil, err
+	}
+	return sys, func() { sys.Close(); end() }, nil
+}
+
 // gone reports whether the client closed its connection: it has sent its
 // request and waits for the answer, so a read finds at most what followed
 // the request (its newline) unless the client is gone.
@@ -348,8 +376,10 @@ func gone(conn *net.UnixConn) bool {
 	return err != nil
 }
 
-// requestBudget is how long one request may take: each of its units'
-// jobs and the port wait, and time for the reads around them.
+// requestBudget is how long one request may wait for its turn, and then,
+// once more, for the store's lock and its reads: about what another
+// request's jobs take. Its changes have a budget of their own
+// (package yield sets it once they are planned).
 func requestBudget(wait time.Duration, req Request) time.Duration {
 	n := 4
 	if req.Yield != nil {

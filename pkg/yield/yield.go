@@ -54,6 +54,11 @@ func (s *Service) now() time.Time {
 
 // Yield makes req's units yield to who (uid: whose sockets count as the
 // user's own when the ports are checked).
+//
+// ctx bounds the wait for the store's lock and the reads before the plan:
+// when it ends (a deadline, SIGTERM) nothing has been changed. Once the
+// plan is made, its changes run on a budget of their own (see work), to
+// their end or undone, whatever becomes of ctx.
 func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRequest) (YieldResult, error) {
 	res := YieldResult{Service: req.Service}
 	if err := req.Check(); err != nil {
@@ -107,6 +112,10 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		outcome[res.Units[i].Unit] = &res.Units[i]
 	}
 
+	// From here on every step changes something: none is cut short by
+	// ctx, each is bounded by the work's budget.
+	ctx, cancel := s.work(ctx, len(planned))
+	defer cancel()
 	var written []claim.Claim
 	for _, c := range p.Write {
 		if err := s.Store.Write(c); err != nil {
@@ -184,6 +193,21 @@ func changedAny(r ReleaseResult) bool {
 // sockets that activate them), then their dependents.
 func plannedUnits(in plan.YieldInput) []string {
 	return append(slices.Clone(in.Asked), plan.DependentUnits(in.Dependents)...)
+}
+
+// work is the context of a request's changes: not ended by ctx (a
+// deadline for a turn, SIGTERM, a client gone: a change once begun is
+// carried through or undone, not left half way), and bounded by a budget
+// for units: each one's job and its start settling, the ports' wait, and
+// the bus calls around them.
+func (s *Service) work(ctx context.Context, units int) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), budget(s.Wait, units))
+}
+
+// budget is how long the changes of a request on units may take, with
+// wait for each job.
+func budget(wait time.Duration, units int) time.Duration {
+	return time.Duration(units)*(wait+settle) + portWait + 10*time.Second
 }
 
 // yieldFacts reads the asked units (with every socket that activates
@@ -417,7 +441,8 @@ func (r *reader) startReach(ctx context.Context, d systemd.Detail, in *plan.Rele
 }
 
 // rollback gives back the claims this run wrote, after a later step
-// failed: the units it stopped start again before their records go.
+// failed: the units it stopped start again before their records go. It
+// has a budget of its own: the step that failed may have used the work's.
 func (s *Service) rollback(ctx context.Context, who string, written []claim.Claim, outcome map[string]*UnitResult) {
 	var units []string
 	for _, c := range written {
@@ -426,6 +451,8 @@ func (s *Service) rollback(ctx context.Context, who string, written []claim.Clai
 	if len(units) == 0 {
 		return
 	}
+	ctx, cancel := s.work(ctx, len(units))
+	defer cancel()
 	rel, err := s.releaseUnits(ctx, who, units)
 	if err != nil {
 		for _, u := range units {
@@ -595,7 +622,8 @@ func (s *Service) release(ctx context.Context, who string, units []string, all b
 }
 
 // releaseEntries gives back who's entries; stale: because the policy or
-// the user database no longer allows them (reconcile).
+// the user database no longer allows them (reconcile). ctx bounds the
+// reads before the plan; the steps run on a budget of their own.
 func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (ReleaseResult, error) {
 	var res ReleaseResult
 	if len(entries) == 0 {
@@ -634,7 +662,10 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 		}
 		in.Sockets = socks
 	}
-	for _, st := range plan.PlanRelease(in) {
+	steps := plan.PlanRelease(in)
+	ctx, cancel := s.work(ctx, len(steps))
+	defer cancel()
+	for _, st := range steps {
 		res.Units = append(res.Units, s.releaseOne(ctx, who, st))
 	}
 	return res, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSocketsAreAddedOrRefusedNeverDropped: the sockets that activate the
@@ -27,5 +28,14 @@ func TestSocketsAreAddedOrRefusedNeverDropped(t *testing.T) {
 	}
 	if _, err := withSockets([]string{"x.service"}, func(string) ([]string, error) { return nil, errors.New("no bus") }); err == nil {
 		t.Fatal("a read error was dropped")
+	}
+}
+
+// TestBudgetCountsEveryUnit: the changes' budget grows with the units
+// planned (sockets and dependents included), a job's wait each.
+func TestBudgetCountsEveryUnit(t *testing.T) {
+	one, many := budget(10*time.Second, 1), budget(10*time.Second, 1+maxDependents)
+	if many-one != time.Duration(maxDependents)*(10*time.Second+settle) || one < 10*time.Second+portWait {
+		t.Errorf("budget 1: %s, %d: %s", one, 1+maxDependents, many)
 	}
 }
