@@ -326,6 +326,9 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	if req.Op == OpYield {
 		res, err := svc.Yield(ctx, name, uid, *req.Yield)
 		if err != nil {
+			if !yield.NothingChanged(err) {
+				return fail(CodeFailed, "%v", err)
+			}
 			return fail(CodeFailed, "%v; nothing was changed", err)
 		}
 		resp.Yield = &res

@@ -9,6 +9,7 @@ package yield
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,24 +77,31 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 	// A user's unfinished releases of other units are finished first;
 	// those of the units planned here (the asked ones, the sockets that
 	// activate them, their dependents) are dropped below, as the user
-	// wants them down again.
+	// wants them down again. What the others came to is said.
 	finished, err := s.finishReleases(ctx, who, plannedUnits(in))
 	if err != nil {
 		return res, err
 	}
+	for _, r := range finished.Units {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("your earlier release of %s was finished first: %s: %s", r.Unit, r.Outcome, r.Detail))
+	}
 	if changedAny(finished) {
 		// Units started (or not): read again what a stop would reach.
 		if in, err = s.yieldFacts(ctx, who, req); err != nil {
-			return res, err
+			return res, &PartialError{Err: err, Done: res.Warnings}
 		}
 	}
 	p := plan.PlanYield(in)
 	if p.Refused != nil {
-		res.Refused = &Refusal{Units: p.Refused.Units, Says: p.Refused.Says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
+		says := p.Refused.Says
+		if len(finished.Units) > 0 {
+			says += "; your earlier releases were finished first (see the warnings)"
+		}
+		res.Refused = &Refusal{Units: p.Refused.Units, Says: says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
 		s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: p.Refused.Says})
 		return res, nil
 	}
-	res.Warnings = p.Warnings
+	res.Warnings = append(res.Warnings, p.Warnings...)
 	planned := plannedUnits(in)
 	with := map[string]string{}
 	for _, d := range in.Dependents {
@@ -177,6 +185,27 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		}
 	}
 	return s.waitFree(ctx, res, req, uid), nil
+}
+
+// PartialError is a yield's error after it had changed something: it
+// finished the user's earlier releases (Done says how), then failed
+// before its own plan. "Nothing was changed" is not to be said of it.
+type PartialError struct {
+	Err  error
+	Done []string
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%v; before that: %s", e.Err, strings.Join(e.Done, "; "))
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// NothingChanged reports whether a yield that returned err changed
+// nothing: every error but a PartialError comes before any change.
+func NothingChanged(err error) bool {
+	var p *PartialError
+	return !errors.As(err, &p)
 }
 
 // changedAny reports whether a release may have changed what runs.

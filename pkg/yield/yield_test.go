@@ -31,6 +31,17 @@ func TestSocketsAreAddedOrRefusedNeverDropped(t *testing.T) {
 	}
 }
 
+func TestPartialErrorIsNotNothingChanged(t *testing.T) {
+	plain := errors.New("reading x.service: no bus")
+	if !NothingChanged(plain) {
+		t.Error("an error before any change")
+	}
+	p := &PartialError{Err: plain, Done: []string{"your earlier release of y.service was finished first: restarted: started again"}}
+	if NothingChanged(fmt.Errorf("wrapped: %w", p)) || !errors.Is(p, plain) || !strings.Contains(p.Error(), "y.service") {
+		t.Errorf("%v", p)
+	}
+}
+
 // TestBudgetCountsEveryUnit: the changes' budget grows with the units
 // planned (sockets and dependents included), a job's wait each.
 func TestBudgetCountsEveryUnit(t *testing.T) {
