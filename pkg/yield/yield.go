@@ -806,7 +806,9 @@ func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitRes
 
 // Reconcile gives back what the policy no longer allows (a user removed,
 // a unit no longer listed) and finishes every release under way. It runs
-// at boot and on every nixos-rebuild switch that changes the policy.
+// at boot and on every nixos-rebuild switch that changes the policy. A
+// user whose records cannot be read or given back does not stop the
+// others': every user is done, and every error returned, joined.
 func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
 	unlock, err := s.Store.Lock(ctx)
 	if err != nil {
@@ -818,37 +820,47 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 		return nil, err
 	}
 	out := map[string]ReleaseResult{}
+	var errs []error
 	for _, u := range users {
-		exists := !userGone(ctx, u)
-		entries, err := s.Store.List(u)
+		res, err := s.reconcileUser(ctx, u)
 		if err != nil {
-			return out, err
-		}
-		var stale, pending []claimstore.Entry
-		for _, e := range entries {
-			switch {
-			case plan.Stale(e, s.Authority.Policy, exists) != "":
-				stale = append(stale, e)
-			case e.Releasing:
-				pending = append(pending, e)
-			}
-		}
-		var res ReleaseResult
-		for _, part := range []struct {
-			entries []claimstore.Entry
-			stale   bool
-		}{{stale, true}, {pending, false}} {
-			r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
-			if err != nil {
-				return out, err
-			}
-			res.Units = append(res.Units, r.Units...)
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 		}
 		if len(res.Units) > 0 {
 			out[u] = res
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+func (s *Service) reconcileUser(ctx context.Context, u string) (ReleaseResult, error) {
+	var res ReleaseResult
+	exists := !userGone(ctx, u)
+	entries, err := s.Store.List(u)
+	if err != nil {
+		return res, err
+	}
+	var stale, pending []claimstore.Entry
+	for _, e := range entries {
+		switch {
+		case plan.Stale(e, s.Authority.Policy, exists) != "":
+			stale = append(stale, e)
+		case e.Releasing:
+			pending = append(pending, e)
+		}
+	}
+	var errs []error
+	for _, part := range []struct {
+		entries []claimstore.Entry
+		stale   bool
+	}{{stale, true}, {pending, false}} {
+		r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		res.Units = append(res.Units, r.Units...)
+	}
+	return res, errors.Join(errs...)
 }
 
 // mask links /run/systemd/transient/<unit> to /dev/null (root mode).

@@ -1,11 +1,18 @@
 package yield
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
 )
 
 // TestSocketsAreAddedOrRefusedNeverDropped: the sockets that activate the
@@ -28,6 +35,32 @@ func TestSocketsAreAddedOrRefusedNeverDropped(t *testing.T) {
 	}
 	if _, err := withSockets([]string{"x.service"}, func(string) ([]string, error) { return nil, errors.New("no bus") }); err == nil {
 		t.Fatal("a read error was dropped")
+	}
+}
+
+// TestReconcileGoesOnPastAUsersError: a user whose records cannot be
+// read does not keep reconcile from the next users; every error is said.
+func TestReconcileGoesOnPastAUsersError(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root")
+		}
+		t.Skip("claims are root's: needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "claims")
+	for _, u := range []string{"pc-aaa", "pc-bbb"} {
+		if err := os.MkdirAll(filepath.Join(dir, u), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Only root can do this: a file where the releases' directory is.
+		if err := os.WriteFile(filepath.Join(dir, u, ".releasing"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Service{Store: claimstore.Store{Dir: dir}, Authority: plan.Authority{Policy: &policy.Policy{ClaimsDir: dir}}, Wait: time.Second}
+	out, err := s.Reconcile(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "pc-aaa:") || !strings.Contains(err.Error(), "pc-bbb:") {
+		t.Fatalf("results %v, error %v; want both users' errors", out, err)
 	}
 }
 
