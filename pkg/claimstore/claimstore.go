@@ -219,9 +219,10 @@ func readNames(dir string) ([]string, error) {
 // (safeopen: no link followed, nothing but a regular file opened).
 func readRecord(path, user, unit string) (claim.Claim, string) {
 	data, err := safeopen.RootOwnedFile(path, maxRecord)
+	var notRoots *safeopen.NotRootsError
 	switch {
-	case errors.Is(err, safeopen.ErrNotRoots):
-		return claim.Claim{}, err.Error() + ": not written by portclaim's broker"
+	case errors.As(err, &notRoots):
+		return claim.Claim{}, fmt.Sprintf("%s belongs to uid %d with mode %o: not written by portclaim's broker", path, notRoots.UID, notRoots.Mode)
 	case errors.Is(err, safeopen.ErrTooLarge):
 		return claim.Claim{}, fmt.Sprintf("%s is larger than any claim record: %v", path, err)
 	case err != nil:

@@ -110,7 +110,7 @@ func TestRecordsNotRootsOrNotWholeAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"a.service": "", "b.service": "not a whole claim record", "c.service": "it is uid 1000",
+	want := map[string]string{"a.service": "", "b.service": "not a whole claim record", "c.service": "belongs to uid 1000",
 		"d.service": "cannot read", "e.service": "not of its own place", "f.service": "not a regular file",
 		"g.service": "larger than any claim record"}
 	if len(list) != len(want) {

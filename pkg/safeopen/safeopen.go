@@ -50,12 +50,26 @@ func RootFile(path string, max int64) ([]byte, error) {
 }
 
 // ErrNotRoots means a file could have been written by someone other than
-// root: it belongs to another uid, or others may write to it.
+// root: it belongs to another uid, or others may write to it. The error
+// is a *NotRootsError, which says whose it is.
 var ErrNotRoots = errors.New("must belong to root and be writable by root only")
+
+// NotRootsError is a file root alone cannot have written.
+type NotRootsError struct {
+	Path string
+	UID  uint32
+	Mode uint32 // permission bits
+}
+
+func (e *NotRootsError) Error() string {
+	return fmt.Sprintf("not trusting %s: it %v (it is uid %d, mode %o)", e.Path, ErrNotRoots, e.UID, e.Mode)
+}
+
+func (e *NotRootsError) Is(target error) bool { return target == ErrNotRoots }
 
 // RootOwnedFile reads path, up to max bytes, if it is a regular file that
 // belongs to root and that nobody else may write (else an error wrapping
-// ErrNotRoots). It follows no link, and opens nothing but a regular file:
+// a NotRootsError). It follows no link, and opens nothing but a regular file:
 // path is looked at (lstat) before it is opened, so a FIFO, a device or a
 // terminal is refused without being opened (opening one can block, wake
 // a writer, or act, as /dev/watchdog does). The open takes no controlling
@@ -71,7 +85,7 @@ func RootOwnedFile(path string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	if st.Uid != 0 || st.Mode&0o022 != 0 {
-		return nil, fmt.Errorf("not trusting %s: it %w (it is uid %d, mode %o)", path, ErrNotRoots, st.Uid, st.Mode&0o777)
+		return nil, &NotRootsError{Path: path, UID: st.Uid, Mode: st.Mode & 0o777}
 	}
 	return readMax(f, st.Size, max)
 }

@@ -61,6 +61,10 @@ func TestRootFile(t *testing.T) {
 	if err := os.Symlink(userDir+"/x.json", dir+"/etc/via-home.json"); err != nil {
 		t.Fatal(err)
 	}
+	var notRoots *NotRootsError
+	if _, err := RootFile(mine, 100); !errors.As(err, &notRoots) || notRoots.UID != 1000 || !errors.Is(err, ErrNotRoots) {
+		t.Errorf("alice's file: %v, want a NotRootsError naming uid 1000", err)
+	}
 	writable := write(t, dir+"/etc/writable.json", "{}", 0o666, 0)
 	big := write(t, dir+"/etc/big.json", strings.Repeat("x", 200), 0o644, 0)
 	fifo := dir + "/etc/fifo"
