@@ -520,7 +520,7 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 	for {
 		sock, want, err := s.inTheWay(req.Ports, uid)
 		if err != nil || sock == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return s.held(res, sock, want, err, uid)
+			return s.held(res, sock, want, err)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
@@ -532,10 +532,12 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 // portsNow records who holds the ports at this moment.
 func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
 	sock, want, err := s.inTheWay(req.Ports, uid)
-	return s.held(res, sock, want, err, uid)
+	return s.held(res, sock, want, err)
 }
 
-func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error, uid uint32) YieldResult {
+// held records in res who holds the ports: sock in the way of want, or
+// the error reading them.
+func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error) YieldResult {
 	switch {
 	case err != nil:
 		res.HeldBy = err.Error()
