@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +189,52 @@ func TestRootIsRefused(t *testing.T) {
 	resp, _ := call(t, path, Request{Op: OpStatus})
 	if resp.Code != CodeNotAllowed || !strings.Contains(resp.Error, "root acts without the broker") {
 		t.Fatalf("%+v", resp)
+	}
+}
+
+// TestAUIDIsCountedBeforeItsNameIsLookedUp: the lookup of a uid's name
+// may start getent; a uid holding its share of connections gets no more
+// lookups, and a failed lookup is not repeated for every connection.
+func TestAUIDIsCountedBeforeItsNameIsLookedUp(t *testing.T) {
+	var lookups atomic.Int32
+	release := make(chan struct{})
+	path, _ := serve(t, &Server{PerUser: 1, MaxConns: 4,
+		peerOf: func(*net.UnixConn) (uint32, error) { return 200000, nil },
+		LookupUser: func(uint32) (string, error) {
+			lookups.Add(1)
+			select {
+			case <-release:
+			case <-time.After(3 * time.Second):
+			}
+			return "", fmt.Errorf("no name")
+		}})
+	first, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	for deadline := time.Now().Add(2 * time.Second); lookups.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection's lookup never began")
+		}
+	}
+	// Its one place is taken while its name is looked up.
+	resp, _ := call(t, path, Request{Op: OpStatus})
+	if resp.Code != CodeBusy || lookups.Load() != 1 {
+		t.Fatalf("a second connection during the lookup: %+v, %d lookups; want busy, and one lookup", resp, lookups.Load())
+	}
+	close(release)
+	first.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	if n, _ := first.Read(buf); !strings.Contains(string(buf[:n]), "has no user name") {
+		t.Fatalf("first connection: %q", buf[:n])
+	}
+	for i := 0; i < 5; i++ {
+		if resp, _ := call(t, path, Request{Op: OpStatus}); resp.Code != CodeNotAllowed {
+			t.Fatalf("%+v", resp)
+		}
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Errorf("%d lookups for one uid without a name; want 1", n)
 	}
 }

@@ -32,10 +32,12 @@ type Server struct {
 	// exits; systemd starts it again on the next one.
 	Idle time.Duration
 	Log  *actionlog.Log
-	// PerUser bounds the connections of one user at a time, so that one
-	// user cannot keep another out; MaxConns bounds them all. Only uids
-	// with a user name count: the others (a rootless container's
-	// subordinate uids) are turned away at once.
+	// PerUser bounds the connections of one uid at a time, so that one
+	// user cannot keep another out; MaxConns bounds them all. A
+	// connection is counted by its uid before the uid's name is looked up
+	// (which may start getent); a uid without a user name (a rootless
+	// container's subordinate uid) is turned away then, and its failed
+	// lookup remembered for a while, so that it costs no second one.
 	PerUser, MaxConns int
 	// ReadTimeout bounds the time a client has to send its request.
 	ReadTimeout time.Duration
@@ -45,11 +47,16 @@ type Server struct {
 	// the limits stand in a uid of their own.
 	peerOf func(*net.UnixConn) (uint32, error)
 
-	turn   chan struct{} // one request acts at a time: its token
-	connMu sync.Mutex
-	conns  map[string]int
-	total  int
+	turn    chan struct{} // one request acts at a time: its token
+	connMu  sync.Mutex
+	conns   map[uint32]int
+	total   int
+	unnamed map[uint32]time.Time // uids whose lookup failed, and when
 }
+
+// unnamedFor is how long a failed lookup of a uid stands: the broker
+// exits when idle, and a user added meanwhile waits at most this long.
+const unnamedFor = time.Minute
 
 // Defaults for the fields left zero.
 func (s *Server) defaults() {
@@ -81,7 +88,8 @@ func (s *Server) defaults() {
 	if s.peerOf == nil {
 		s.peerOf = peer
 	}
-	s.conns = map[string]int{}
+	s.conns = map[uint32]int{}
+	s.unnamed = map[uint32]time.Time{}
 	s.turn = make(chan struct{}, 1)
 }
 
@@ -141,26 +149,49 @@ func (s *Server) open() int {
 	return s.total
 }
 
-// admit counts a connection of user, or says why it is refused.
-func (s *Server) admit(user string) string {
+// admit counts a connection of uid, or says why it is refused.
+func (s *Server) admit(uid uint32) string {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	switch {
-	case s.conns[user] >= s.PerUser:
-		return fmt.Sprintf("%s has %d requests open already; try again", user, s.PerUser)
+	case s.conns[uid] >= s.PerUser:
+		return fmt.Sprintf("uid %d has %d requests open already; try again", uid, s.PerUser)
 	case s.total >= s.MaxConns:
 		return fmt.Sprintf("the broker has %d requests open; try again", s.MaxConns)
 	}
-	s.conns[user]++
+	s.conns[uid]++
 	s.total++
 	return ""
 }
 
-func (s *Server) leave(user string) {
+func (s *Server) leave(uid uint32) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	s.conns[user]--
+	if s.conns[uid]--; s.conns[uid] == 0 {
+		delete(s.conns, uid)
+	}
 	s.total--
+}
+
+// nameOf is uid's user name, "" for none; a failed lookup is remembered
+// for unnamedFor.
+func (s *Server) nameOf(uid uint32) string {
+	s.connMu.Lock()
+	at, failed := s.unnamed[uid]
+	s.connMu.Unlock()
+	if failed && time.Since(at) < unnamedFor {
+		return ""
+	}
+	if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
+		return n
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if len(s.unnamed) >= 4096 {
+		clear(s.unnamed) // a bound on what a flood of uids can make it remember
+	}
+	s.unnamed[uid] = time.Now()
+	return ""
 }
 
 // peer is who the kernel says is on the other end.
@@ -189,25 +220,23 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	conn.SetDeadline(time.Now().Add(s.ReadTimeout))
-	name := ""
-	if uid != 0 {
-		if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
-			name = n
-		}
-	}
-	switch {
-	case uid == 0:
+	if uid == 0 {
 		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: "root acts without the broker: run `portclaim resolve --user NAME` (or release)"})
 		return
-	case name == "":
-		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
-		return
 	}
-	if why := s.admit(name); why != "" {
+	// Counted before anything else is done for it: the lookup below may
+	// start a process (getent), and no uid may start more than its share.
+	if why := s.admit(uid); why != "" {
 		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: why})
 		return
 	}
-	defer s.leave(name)
+	name := s.nameOf(uid)
+	if name == "" {
+		s.leave(uid) // it holds no place while it is answered
+		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
+		return
+	}
+	defer s.leave(uid)
 	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
@@ -260,18 +289,23 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		return Response{Version: Version, User: name, Status: status(store, pol, name)}
 	}
 
-	// One request acts at a time, each bounded: its wait for its turn,
-	// its jobs, its port waits, its lock and its bus calls end by the
-	// deadline, and so does the connection.
-	ctx, cancel := context.WithTimeout(ctx, requestBudget(wait, req))
-	defer cancel()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d.Add(5 * time.Second))
-	}
+	// One request acts at a time. The wait for a turn has its deadline;
+	// then the wait for the store's lock (reconcile or root mode may hold
+	// it) and the reads have theirs. SIGTERM ends either, before anything
+	// is changed. Once package yield has a plan, its changes run to their
+	// end, or are undone, on a budget of their own (Wait for each unit
+	// planned): neither SIGTERM, nor a deadline, nor the client leaving
+	// cuts them short and leaves units down half way.
+	budget := requestBudget(wait, req)
+	turn, cancelTurn := context.WithTimeout(ctx, budget)
+	defer cancelTurn()
 	select {
 	case s.turn <- struct{}{}:
 		defer func() { <-s.turn }()
-	case <-ctx.Done():
+	case <-turn.Done():
+		if ctx.Err() != nil {
+			return fail(CodeBusy, "the broker is stopping; nothing was changed")
+		}
 		return fail(CodeBusy, "the broker was busy with other requests for too long; nothing was changed")
 	}
 	if gone(conn) {
@@ -279,17 +313,22 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		// nothing may happen in its name now.
 		return fail(CodeFailed, "the client left before its turn; nothing was changed")
 	}
-	sys, err := systemd.System(ctx)
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	sys, closeBus, err := systemBus(ctx)
 	if err != nil {
 		return fail(CodeFailed, "%v; nothing was changed", err)
 	}
-	defer sys.Close()
+	defer closeBus()
 	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log,
 		Policy: func() (*policy.Policy, string) { return gather.LoadPolicy(s.Places.PolicyPath) }}
 	resp := Response{Version: Version, User: name}
 	if req.Op == OpYield {
 		res, err := svc.Yield(ctx, name, uid, *req.Yield)
 		if err != nil {
+			if !yield.NothingChanged(err) {
+				return fail(CodeFailed, "%v", err)
+			}
 			return fail(CodeFailed, "%v; nothing was changed", err)
 		}
 		resp.Yield = &res
@@ -301,6 +340,27 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	}
 	resp.Release = &res
 	return resp
+}
+
+// systemBus connects to the system manager for one request: the
+// handshake within ctx, and then a connection that lasts until the
+// caller closes it (close), not until ctx ends (go-systemd's connection
+// ends with the context it was dialed with): the changes of a request
+// outlive ctx, each bounded by a budget of its own.
+func systemBus(ctx context.Context) (sys *systemd.Manager, close func(), err error) {
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, end)
+	sys, err = systemd.System(life)
+	if !stop() && err == nil {
+		// ctx ended first: the connection is closed, or closes.
+		sys.Close()
+		err = fmt.Errorf("connecting to the system bus: %w", ctx.Err())
+	}
+	if err != nil {
+		end()
+		return nil, nil, err
+	}
+	return sys, func() { sys.Close(); end() }, nil
 }
 
 // gone reports whether the client closed its connection: it has sent its
@@ -319,8 +379,10 @@ func gone(conn *net.UnixConn) bool {
 	return err != nil
 }
 
-// requestBudget is how long one request may take: each of its units'
-// jobs and the port wait, and time for the reads around them.
+// requestBudget is how long one request may wait for its turn, and then,
+// once more, for the store's lock and its reads: about what another
+// request's jobs take. Its changes have a budget of their own
+// (package yield sets it once they are planned).
 func requestBudget(wait time.Duration, req Request) time.Duration {
 	n := 4
 	if req.Yield != nil {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/safeopen"
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
@@ -134,6 +134,27 @@ func (s Store) List(user string) ([]Entry, error) {
 	return out, nil
 }
 
+// Records reads every user's records, claims and releases, by unit: what
+// OnUnit says of each unit, from one read of the store (a request that
+// looks at several units reads it once, not once a unit).
+func (s Store) Records() (map[string][]Entry, error) {
+	users, err := s.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Entry{}
+	for _, u := range users {
+		entries, err := s.List(u)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			out[e.Unit] = append(out[e.Unit], e)
+		}
+	}
+	return out, nil
+}
+
 // OnUnit reads every user's record on unit, claims and releases.
 func (s Store) OnUnit(unit string) ([]Entry, error) {
 	users, err := s.Users()
@@ -194,29 +215,18 @@ func readNames(dir string) ([]string, error) {
 	return names, err
 }
 
-// readRecord reads one record without following a link or blocking on a
-// FIFO, and believes it only when root owns it.
+// readRecord reads one record, and believes it only when root owns it
+// (safeopen: no link followed, nothing but a regular file opened).
 func readRecord(path, user, unit string) (claim.Claim, string) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return claim.Claim{}, fmt.Sprintf("cannot read %s: %v", path, err)
-	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return claim.Claim{}, err.Error()
-	}
+	data, err := safeopen.RootOwnedFile(path, maxRecord)
+	var notRoots *safeopen.NotRootsError
 	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return claim.Claim{}, fmt.Sprintf("%s is not a regular file", path)
-	case st.Uid != 0 || st.Mode&0o022 != 0:
-		return claim.Claim{}, fmt.Sprintf("%s belongs to uid %d with mode %o: not written by portclaim's broker", path, st.Uid, st.Mode&0o777)
-	case st.Size > maxRecord:
-		return claim.Claim{}, fmt.Sprintf("%s is %d bytes, larger than any claim record", path, st.Size)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxRecord))
-	if err != nil {
-		return claim.Claim{}, err.Error()
+	case errors.As(err, &notRoots):
+		return claim.Claim{}, fmt.Sprintf("%s belongs to uid %d with mode %o: not written by portclaim's broker", path, notRoots.UID, notRoots.Mode)
+	case errors.Is(err, safeopen.ErrTooLarge):
+		return claim.Claim{}, fmt.Sprintf("%s is larger than any claim record: %v", path, err)
+	case err != nil:
+		return claim.Claim{}, fmt.Sprintf("cannot read %s: %v", path, err)
 	}
 	c, err := claim.Decode(data)
 	if err != nil {

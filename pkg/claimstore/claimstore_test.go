@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +57,9 @@ func TestWriteListReleaseRemove(t *testing.T) {
 	if len(on) != 2 {
 		t.Fatalf("OnUnit = %+v", on)
 	}
+	if all, err := s.Records(); err != nil || len(all) != 1 || len(all["ollama.service"]) != 2 || all["ollama.service"][0].User != "alice" {
+		t.Fatalf("Records = %+v, %v", all, err)
+	}
 
 	c := list[0].Claim
 	c.Release = &claim.Release{Began: time.Unix(2, 0).UTC(), Attempts: 1}
@@ -100,12 +104,15 @@ func TestRecordsNotRootsOrNotWholeAreReported(t *testing.T) {
 	os.Symlink("/etc/shadow", filepath.Join(dir, "d.service"))
 	os.WriteFile(filepath.Join(dir, "e.service"), claim.Encode(record("bob", "e.service")), 0o644) // someone else's record
 	os.WriteFile(filepath.Join(dir, "poweroff.target"), nil, 0o644)                                // not a claim at all
+	syscall.Mkfifo(filepath.Join(dir, "f.service"), 0o644)                                         // refused unopened (safeopen)
+	os.WriteFile(filepath.Join(dir, "g.service"), make([]byte, maxRecord+1), 0o644)
 	list, err := s.List("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"a.service": "", "b.service": "not a whole claim record", "c.service": "belongs to uid 1000",
-		"d.service": "cannot read", "e.service": "not of its own place"}
+		"d.service": "cannot read", "e.service": "not of its own place", "f.service": "not a regular file",
+		"g.service": "larger than any claim record"}
 	if len(list) != len(want) {
 		t.Fatalf("List = %+v", list)
 	}

@@ -23,4 +23,9 @@ func TestCheckDepth(t *testing.T) {
 			t.Errorf("message %v", err)
 		}
 	}
+	// Closings first would otherwise make room for deeper nesting.
+	in := strings.Repeat("]", 10) + strings.Repeat("[", 12)
+	if err := CheckDepth([]byte(in), 4); err == nil || !strings.Contains(err.Error(), "without its opening") {
+		t.Errorf("%s: %v", in, err)
+	}
 }

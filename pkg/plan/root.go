@@ -12,6 +12,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
 // The root side's decisions: what the broker (or root mode) claims, stops
@@ -95,7 +96,21 @@ type YieldPlan struct {
 // stop never takes down more than the policy names.
 func PlanYield(in YieldInput) YieldPlan {
 	var p YieldPlan
-	all := append(slices.Clone(in.Asked), dependentUnits(in.Dependents)...)
+	all := append(slices.Clone(in.Asked), DependentUnits(in.Dependents)...)
+	// A claim names a service or a socket; a stop that would take along
+	// anything else (a .mount, a .target, a .timer that Requires= it)
+	// would leave that down without a record.
+	var unclaimable []string
+	for _, d := range in.Dependents {
+		if !unitname.Claimable(d.Unit) {
+			unclaimable = append(unclaimable, fmt.Sprintf("%s (it depends on %s)", d.Unit, d.Via))
+		}
+	}
+	if len(unclaimable) > 0 {
+		p.Refused = &Refusal{Says: fmt.Sprintf("stopping %s would also stop %s; portclaim claims only .service and .socket units, so it cannot keep that down and bring it back; nothing was changed",
+			strings.Join(in.Asked, " and "), strings.Join(unclaimable, ", "))}
+		return p
+	}
 	if !in.Authority.Root {
 		var missing []string
 		for _, u := range all {
@@ -132,6 +147,7 @@ func PlanYield(in YieldInput) YieldPlan {
 	}
 	for _, u := range all {
 		facts := in.Facts[u]
+		how := method(in, u, facts)
 		mine := false
 		var releasing *claim.Claim
 		for i, r := range facts.Records {
@@ -159,15 +175,14 @@ func PlanYield(in YieldInput) YieldPlan {
 			p.Already = append(p.Already, u)
 		default:
 			c := claim.Claim{Version: claim.Version, User: in.User, Unit: u, Service: in.Service, Ports: in.Ports,
-				ClaimedAt: in.Now.UTC(), With: with[u], Prior: priorOf(in.User, facts)}
-			c.Method = method(in, u, facts)
+				ClaimedAt: in.Now.UTC(), With: with[u], Prior: priorOf(in.User, facts), Method: how}
 			if c.Method == claim.ByNothing {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s has no ConditionPathExists=!%s, so it starts again at boot; the NixOS module adds it to every unit services.portclaim.yield lists",
 					u, in.ClaimPath(in.User, u)))
 			}
 			p.Write = append(p.Write, c)
 		}
-		if m := method(in, u, facts); m == claim.ByTransientMask {
+		if how == claim.ByTransientMask {
 			p.Mask = append(p.Mask, u)
 		}
 	}
@@ -205,7 +220,8 @@ func refusalText(in YieldInput, missing []string) string {
 	return strings.Join(parts, "; ") + "; nothing was changed"
 }
 
-func dependentUnits(ds []Dependent) []string {
+// DependentUnits names the units of ds, in order.
+func DependentUnits(ds []Dependent) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.Unit

@@ -315,3 +315,25 @@ func TestReleaseWaitsForQueuedJobs(t *testing.T) {
 		t.Errorf("%+v", st)
 	}
 }
+
+// TestYieldRefusesDependentsThatCannotBeClaimed: a stop that would take
+// along a unit no claim can name (a .mount, a .target) is refused before
+// anything is written, for root too, naming it.
+func TestYieldRefusesDependentsThatCannotBeClaimed(t *testing.T) {
+	for _, root := range []bool{false, true} {
+		in := yieldIn()
+		in.Authority.Root = root
+		in.Dependents = []Dependent{{Unit: "data.mount", Of: "ollama.service", Via: "ollama.service"}}
+		in.Facts["data.mount"] = active("data.mount")
+		in.Authority.Policy.Yield["data.mount"] = []string{"alice"} // not that a policy can say so
+		p := PlanYield(in)
+		if p.Refused == nil || len(p.Write) != 0 || len(p.Stop) != 0 {
+			t.Fatalf("root %v: %+v", root, p)
+		}
+		for _, want := range []string{"would also stop data.mount (it depends on ollama.service)", "only .service and .socket units", "nothing was changed"} {
+			if !strings.Contains(p.Refused.Says, want) {
+				t.Errorf("root %v: %q lacks %q", root, p.Refused.Says, want)
+			}
+		}
+	}
+}

@@ -46,22 +46,91 @@ func RootFile(path string, max int64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	f, err := os.OpenFile(real, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	return RootOwnedFile(real, max)
+}
+
+// ErrNotRoots means a file could have been written by someone other than
+// root: it belongs to another uid, or others may write to it. The error
+// is a *NotRootsError, which says whose it is.
+var ErrNotRoots = errors.New("must belong to root and be writable by root only")
+
+// NotRootsError is a file root alone cannot have written.
+type NotRootsError struct {
+	Path string
+	UID  uint32
+	Mode uint32 // permission bits
+}
+
+func (e *NotRootsError) Error() string {
+	return fmt.Sprintf("not trusting %s: it %v (it is uid %d, mode %o)", e.Path, ErrNotRoots, e.UID, e.Mode)
+}
+
+func (e *NotRootsError) Is(target error) bool { return target == ErrNotRoots }
+
+// RootOwnedFile reads path, up to max bytes, if it is a regular file that
+// belongs to root and that nobody else may write (else an error wrapping
+// a NotRootsError). It follows no link, and opens nothing but a regular file:
+// path is looked at (lstat) before it is opened, so a FIFO, a device or a
+// terminal is refused without being opened (opening one can block, wake
+// a writer, or act, as /dev/watchdog does). The open takes no controlling
+// terminal and does not block, and the file opened is checked again.
+//
+// The caller vouches for path's directory: root's, writable by root
+// alone (RootFile checks every one on the way), so that nobody can swap
+// the file between the look and the open.
+func RootOwnedFile(path string, max int64) ([]byte, error) {
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s is not a regular file", real)
-	}
 	if st.Uid != 0 || st.Mode&0o022 != 0 {
-		return nil, fmt.Errorf("not trusting %s: it must belong to root and be writable by root only (it is uid %d, mode %o)", real, st.Uid, st.Mode&0o777)
+		return nil, &NotRootsError{Path: path, UID: st.Uid, Mode: st.Mode & 0o777}
 	}
 	return readMax(f, st.Size, max)
+}
+
+// openRegular opens path for reading only if it is a regular file: lstat
+// first, then an open that follows no link, does not block and takes no
+// controlling terminal, then fstat: the file opened must be the regular
+// file looked at.
+func openRegular(path string) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, st, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if err := regular(path, st); err != nil {
+		return nil, st, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, st, err
+	}
+	var now unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &now); err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	if err := regular(path, now); err != nil {
+		f.Close()
+		return nil, st, err
+	}
+	if now.Dev != st.Dev || now.Ino != st.Ino {
+		f.Close()
+		return nil, st, fmt.Errorf("%s changed while it was opened", path)
+	}
+	return f, now, nil
+}
+
+// regular says why st is not a regular file, or nil.
+func regular(path string, st unix.Stat_t) error {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFLNK:
+		return fmt.Errorf("%s is a link, not a regular file; not following it", path)
+	}
+	return fmt.Errorf("%s is not a regular file", path)
 }
 
 // rootDirs checks dir and every directory above it.
@@ -129,21 +198,32 @@ func UserFile(path string, uid uint32, max int64) ([]byte, error) {
 		}
 	}
 	name := parts[len(parts)-1]
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) {
+	// Look before opening: a link goes to the store (or nowhere), and a
+	// FIFO or device is refused unopened. The directory is the user's, who
+	// could swap the file between the look and the open: the open then
+	// follows no link, does not block and takes no terminal, and what it
+	// opened is checked again (a user cannot make a device node).
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: clean, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return storeLink(dirfd, name, clean, max)
 	}
+	if err := regular(clean, st); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", clean, err)
+		return nil, &os.PathError{Op: "open", Path: clean, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), clean)
 	defer f.Close()
-	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s is not a regular file", clean)
+	if err := regular(clean, st); err != nil {
+		return nil, err
 	}
 	if st.Uid != 0 && st.Uid != uid {
 		return nil, fmt.Errorf("%s belongs to uid %d, neither root nor the user (uid %d)", clean, st.Uid, uid)
@@ -169,6 +249,17 @@ func storeLink(dirfd int, name, path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is a link to %q; as root, portclaim follows links in a user's directory only into %s", path, target, StorePrefix)
 	}
 	return RootFile(filepath.Clean(target), max)
+}
+
+// ReadBounded reads f to its end, at most max bytes: input larger than
+// its reader takes is refused (an error wrapping ErrTooLarge) before it
+// costs memory, at once when f is a regular file whose size says so.
+func ReadBounded(f *os.File, max int64) ([]byte, error) {
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return readMax(f, size, max)
 }
 
 func readMax(f *os.File, size, max int64) ([]byte, error) {

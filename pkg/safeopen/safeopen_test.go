@@ -61,6 +61,10 @@ func TestRootFile(t *testing.T) {
 	if err := os.Symlink(userDir+"/x.json", dir+"/etc/via-home.json"); err != nil {
 		t.Fatal(err)
 	}
+	var notRoots *NotRootsError
+	if _, err := RootFile(mine, 100); !errors.As(err, &notRoots) || notRoots.UID != 1000 || !errors.Is(err, ErrNotRoots) {
+		t.Errorf("alice's file: %v, want a NotRootsError naming uid 1000", err)
+	}
 	writable := write(t, dir+"/etc/writable.json", "{}", 0o666, 0)
 	big := write(t, dir+"/etc/big.json", strings.Repeat("x", 200), 0o644, 0)
 	fifo := dir + "/etc/fifo"
@@ -131,4 +135,118 @@ func TestUserFile(t *testing.T) {
 	if _, err := UserFile(manifest, 1000, 1); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("size bound: %v", err)
 	}
+}
+
+// TestOnlyRegularFilesAreOpened: a FIFO (as a device or a terminal would
+// be) reached through a user's link into the store, directly, or in the
+// user's own directory is refused before it is opened: a writer waiting
+// on it stays waiting, as it would for a device's open to act.
+func TestOnlyRegularFilesAreOpened(t *testing.T) {
+	needRoot(t)
+	base := t.TempDir()
+	StorePrefix = base + "/store/"
+	t.Cleanup(func() { StorePrefix = "/nix/store/" })
+	home := base + "/home/alice"
+	if err := os.MkdirAll(base+"/store", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(home, 1000, -1)
+	storeFIFO := base + "/store/abc-fifo"
+	userFIFO := home + "/fifo.json"
+	for _, f := range []string{storeFIFO, userFIFO} {
+		if err := syscall.Mkfifo(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chown(userFIFO, 1000, -1)
+	// What alice can make: a store path that is a link to a device, and
+	// her manifest a link to a store path.
+	if err := os.Symlink("/dev/null", base+"/store/def-device"); err != nil {
+		t.Fatal(err)
+	}
+	for link, to := range map[string]string{home + "/via-store.json": storeFIFO, home + "/device.json": base + "/store/def-device"} {
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reads := []struct {
+		name string
+		read func() ([]byte, error)
+		fifo string
+	}{
+		{"a user's link into the store to a FIFO", func() ([]byte, error) { return UserFile(home+"/via-store.json", 1000, 100) }, storeFIFO},
+		{"root's FIFO", func() ([]byte, error) { return RootFile(storeFIFO, 100) }, storeFIFO},
+		{"a FIFO in the user's directory", func() ([]byte, error) { return UserFile(userFIFO, 1000, 100) }, userFIFO},
+		{"a user's link into the store to a device", func() ([]byte, error) { return UserFile(home+"/device.json", 1000, 100) }, ""},
+	}
+	for _, r := range reads {
+		opened := make(chan struct{})
+		if r.fifo != "" {
+			// A writer's open of a FIFO returns once a reader opens it.
+			go func() {
+				if f, err := os.OpenFile(r.fifo, os.O_WRONLY, 0); err == nil {
+					close(opened)
+					f.Close()
+				}
+			}()
+			time.Sleep(50 * time.Millisecond)
+		}
+		_, err := r.read()
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%s: %v, want it refused as not a regular file", r.name, err)
+		}
+		if r.fifo == "" {
+			continue
+		}
+		select {
+		case <-opened:
+			t.Errorf("%s: it was opened (a writer waiting on it got through)", r.name)
+		case <-time.After(200 * time.Millisecond):
+			// Let the writer go: open the FIFO for reading ourselves.
+			f, err := os.OpenFile(r.fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-opened
+			f.Close()
+		}
+	}
+}
+
+func TestReadBounded(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{{"12345", true}, {"123456", false}} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := ReadBounded(f, 5)
+		f.Close()
+		if c.ok && (err != nil || string(data) != c.body) {
+			t.Errorf("%q: %q, %v", c.body, data, err)
+		}
+		if !c.ok && !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%q: %v, want ErrTooLarge", c.body, err)
+		}
+	}
+	// Not a regular file: no size to go by, the limit still holds.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.Write([]byte(strings.Repeat("x", 100))); w.Close() }()
+	if _, err := ReadBounded(r, 10); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("pipe: %v", err)
+	}
+	r.Close()
 }

@@ -342,7 +342,7 @@ func conditions(v any) []host.Condition {
 
 // JobResult is how a start or stop job ended: "done", "canceled",
 // "timeout", "failed", "dependency", "skipped"; "" when it did not end in
-// time.
+// time (the wait, or the context, ended first: systemd goes on with it).
 type JobResult string
 
 // Stop stops unit (job mode "replace": never "triggering", which would
@@ -375,7 +375,9 @@ func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan
 	case <-timer.C:
 		return "", nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		// Like the wait's end: the job is queued and goes on, whatever
+		// becomes of it is not known yet; not a failure of it.
+		return "", nil
 	}
 }
 

@@ -9,6 +9,7 @@ package yield
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +55,11 @@ func (s *Service) now() time.Time {
 
 // Yield makes req's units yield to who (uid: whose sockets count as the
 // user's own when the ports are checked).
+//
+// ctx bounds the wait for the store's lock and the reads before the plan:
+// when it ends (a deadline, SIGTERM) nothing has been changed. Once the
+// plan is made, its changes run on a budget of their own (see work), to
+// their end or undone, whatever becomes of ctx.
 func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRequest) (YieldResult, error) {
 	res := YieldResult{Service: req.Service}
 	if err := req.Check(); err != nil {
@@ -64,40 +70,60 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		return res, err
 	}
 	defer unlock()
-	// A user's unfinished releases of other units are finished first;
-	// those of these units are dropped below, as the user wants them
-	// down again.
-	if err := s.finishReleases(ctx, who, req.Units); err != nil {
-		return res, err
-	}
 	in, err := s.yieldFacts(ctx, who, req)
 	if err != nil {
 		return res, err
 	}
+	// A user's unfinished releases of other units are finished first;
+	// those of the units planned here (the asked ones, the sockets that
+	// activate them, their dependents) are dropped below, as the user
+	// wants them down again. What the others came to is said.
+	finished, err := s.finishReleases(ctx, who, plannedUnits(in))
+	if err != nil {
+		return res, err
+	}
+	for _, r := range finished.Units {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("your earlier release of %s was finished first: %s: %s", r.Unit, r.Outcome, r.Detail))
+	}
+	if changedAny(finished) {
+		// Units started (or not): read again what a stop would reach.
+		if in, err = s.yieldFacts(ctx, who, req); err != nil {
+			return res, &PartialError{Err: err, Done: res.Warnings}
+		}
+	}
 	p := plan.PlanYield(in)
 	if p.Refused != nil {
-		res.Refused = &Refusal{Units: p.Refused.Units, Says: p.Refused.Says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
+		says := p.Refused.Says
+		if len(finished.Units) > 0 {
+			says += "; your earlier releases were finished first (see the warnings)"
+		}
+		res.Refused = &Refusal{Units: p.Refused.Units, Says: says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
 		s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: p.Refused.Says})
 		return res, nil
 	}
-	res.Warnings = p.Warnings
-	outcome := map[string]*UnitResult{}
-	for _, u := range append(slices.Clone(req.Units), dependentsOf(in.Dependents)...) {
-		r := UnitResult{Unit: u, Outcome: KeptDown}
-		for _, d := range in.Dependents {
-			if d.Unit == u {
-				r.With = d.Of
-			}
-		}
+	res.Warnings = append(res.Warnings, p.Warnings...)
+	planned := plannedUnits(in)
+	with := map[string]string{}
+	for _, d := range in.Dependents {
+		with[d.Unit] = d.Of
+	}
+	res.Units = make([]UnitResult, 0, len(planned))
+	for _, u := range planned {
+		r := UnitResult{Unit: u, Outcome: KeptDown, With: with[u]}
 		if slices.Contains(p.Already, u) {
 			r.Outcome = Already
 		}
 		res.Units = append(res.Units, r)
 	}
+	outcome := map[string]*UnitResult{}
 	for i := range res.Units {
 		outcome[res.Units[i].Unit] = &res.Units[i]
 	}
 
+	// From here on every step changes something: none is cut short by
+	// ctx, each is bounded by the work's budget.
+	ctx, cancel := s.work(ctx, len(planned))
+	defer cancel()
 	var written []claim.Claim
 	for _, c := range p.Write {
 		if err := s.Store.Write(c); err != nil {
@@ -127,6 +153,16 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		}
 	}
 	for i, u := range p.Stop {
+		testPause("before-stop", u)
+		// What the stop takes along was read before the claims were
+		// written and earlier stops waited for: read it again now, and
+		// stop nothing that was not planned.
+		if why := s.stopsOnlyPlanned(ctx, u, planned); why != "" {
+			outcome[u].Outcome, outcome[u].Detail = Failed, "not stopped: "+why+"; what this yield did is undone, ask again"
+			s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: "refused", Msg: why})
+			s.rollback(ctx, who, written, outcome)
+			return res, nil
+		}
 		result, err := s.Sys.Stop(ctx, u, s.Wait)
 		s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: jobText(result, err)})
 		switch {
@@ -151,47 +187,192 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 	return s.waitFree(ctx, res, req, uid), nil
 }
 
+// PartialError is a yield's error after it had changed something: it
+// finished the user's earlier releases (Done says how), then failed
+// before its own plan. "Nothing was changed" is not to be said of it.
+type PartialError struct {
+	Err  error
+	Done []string
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%v; before that: %s", e.Err, strings.Join(e.Done, "; "))
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// NothingChanged reports whether a yield that returned err changed
+// nothing: every error but a PartialError comes before any change.
+func NothingChanged(err error) bool {
+	var p *PartialError
+	return !errors.As(err, &p)
+}
+
+// changedAny reports whether a release may have changed what runs.
+func changedAny(r ReleaseResult) bool {
+	for _, u := range r.Units {
+		if u.Outcome != Kept && u.Outcome != Deferred {
+			return true
+		}
+	}
+	return false
+}
+
+// plannedUnits are the units a yield plans for: the asked ones (with the
+// sockets that activate them), then their dependents.
+func plannedUnits(in plan.YieldInput) []string {
+	return append(slices.Clone(in.Asked), plan.DependentUnits(in.Dependents)...)
+}
+
+// work is the context of a request's changes: not ended by ctx (a
+// deadline for a turn, SIGTERM, a client gone: a change once begun is
+// carried through or undone, not left half way), and bounded by a budget
+// for units: each one's job and its start settling, the ports' wait, and
+// the bus calls around them.
+func (s *Service) work(ctx context.Context, units int) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), budget(s.Wait, units))
+}
+
+// budget is how long the changes of a request on units may take, with
+// wait for each job.
+func budget(wait time.Duration, units int) time.Duration {
+	return time.Duration(units)*(wait+settle) + portWait + 10*time.Second
+}
+
 // yieldFacts reads the asked units (with every socket that activates
 // them: a service stopped without its socket would be started again by
 // it, or leave it failed), every active unit a stop of them would take
 // along (those that depend on them, and helpers that stop when nothing
 // needs them), and every record on them.
 func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) (plan.YieldInput, error) {
-	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Asked: slices.Clone(req.Units), Ports: req.Ports,
+	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Ports: req.Ports,
 		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
 		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
-	details := map[string]systemd.Detail{}
-	read := func(unit string) (systemd.Detail, error) {
-		if d, ok := details[unit]; ok {
-			return d, nil
-		}
-		if len(details) == 4*maxDependents {
-			return systemd.Detail{}, fmt.Errorf("a stop of %s reaches more than %d units; portclaim does not do that", strings.Join(req.Units, " and "), 4*maxDependents)
-		}
-		d, facts, err := s.facts(ctx, unit)
-		if err != nil {
-			return d, err
-		}
-		details[unit] = d
-		in.Facts[unit] = facts
-		if d.Queued {
-			in.Queued = append(in.Queued, unit)
-		}
-		return d, nil
+	r := s.newReader(fmt.Sprintf("a stop of %s", strings.Join(req.Units, " and ")))
+	asked, err := withSockets(req.Units, func(unit string) ([]string, error) {
+		d, err := r.detail(ctx, unit)
+		return d.TriggeredBy, err
+	})
+	if err != nil {
+		return in, err
 	}
-	for i := 0; i < len(in.Asked); i++ {
-		d, err := read(in.Asked[i])
-		if err != nil {
+	in.Asked = asked
+	deps, err := r.stopReach(ctx, asked)
+	if err != nil {
+		return in, err
+	}
+	in.Dependents = deps
+	for _, u := range plannedUnits(in) {
+		if in.Facts[u], err = r.facts(ctx, u); err != nil {
 			return in, err
 		}
-		for _, sock := range d.TriggeredBy {
-			if !slices.Contains(in.Asked, sock) && len(in.Asked) < maxUnits {
-				in.Asked = append(in.Asked, sock)
+	}
+	in.Queued = r.queued
+	return in, nil
+}
+
+// withSockets adds to asked every socket that activates one of them (as
+// triggers says), sockets' own included; more than maxUnits in all is
+// refused, not cut short: a socket left out would start its service again.
+func withSockets(asked []string, triggers func(unit string) ([]string, error)) ([]string, error) {
+	out := slices.Clone(asked)
+	for i := 0; i < len(out); i++ {
+		socks, err := triggers(out[i])
+		if err != nil {
+			return out, err
+		}
+		for _, sock := range socks {
+			if slices.Contains(out, sock) {
+				continue
 			}
+			if len(out) == maxUnits {
+				return out, fmt.Errorf("%s and the sockets that activate them are more than %d units; portclaim does not make that many yield at once", strings.Join(asked, " and "), maxUnits)
+			}
+			out = append(out, sock)
 		}
 	}
+	return out, nil
+}
+
+// stopsOnlyPlanned reads again what a stop of unit would take along, just
+// before it: a unit that became active since the plan (a socket-activated
+// service that Requires= it), or that has a job queued now, and is not
+// planned, would go down with no record, or lose root's job. It says why
+// the stop must not happen, or "".
+func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []string) string {
+	r := s.newReader("a stop of " + unit)
+	deps, err := r.stopReach(ctx, []string{unit})
+	if err != nil {
+		return "reading again what its stop takes along: " + err.Error()
+	}
+	for _, d := range deps {
+		if !slices.Contains(planned, d.Unit) {
+			return fmt.Sprintf("a stop now would also stop %s (it depends on %s), which was not running when this yield was planned", d.Unit, d.Via)
+		}
+	}
+	for _, q := range r.queued {
+		if !slices.Contains(planned, q) {
+			return fmt.Sprintf("systemd has a job queued for %s now, which a stop would cancel", q)
+		}
+	}
+	return ""
+}
+
+// reader reads what systemd says of units, each once for one request,
+// and the records on them from one read of the store.
+type reader struct {
+	s       *Service
+	what    string // what is read for, for the message of the bound
+	limit   int    // units read at most; 0: no bound
+	details map[string]systemd.Detail
+	records map[string][]claimstore.Entry // nil until needed
+	queued  []string                      // units read that have a job queued, in order
+}
+
+func (s *Service) newReader(what string) *reader {
+	return &reader{s: s, what: what, limit: 4 * maxDependents, details: map[string]systemd.Detail{}}
+}
+
+func (r *reader) detail(ctx context.Context, unit string) (systemd.Detail, error) {
+	if d, ok := r.details[unit]; ok {
+		return d, nil
+	}
+	if r.limit > 0 && len(r.details) == r.limit {
+		return systemd.Detail{}, fmt.Errorf("%s reaches more than %d units; portclaim does not do that", r.what, r.limit)
+	}
+	d, err := r.s.Sys.Inspect(ctx, unit)
+	if err != nil {
+		return d, err
+	}
+	r.details[unit] = d
+	if d.Queued {
+		r.queued = append(r.queued, unit)
+	}
+	return d, nil
+}
+
+// facts is what systemd says of unit, and every record on it.
+func (r *reader) facts(ctx context.Context, unit string) (plan.UnitFacts, error) {
+	d, err := r.detail(ctx, unit)
+	if err != nil {
+		return plan.UnitFacts{}, err
+	}
+	if r.records == nil {
+		if r.records, err = r.s.Store.Records(); err != nil {
+			return plan.UnitFacts{}, err
+		}
+	}
+	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: r.records[unit]}, nil
+}
+
+// stopReach finds every active unit a stop of roots takes along: those
+// that depend on them (systemd stops them first), and helpers they need
+// that stop once nothing needs them; each with the root whose stop
+// reaches it and the unit it depends on directly.
+func (r *reader) stopReach(ctx context.Context, roots []string) ([]plan.Dependent, error) {
 	type item struct{ unit, of, via string }
 	var queue []item
+	var out []plan.Dependent
 	seen := map[string]bool{}
 	reach := func(d systemd.Detail, of string) error {
 		for _, dep := range d.StopsWith {
@@ -200,7 +381,7 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		// A helper this one needs, which stops when nothing that needs
 		// it runs: it goes down with it.
 		for _, n := range d.Needs {
-			h, err := read(n)
+			h, err := r.detail(ctx, n)
 			if err != nil {
 				return err
 			}
@@ -210,10 +391,14 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 		}
 		return nil
 	}
-	for _, u := range in.Asked {
+	for _, u := range roots {
 		seen[u] = true
-		if err := reach(details[u], u); err != nil {
-			return in, err
+		d, err := r.detail(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := reach(d, u); err != nil {
+			return nil, err
 		}
 	}
 	for len(queue) > 0 {
@@ -223,22 +408,22 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			continue
 		}
 		seen[it.unit] = true
-		d, err := read(it.unit)
+		d, err := r.detail(ctx, it.unit)
 		if err != nil {
-			return in, err
+			return nil, err
 		}
 		if !d.Active() {
 			continue // nothing to stop: systemd stops only what runs
 		}
-		if len(in.Dependents) == maxDependents {
-			return in, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(req.Units, " and "), maxDependents)
+		if len(out) == maxDependents {
+			return nil, fmt.Errorf("stopping %s would stop more than %d other units; portclaim does not do that", strings.Join(roots, " and "), maxDependents)
 		}
-		in.Dependents = append(in.Dependents, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
+		out = append(out, plan.Dependent{Unit: it.unit, Of: it.of, Via: it.via})
 		if err := reach(d, it.of); err != nil {
-			return in, err
+			return nil, err
 		}
 	}
-	return in, nil
+	return out, nil
 }
 
 // startReach reads what a start of d would reach: d and, through the
@@ -246,17 +431,17 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 // not running and so would start too, the running units any of them
 // Conflicts= with (systemd would stop them), and those with a job queued
 // (a start with job mode "replace" would cancel it).
-func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
+func (r *reader) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
 	seen := map[string]bool{d.Name: true}
+	if d.Queued {
+		in.Queued[d.Name] = append(in.Queued[d.Name], d.Name)
+	}
 	queue := []systemd.Detail{d}
 	for len(queue) > 0 {
 		u := queue[0]
 		queue = queue[1:]
-		if u.Queued {
-			in.Queued[d.Name] = append(in.Queued[d.Name], u.Name)
-		}
 		for _, c := range u.Conflicts {
-			cd, err := s.Sys.Inspect(ctx, c)
+			cd, err := r.detail(ctx, c)
 			if err == nil && cd.Active() && !slices.Contains(in.Conflicting[d.Name], c) {
 				in.Conflicting[d.Name] = append(in.Conflicting[d.Name], c)
 			}
@@ -269,7 +454,7 @@ func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.Rel
 			if len(seen) > 4*maxDependents {
 				return fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
 			}
-			nd, err := s.Sys.Inspect(ctx, n)
+			nd, err := r.detail(ctx, n)
 			if err != nil {
 				return err
 			}
@@ -284,29 +469,9 @@ func (s *Service) startReach(ctx context.Context, d systemd.Detail, in *plan.Rel
 	return nil
 }
 
-// facts reads what systemd says of unit, and every record on it.
-func (s *Service) facts(ctx context.Context, unit string) (systemd.Detail, plan.UnitFacts, error) {
-	d, err := s.Sys.Inspect(ctx, unit)
-	if err != nil {
-		return d, plan.UnitFacts{}, err
-	}
-	records, err := s.Store.OnUnit(unit)
-	if err != nil {
-		return d, plan.UnitFacts{}, err
-	}
-	return d, plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}, nil
-}
-
-func dependentsOf(ds []plan.Dependent) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.Unit)
-	}
-	return out
-}
-
 // rollback gives back the claims this run wrote, after a later step
-// failed: the units it stopped start again before their records go.
+// failed: the units it stopped start again before their records go. It
+// has a budget of its own: the step that failed may have used the work's.
 func (s *Service) rollback(ctx context.Context, who string, written []claim.Claim, outcome map[string]*UnitResult) {
 	var units []string
 	for _, c := range written {
@@ -315,6 +480,8 @@ func (s *Service) rollback(ctx context.Context, who string, written []claim.Clai
 	if len(units) == 0 {
 		return
 	}
+	ctx, cancel := s.work(ctx, len(units))
+	defer cancel()
 	rel, err := s.releaseUnits(ctx, who, units)
 	if err != nil {
 		for _, u := range units {
@@ -338,13 +505,6 @@ func (s *Service) rollback(ctx context.Context, who string, written []claim.Clai
 	}
 }
 
-// portsNow records who holds the ports at this moment.
-func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
-	res.HeldBy = s.heldBy(req.Ports, uid)
-	res.PortsFree = res.HeldBy == ""
-	return res
-}
-
 // portWait bounds how long a yield waits for ports after its stops are
 // done: systemd has killed the units' processes by then, and the kernel
 // closes their sockets at once. A socket still there is someone else's,
@@ -352,32 +512,59 @@ func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldR
 const portWait = 2 * time.Second
 
 // waitFree waits, briefly, until no socket of another uid than the
-// user's overlaps the ports (the user's own are theirs to hold).
+// user's overlaps the ports (the user's own are theirs to hold). It polls
+// the socket table alone, and names the holder (a scan of /proc) once, if
+// one is left.
 func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldRequest, uid uint32) YieldResult {
 	deadline := time.Now().Add(min(s.Wait, portWait))
 	for {
-		res = s.portsNow(res, req, uid)
-		if res.PortsFree || time.Now().After(deadline) || ctx.Err() != nil {
-			return res
+		sock, want, err := s.inTheWay(req.Ports, uid)
+		if err != nil || sock == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return s.held(res, sock, want, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 }
 
-// heldBy describes the first socket of another uid in the way, or "".
-func (s *Service) heldBy(ports []endpoint.Endpoint, uid uint32) string {
+// portsNow records who holds the ports at this moment.
+func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
+	sock, want, err := s.inTheWay(req.Ports, uid)
+	return s.held(res, sock, want, err)
+}
+
+// held records in res who holds the ports: sock in the way of want, or
+// the error reading them.
+func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error) YieldResult {
+	switch {
+	case err != nil:
+		res.HeldBy = err.Error()
+	case sock != nil:
+		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock))
+	default:
+		res.HeldBy = ""
+	}
+	res.PortsFree = res.HeldBy == ""
+	return res
+}
+
+// inTheWay finds the first socket of another uid than uid on ports, and
+// the port it is in the way of; nil when there is none.
+func (s *Service) inTheWay(ports []endpoint.Endpoint, uid uint32) (*host.Socket, endpoint.Endpoint, error) {
 	socks, err := s.sockets(ports)
 	if err != nil {
-		return err.Error()
+		return nil, endpoint.Endpoint{}, err
 	}
 	for _, want := range ports {
-		for _, sock := range socks {
+		for i, sock := range socks {
 			if endpoint.Overlap(want, sock.Endpoint) && sock.UID != uid {
-				return fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(sock))
+				return &socks[i], want, nil
 			}
 		}
 	}
-	return ""
+	return nil, endpoint.Endpoint{}, nil
 }
 
 func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
@@ -445,9 +632,8 @@ func (s *Service) releaseUnits(ctx context.Context, who string, units []string) 
 }
 
 // finishReleases finishes who's releases under way, but of skip.
-func (s *Service) finishReleases(ctx context.Context, who string, skip []string) error {
-	_, err := s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
-	return err
+func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (ReleaseResult, error) {
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
 }
 
 func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
@@ -467,12 +653,15 @@ func (s *Service) release(ctx context.Context, who string, units []string, all b
 }
 
 // releaseEntries gives back who's entries; stale: because the policy or
-// the user database no longer allows them (reconcile).
+// the user database no longer allows them (reconcile). ctx bounds the
+// reads before the plan; the steps run on a budget of their own.
 func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (ReleaseResult, error) {
 	var res ReleaseResult
 	if len(entries) == 0 {
 		return res, nil
 	}
+	r := s.newReader("a release of " + who + "'s claims")
+	r.limit = 0 // each start's reach is bounded below
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
 		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
@@ -484,13 +673,13 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 			if _, done := in.Facts[u]; u == "" || done {
 				continue
 			}
-			d, facts, err := s.facts(ctx, u)
+			facts, err := r.facts(ctx, u)
 			if err != nil {
 				return res, err
 			}
 			in.Facts[u] = facts
 			if u == e.Unit {
-				if err := s.startReach(ctx, d, &in); err != nil {
+				if err := r.startReach(ctx, r.details[u], &in); err != nil {
 					return res, err
 				}
 			}
@@ -504,7 +693,10 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 		}
 		in.Sockets = socks
 	}
-	for _, st := range plan.PlanRelease(in) {
+	steps := plan.PlanRelease(in)
+	ctx, cancel := s.work(ctx, len(steps))
+	defer cancel()
+	for _, st := range steps {
 		res.Units = append(res.Units, s.releaseOne(ctx, who, st))
 	}
 	return res, nil
@@ -616,7 +808,9 @@ func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitRes
 
 // Reconcile gives back what the policy no longer allows (a user removed,
 // a unit no longer listed) and finishes every release under way. It runs
-// at boot and on every nixos-rebuild switch that changes the policy.
+// at boot and on every nixos-rebuild switch that changes the policy. A
+// user whose records cannot be read or given back does not stop the
+// others': every user is done, and every error returned, joined.
 func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
 	unlock, err := s.Store.Lock(ctx)
 	if err != nil {
@@ -628,37 +822,47 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 		return nil, err
 	}
 	out := map[string]ReleaseResult{}
+	var errs []error
 	for _, u := range users {
-		exists := !userGone(ctx, u)
-		entries, err := s.Store.List(u)
+		res, err := s.reconcileUser(ctx, u)
 		if err != nil {
-			return out, err
-		}
-		var stale, pending []claimstore.Entry
-		for _, e := range entries {
-			switch {
-			case plan.Stale(e, s.Authority.Policy, exists) != "":
-				stale = append(stale, e)
-			case e.Releasing:
-				pending = append(pending, e)
-			}
-		}
-		var res ReleaseResult
-		for _, part := range []struct {
-			entries []claimstore.Entry
-			stale   bool
-		}{{stale, true}, {pending, false}} {
-			r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
-			if err != nil {
-				return out, err
-			}
-			res.Units = append(res.Units, r.Units...)
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 		}
 		if len(res.Units) > 0 {
 			out[u] = res
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+func (s *Service) reconcileUser(ctx context.Context, u string) (ReleaseResult, error) {
+	var res ReleaseResult
+	exists := !userGone(ctx, u)
+	entries, err := s.Store.List(u)
+	if err != nil {
+		return res, err
+	}
+	var stale, pending []claimstore.Entry
+	for _, e := range entries {
+		switch {
+		case plan.Stale(e, s.Authority.Policy, exists) != "":
+			stale = append(stale, e)
+		case e.Releasing:
+			pending = append(pending, e)
+		}
+	}
+	var errs []error
+	for _, part := range []struct {
+		entries []claimstore.Entry
+		stale   bool
+	}{{stale, true}, {pending, false}} {
+		r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		res.Units = append(res.Units, r.Units...)
+	}
+	return res, errors.Join(errs...)
 }
 
 // mask links /run/systemd/transient/<unit> to /dev/null (root mode).
@@ -698,6 +902,21 @@ func jobText(result systemd.JobResult, err error) string {
 		return "timeout"
 	}
 	return string(result)
+}
+
+// testPause waits when PORTCLAIM_TEST_PAUSE is point=DURATION, or
+// point:unit=DURATION (at most a minute): the end-to-end tests' window to
+// change the system between two steps on unit, as a slow step before
+// (fsyncs, earlier stops) would leave one. Only the unit's own
+// environment (root's) can set it for the broker.
+func testPause(point, unit string) {
+	at, d, ok := strings.Cut(os.Getenv("PORTCLAIM_TEST_PAUSE"), "=")
+	if !ok || (at != point && at != point+":"+unit) {
+		return
+	}
+	if dur, err := time.ParseDuration(d); err == nil {
+		time.Sleep(min(dur, time.Minute))
+	}
 }
 
 // crashPoint kills this process when PORTCLAIM_TEST_CRASH names point:

@@ -1,0 +1,85 @@
+package yield
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/policy"
+)
+
+// TestSocketsAreAddedOrRefusedNeverDropped: the sockets that activate the
+// asked units join them; one that would make more than maxUnits is
+// refused, not left out (it would start its service again).
+func TestSocketsAreAddedOrRefusedNeverDropped(t *testing.T) {
+	triggers := map[string][]string{"a.service": {"a.socket", "a-admin.socket"}, "a.socket": {}, "a-admin.socket": {}}
+	read := func(u string) ([]string, error) { return triggers[u], nil }
+	got, err := withSockets([]string{"a.service"}, read)
+	if err != nil || strings.Join(got, " ") != "a.service a.socket a-admin.socket" {
+		t.Fatalf("%v, %v", got, err)
+	}
+	var many []string
+	for i := 0; i < maxUnits-1; i++ {
+		many = append(many, fmt.Sprintf("s%d.service", i))
+	}
+	many = append(many, "a.service")
+	if got, err := withSockets(many, read); err == nil || !strings.Contains(err.Error(), "more than 8 units") {
+		t.Fatalf("%d asked with two sockets more: %v, %v; want a refusal", len(many), got, err)
+	}
+	if _, err := withSockets([]string{"x.service"}, func(string) ([]string, error) { return nil, errors.New("no bus") }); err == nil {
+		t.Fatal("a read error was dropped")
+	}
+}
+
+// TestReconcileGoesOnPastAUsersError: a user whose records cannot be
+// read does not keep reconcile from the next users; every error is said.
+func TestReconcileGoesOnPastAUsersError(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root")
+		}
+		t.Skip("claims are root's: needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "claims")
+	for _, u := range []string{"pc-aaa", "pc-bbb"} {
+		if err := os.MkdirAll(filepath.Join(dir, u), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Only root can do this: a file where the releases' directory is.
+		if err := os.WriteFile(filepath.Join(dir, u, ".releasing"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Service{Store: claimstore.Store{Dir: dir}, Authority: plan.Authority{Policy: &policy.Policy{ClaimsDir: dir}}, Wait: time.Second}
+	out, err := s.Reconcile(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "pc-aaa:") || !strings.Contains(err.Error(), "pc-bbb:") {
+		t.Fatalf("results %v, error %v; want both users' errors", out, err)
+	}
+}
+
+func TestPartialErrorIsNotNothingChanged(t *testing.T) {
+	plain := errors.New("reading x.service: no bus")
+	if !NothingChanged(plain) {
+		t.Error("an error before any change")
+	}
+	p := &PartialError{Err: plain, Done: []string{"your earlier release of y.service was finished first: restarted: started again"}}
+	if NothingChanged(fmt.Errorf("wrapped: %w", p)) || !errors.Is(p, plain) || !strings.Contains(p.Error(), "y.service") {
+		t.Errorf("%v", p)
+	}
+}
+
+// TestBudgetCountsEveryUnit: the changes' budget grows with the units
+// planned (sockets and dependents included), a job's wait each.
+func TestBudgetCountsEveryUnit(t *testing.T) {
+	one, many := budget(10*time.Second, 1), budget(10*time.Second, 1+maxDependents)
+	if many-one != time.Duration(maxDependents)*(10*time.Second+settle) || one < 10*time.Second+portWait {
+		t.Errorf("budget 1: %s, %d: %s", one, 1+maxDependents, many)
+	}
+}
