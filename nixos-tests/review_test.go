@@ -162,6 +162,7 @@ func TestAUnitThatFailsAfterItsStartKeepsTheRecord(t *testing.T) {
 	ctx := need(t)
 	installUnit(t, ctx, "pc-late.service", "[Service]\nExecStart=/bin/sh -c 'if test -e /run/pc-late-broken; then sleep 1.2; exit 1; fi; exec /usr/local/bin/holdport tcp4:127.0.0.1:7258'\n", false)
 	must(t, ctx, "root", "systemctl", "start", "pc-late.service")
+	waitListening(t, ctx, "tcp4:127.0.0.1:7258") // else resolve may find the port free
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/run/pc-late-broken") })
 	path := manifest(t, "late", oneService("late", "pc-late.service", "podman-late.service", 7258, ""))
 	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 {

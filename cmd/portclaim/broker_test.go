@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,6 +31,30 @@ func TestNoBrokerNamesTheCommand(t *testing.T) {
 		}
 		if want := "root can: sudo portclaim " + c.command + " --user NAME"; !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %q lacks %q", c.command, err, want)
+		}
+	}
+}
+
+// TestFailedSaysNothingChangedOnlyWhenSo: "nothing was changed" is said
+// of root's own run and of a missing broker, unless earlier releases were
+// finished first; a broker's answer speaks for itself and is not added to.
+func TestFailedSaysNothingChangedOnlyWhenSo(t *testing.T) {
+	plain := errors.New("reading the facts: timeout")
+	partial := &yield.PartialError{Err: plain, Done: []string{"your earlier release of a.service was finished first"}}
+	for _, c := range []struct {
+		err     error
+		root    bool
+		nothing bool
+	}{
+		{plain, true, true},
+		{partial, true, false},
+		{fmt.Errorf("dial: %w", broker.ErrNoBroker), false, true},
+		{errors.New("the broker was busy with other requests for too long; nothing was changed"), false, true},
+		{errors.New("stopping a.service: timeout; before that: b.service started"), false, false},
+	} {
+		got := failedSays(c.err, c.root)
+		if n := strings.Count(got, "nothing was changed"); n != map[bool]int{true: 1, false: 0}[c.nothing] {
+			t.Errorf("%v (root %v): %q says \"nothing was changed\" %d times", c.err, c.root, got, n)
 		}
 	}
 }

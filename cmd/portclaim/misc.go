@@ -14,6 +14,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/safeopen"
 )
 
 type whoCmd struct {
@@ -121,7 +122,7 @@ type validateDoc struct {
 
 func (c *validateCmd) Run(a *app) error {
 	doc := validateDoc{File: c.File, Notes: []string{}, Problems: []string{}}
-	data, err := readBounded(c.File, manifest.MaxSize)
+	data, err := safeopen.ReadFile(c.File, manifest.MaxSize)
 	if err != nil {
 		return manifestReadError(c.File, err)
 	}

@@ -62,20 +62,20 @@ func (c *releaseCmd) Run(a *app) error {
 	a.progress("waiting up to %s for each of %s to come back...", c.Wait, strings.Join(units, ", "))
 	var res yield.ReleaseResult
 	if t.Root(a) {
-		svc, err := a.rootService(ctx, claimsDir, c.Wait)
+		svc, closeBus, err := a.rootService(ctx, claimsDir, c.Wait)
 		if err == nil {
-			defer svc.Sys.Close()
+			defer closeBus()
 			res, err = svc.Release(ctx, t.Name, req)
 			doc.Notes = append(doc.Notes, r.unrecorded(svc.Log)...)
 		}
 		if err != nil {
-			r.errorf("%v; nothing was changed", err)
+			r.errorf("%s", failedSays(err, true))
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 	} else {
 		resp, err := a.askBroker(ctx, "release", broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
 		if err != nil {
-			r.errorf("%v; nothing was changed", err)
+			r.errorf("%s", failedSays(err, false))
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 		res = *resp.Release

@@ -135,12 +135,13 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		var err error
 		if t.Root(a) {
 			if root == nil {
-				root, err = a.rootService(ctx, v.snap.Policy.ClaimsDirOrDefault(), c.Wait)
+				var closeBus func()
+				root, closeBus, err = a.rootService(ctx, v.snap.Policy.ClaimsDirOrDefault(), c.Wait)
 				if err != nil {
 					r.errorf("%v; nothing was changed", err)
 					return done
 				}
-				defer root.Sys.Close()
+				defer closeBus()
 			}
 			res, err = root.Yield(ctx, t.Name, t.UID, req)
 		} else {
@@ -150,7 +151,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 			}
 		}
 		if err != nil {
-			r.errorf("%s: %v; nothing was changed", what, err)
+			r.errorf("%s: %s", what, failedSays(err, t.Root(a)))
 			continue
 		}
 		doc.Yields = append(doc.Yields, res)
@@ -258,14 +259,27 @@ func (a *app) askBroker(ctx context.Context, command string, req broker.Request)
 	return resp, nil
 }
 
-// rootService is the root side, in this process (root mode).
-func (a *app) rootService(ctx context.Context, claimsDir string, wait time.Duration) (*yield.Service, error) {
-	sys, err := systemd.System(ctx)
+// failedSays is a failed yield or release as the user reads it. The
+// broker's answer says itself whether anything was changed; root's own
+// run and a broker that is not there changed nothing unless the error
+// says it did (yield.PartialError).
+func failedSays(err error, root bool) string {
+	if (root || errors.Is(err, broker.ErrNoBroker)) && yield.NothingChanged(err) {
+		return err.Error() + "; nothing was changed"
+	}
+	return err.Error()
+}
+
+// rootService is the root side, in this process (root mode). Its bus
+// connection outlives ctx (--timeout): once a yield or release has begun,
+// it finishes, or rolls back, on its own budget; close releases it.
+func (a *app) rootService(ctx context.Context, claimsDir string, wait time.Duration) (*yield.Service, func(), error) {
+	sys, closeBus, err := systemd.SystemOutliving(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Root: true}, Sys: sys,
-		Places: a.places, Wait: wait, Log: actionlog.Journal()}, nil
+		Places: a.places, Wait: wait, Log: actionlog.Journal()}, closeBus, nil
 }
 
 // strictCode is code under strict = true, else 0: home-manager's

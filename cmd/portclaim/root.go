@@ -56,34 +56,39 @@ func (c *reconcileCmd) Run(a *app) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	sys, err := systemd.System(ctx)
+	sys, closeBus, err := systemd.SystemOutliving(ctx)
 	if err != nil {
 		return fail(exitEnv, "", "%v; nothing was changed", err)
 	}
-	defer sys.Close()
+	defer closeBus()
 	svc := &yield.Service{Store: claimstore.Store{Dir: pol.ClaimsDirOrDefault()}, Authority: plan.Authority{Policy: pol}, Sys: sys,
 		Places: a.places, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
 	for _, p := range svc.Log.Problems {
 		a.warnf("%s", p) // the actions matter more than their record
 	}
-	if err != nil {
-		return fail(exitEnv, "", "%v", err)
-	}
-	if c.JSON {
-		return report.WriteJSON(a.stdout, results)
-	}
-	var users []string
-	for u := range results {
+	// What was done for the users it reached is said even when another
+	// user's claims failed: reconcile goes on past them.
+	users := make([]string, 0, len(results))
+	left := 0
+	for u, res := range results {
 		users = append(users, u)
+		left += report.Left(res.Units)
 	}
 	sort.Strings(users)
-	left := 0
-	for _, u := range users {
-		for _, line := range report.ReleaseLines(u, results[u]) {
-			fmt.Fprintf(a.stdout, "%s: %s\n", u, line)
+	if c.JSON {
+		if werr := report.WriteJSON(a.stdout, results); werr != nil {
+			return werr
 		}
-		left += report.Left(results[u].Units)
+	} else {
+		for _, u := range users {
+			for _, line := range report.ReleaseLines(u, results[u]) {
+				fmt.Fprintf(a.stdout, "%s: %s\n", u, line)
+			}
+		}
+	}
+	if err != nil {
+		return fail(exitEnv, "the next boot or policy change runs reconcile again; `portclaim status` shows what is left", "%v", err)
 	}
 	if left > 0 {
 		return quietExit(exitConflicts)

@@ -277,7 +277,7 @@ func (a *app) lastRunOf(l lookup) (*lastrun.Record, string) {
 	t := l.t
 	if t.Self && a.euid != 0 {
 		path = filepath.Join(lastrun.Dir(a.getenv), lastrun.File)
-		data, err = readBounded(path, lastrun.MaxSize)
+		data, err = safeopen.ReadFile(path, lastrun.MaxSize)
 	} else {
 		path = filepath.Join(t.Home, ".local", "state", "portclaim", lastrun.File)
 		data, err = safeopen.UserFile(path, t.UID, lastrun.MaxSize)

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -87,7 +84,7 @@ func (a *app) loadManifest(path string, t target) (manifest.Manifest, string, er
 	if !explicit && a.euid == 0 && t.UID != 0 {
 		data, err = safeopen.UserFile(path, t.UID, manifest.MaxSize)
 	} else {
-		data, err = readBounded(path, manifest.MaxSize)
+		data, err = safeopen.ReadFile(path, manifest.MaxSize)
 	}
 	if !explicit && errors.Is(err, fs.ErrNotExist) {
 		return manifest.Default(), builtinSource, nil
@@ -110,21 +107,6 @@ func (a *app) announce(source string, t target) {
 	if source == builtinSource {
 		a.notef("no manifest at %s (the home-manager module links yours there): checking the built-in map of known services instead", a.manifestPath(t))
 	}
-}
-
-// readBounded reads at most max bytes of path: input larger than its
-// reader takes is refused before it costs memory.
-func readBounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err == nil && int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: %w (more than %d bytes)", path, safeopen.ErrTooLarge, max)
-	}
-	return data, err
 }
 
 // manifestReadError says why a manifest could not be read, and what next.

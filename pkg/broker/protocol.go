@@ -18,9 +18,6 @@ import (
 // a message naming both.
 const Version = 1
 
-// SocketPath is where the NixOS module's portclaim.socket listens.
-const SocketPath = "/run/portclaim/broker.sock"
-
 // Ops a request may name.
 const (
 	OpYield   = "yield"

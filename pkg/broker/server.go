@@ -315,7 +315,7 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	sys, closeBus, err := systemBus(ctx)
+	sys, closeBus, err := systemd.SystemOutliving(ctx)
 	if err != nil {
 		return fail(CodeFailed, "%v; nothing was changed", err)
 	}
@@ -340,27 +340,6 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	}
 	resp.Release = &res
 	return resp
-}
-
-// systemBus connects to the system manager for one request: the
-// handshake within ctx, and then a connection that lasts until the
-// caller closes it (close), not until ctx ends (go-systemd's connection
-// ends with the context it was dialed with): the changes of a request
-// outlive ctx, each bounded by a budget of its own.
-func systemBus(ctx context.Context) (sys *systemd.Manager, close func(), err error) {
-	life, end := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, end)
-	sys, err = systemd.System(life)
-	if !stop() && err == nil {
-		// ctx ended first: the connection is closed, or closes.
-		sys.Close()
-		err = fmt.Errorf("connecting to the system bus: %w", ctx.Err())
-	}
-	if err != nil {
-		end()
-		return nil, nil, err
-	}
-	return sys, func() { sys.Close(); end() }, nil
 }
 
 // gone reports whether the client closed its connection: it has sent its

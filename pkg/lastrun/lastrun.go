@@ -8,13 +8,13 @@ package lastrun
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/safeopen"
 )
 
 // Record is one run's outcome.
@@ -58,7 +58,7 @@ func Write(dir string, r Record) error {
 	if dir == "" {
 		return fmt.Errorf("no state directory ($HOME is not set)")
 	}
-	if old, err := readBounded(filepath.Join(dir, File)); err == nil {
+	if old, err := safeopen.ReadFile(filepath.Join(dir, File), MaxSize); err == nil {
 		if prev, err := Decode(old); err == nil && prev.SameOutcome(r) {
 			return nil
 		}
@@ -83,21 +83,6 @@ func Write(dir string, r Record) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, File))
-}
-
-// readBounded reads path as far as a record can be long (MaxSize): a
-// larger file, or a link to /dev/zero, is no record, and costs no more.
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err == nil && len(data) > MaxSize {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, MaxSize)
-	}
-	return data, err
 }
 
 // Decode reads a record.

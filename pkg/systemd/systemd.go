@@ -55,6 +55,27 @@ func System(ctx context.Context) (*Manager, error) {
 	return &Manager{conn: c}, nil
 }
 
+// SystemOutliving connects to the system manager with the handshake
+// bounded by ctx, and returns a connection that lasts until close, not
+// until ctx ends (a connection from System ends with the context it was
+// dialed with): a yield's or a release's changes, and their rollback,
+// outlive the request's deadline, each bounded by a budget of its own.
+func SystemOutliving(ctx context.Context) (sys *Manager, close func(), err error) {
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, end)
+	sys, err = System(life)
+	if !stop() && err == nil {
+		// ctx ended first: the connection is closed, or closes.
+		sys.Close()
+		err = fmt.Errorf("connecting to the system bus: %w", ctx.Err())
+	}
+	if err != nil {
+		end()
+		return nil, nil, err
+	}
+	return sys, func() { sys.Close(); end() }, nil
+}
+
 // once makes go-systemd use one bus connection for its calls and for the
 // job signals, instead of dialing (and authenticating) two: a check runs
 // in a few milliseconds, and each handshake costs one.

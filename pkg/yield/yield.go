@@ -867,10 +867,10 @@ func (s *Service) reconcileUser(ctx context.Context, u string) (ReleaseResult, e
 
 // mask links /run/systemd/transient/<unit> to /dev/null (root mode).
 func (s *Service) mask(unit, who string) error {
-	link := filepath.Join(s.Places.TransientDir, unit)
-	if target, err := os.Readlink(link); err == nil && target == "/dev/null" {
+	if s.Places.Masked(unit) {
 		return nil
 	}
+	link := filepath.Join(s.Places.TransientDir, unit)
 	if err := os.MkdirAll(s.Places.TransientDir, 0o755); err != nil {
 		return err
 	}
@@ -883,10 +883,10 @@ func (s *Service) mask(unit, who string) error {
 
 // unmask removes only a /dev/null link portclaim could have made.
 func (s *Service) unmask(unit, who string) bool {
-	link := filepath.Join(s.Places.TransientDir, unit)
-	if target, err := os.Readlink(link); err != nil || target != "/dev/null" {
+	if !s.Places.Masked(unit) {
 		return false
 	}
+	link := filepath.Join(s.Places.TransientDir, unit)
 	if err := os.Remove(link); err != nil {
 		return false
 	}
