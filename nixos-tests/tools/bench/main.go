@@ -9,8 +9,9 @@
 //	sudo go run ./nixos-tests/tools/bench
 //
 // With -compare REV it also builds portclaim at that git revision and
-// times it beside this tree's, on the same machine state, in the same run:
-// the ratios say what a change cost, whatever the machine's noise.
+// times it beside this tree's, run by run (benchrun -also), on the same
+// machine state: the ratios say what a change cost, whatever the
+// machine's drift.
 // -sizes 2 -runs 200 measures a small change quickly (the baseline at
 // N = 500 alone takes minutes).
 //
@@ -101,7 +102,7 @@ func run(runs int, compare string, sizes []int) error {
 		return err
 	}
 	defer m.Close()
-	b := &bench{m: m, ctx: ctx}
+	b := &bench{m: m, ctx: ctx, compare: compare != ""}
 
 	fmt.Fprintf(os.Stderr, "starting %d unrelated listening sockets\n", noiseSockets)
 	var specs []string
@@ -135,17 +136,16 @@ func run(runs int, compare string, sizes []int) error {
 		b.waitSockets(noiseSockets + n)
 		manifest, mapFile := b.manifest(n, mappedBase, "pc-bench-%d.service")
 		root := b.time("root", runs, "portclaim", "check", "--user", "alice", "--manifest", manifest)
-		alice := b.time("alice", runs, "portclaim", "check", "--manifest", manifest)
+		alice, old := b.timeBoth("alice", runs, "portclaim", "check", "--manifest", manifest)
 		baseRuns := 10
 		if n >= 500 {
 			baseRuns = 3
 		}
-		base := b.timeN("root", baseRuns, 1, "sh", "/usr/local/bin/baseline.sh", mapFile)
+		base := b.timeN("root", baseRuns, 1, "", "sh", "/usr/local/bin/baseline.sh", mapFile)[0]
 		fmt.Printf("| %d | %d | %.1f ms (min %.1f, max %.1f) | %.1f ms (min %.1f, max %.1f) | %.0f ms | %.0fx | %.1f MB |",
 			n, noiseSockets+n, root.MedianMS, root.MinMS, root.MaxMS, alice.MedianMS, alice.MinMS, alice.MaxMS,
 			base.MedianMS, base.MedianMS/root.MedianMS, float64(max(root.MaxRSSKB, alice.MaxRSSKB))/1024)
 		if compare != "" {
-			old := b.time("alice", runs, "portclaim-old", "check", "--manifest", manifest)
 			fmt.Printf(" %.1f ms (min %.1f, max %.1f) | %.2f |", old.MedianMS, old.MinMS, old.MaxMS, old.MedianMS/alice.MedianMS)
 		}
 		fmt.Println()
@@ -157,13 +157,11 @@ func run(runs int, compare string, sizes []int) error {
 	// The cost of a switch when nothing conflicts: the two activation
 	// entries' commands, as home-manager runs them (as the user).
 	manifest, _ := b.manifest(50, freeBase, "pc-free-%d.service")
-	res := b.time("alice", runs, "portclaim", "resolve", "--manifest", manifest)
-	rel := b.time("alice", runs, "portclaim", "release", "--manifest", manifest)
+	res, oldRes := b.timeBoth("alice", runs, "portclaim", "resolve", "--manifest", manifest)
+	rel, oldRel := b.timeBoth("alice", runs, "portclaim", "release", "--manifest", manifest)
 	fmt.Printf("\nswitch cost with 50 mapped services, nothing conflicting, %d sockets: resolve %.1f ms (min %.1f, max %.1f), release %.1f ms (min %.1f, max %.1f), peak RSS %.1f MB\n",
 		noiseSockets+installed, res.MedianMS, res.MinMS, res.MaxMS, rel.MedianMS, rel.MinMS, rel.MaxMS, float64(max(res.MaxRSSKB, rel.MaxRSSKB))/1024)
 	if compare != "" {
-		oldRes := b.time("alice", runs, "portclaim-old", "resolve", "--manifest", manifest)
-		oldRel := b.time("alice", runs, "portclaim-old", "release", "--manifest", manifest)
 		fmt.Printf("the same with %s: resolve %.1f ms (min %.1f, max %.1f), release %.1f ms (min %.1f, max %.1f); %s / this: resolve %.2f, release %.2f\n",
 			compare, oldRes.MedianMS, oldRes.MinMS, oldRes.MaxMS, oldRel.MedianMS, oldRel.MinMS, oldRel.MaxMS,
 			compare, oldRes.MedianMS/res.MedianMS, oldRel.MedianMS/rel.MedianMS)
@@ -201,8 +199,9 @@ func buildAt(ctx context.Context, rev, out string) error {
 }
 
 type bench struct {
-	m   *machine.Machine
-	ctx context.Context
+	m       *machine.Machine
+	ctx     context.Context
+	compare bool // portclaim-old is on the machine: time it beside portclaim
 }
 
 func (b *bench) must(user string, args ...string) string {
@@ -266,15 +265,30 @@ func (b *bench) manifest(n, base int, unitFormat string) (manifest, mapFile stri
 }
 
 func (b *bench) time(user string, runs int, args ...string) timing.Result {
-	return b.timeN(user, runs, 3, args...)
+	return b.timeN(user, runs, 3, "", args...)[0]
 }
 
-func (b *bench) timeN(user string, runs, warmup int, args ...string) timing.Result {
-	out := b.must(user, append([]string{"benchrun", "-n", fmt.Sprint(runs), "-warmup", fmt.Sprint(warmup), "--"}, args...)...)
-	var t timing.Result
-	if err := json.Unmarshal([]byte(out), &t); err != nil {
-		fmt.Fprintf(os.Stderr, "benchrun said %q: %v\n", out, err)
-		os.Exit(1)
+// timeBoth times args (which start with "portclaim") and, when there is a
+// revision to compare with, its portclaim in their place, run by run
+// (benchrun -also): the old one's result is zero without a revision.
+func (b *bench) timeBoth(user string, runs int, args ...string) (this, old timing.Result) {
+	if !b.compare {
+		return b.time(user, runs, args...), timing.Result{}
 	}
-	return t
+	both := b.timeN(user, runs, 3, "portclaim-old", args...)
+	return both[0], both[1]
+}
+
+func (b *bench) timeN(user string, runs, warmup int, also string, args ...string) []timing.Result {
+	out := b.must(user, append([]string{"benchrun", "-n", fmt.Sprint(runs), "-warmup", fmt.Sprint(warmup), "-also", also, "--"}, args...)...)
+	var rs []timing.Result
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var t timing.Result
+		if err := json.Unmarshal([]byte(line), &t); err != nil {
+			fmt.Fprintf(os.Stderr, "benchrun said %q: %v\n", out, err)
+			os.Exit(1)
+		}
+		rs = append(rs, t)
+	}
+	return rs
 }
