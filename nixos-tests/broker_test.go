@@ -473,11 +473,18 @@ func switchToPolicyWithout(t *testing.T, ctx context.Context, unit string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fixture.Switch(ctx, m, installed, smaller); err != nil {
+	switchFor(t, ctx, smaller)
+}
+
+// switchFor switches the machine to files, as nixos-rebuild would, and
+// back to the installed configuration when the test ends.
+func switchFor(t *testing.T, ctx context.Context, files fixture.Files) {
+	t.Helper()
+	if err := fixture.Switch(ctx, m, installed, files); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := fixture.Switch(context.Background(), m, smaller, installed); err != nil {
+		if err := fixture.Switch(context.Background(), m, files, installed); err != nil {
 			t.Error(err)
 		}
 	})

@@ -611,14 +611,7 @@ func TestFleetMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fixture.Switch(ctx, m, installed, withMetrics); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fixture.Switch(context.Background(), m, withMetrics, installed); err != nil {
-			t.Error(err)
-		}
-	})
+	switchFor(t, ctx, withMetrics)
 	if res := m.Run(ctx, "root", "systemctl", "start", "portclaim-metrics.service"); res.ExitCode != 0 {
 		t.Fatalf("%s\n%s", res, m.Run(ctx, "root", "journalctl", "-b", "-u", "portclaim-metrics.service", "--no-pager").Stdout)
 	}
