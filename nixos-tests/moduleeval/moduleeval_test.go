@@ -15,7 +15,7 @@ import (
 
 func need(t *testing.T) {
 	t.Helper()
-	if _, _, err := Sources(); err != nil {
+	if _, err := Sources(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI must evaluate the modules: %v", err)
 		}
