@@ -180,6 +180,34 @@ rec {
       }) (sortedNames yield);
     };
 
+  # The policy's yield with each known service's family: every unit a
+  # known service's NixOS module defines around the units that hold its
+  # ports (ollama-model-loader.service BindsTo= ollama.service) stops with
+  # them, so it yields to the same users, where the system defines it.
+  #   yield: unit -> users; definedUnits: the units the system defines
+  withFamilies =
+    {
+      yield,
+      definedUnits,
+    }:
+    let
+      family = builtins.concatMap (
+        key:
+        let
+          k = knownServices.${key};
+          users = sortUnique (builtins.concatMap (u: yield.${u} or [ ]) k.systemUnits);
+        in
+        map (unit: {
+          name = unit;
+          value = users;
+        }) (builtins.filter (u: builtins.elem u definedUnits) (k.family or [ ]))
+      ) (sortedNames knownServices);
+    in
+    builtins.foldl' (
+      acc: f:
+      if f.value == [ ] then acc else acc // { ${f.name} = sortUnique ((acc.${f.name} or [ ]) ++ f.value); }
+    ) yield family;
+
   # /etc/portclaim/policy.json (policy contract version 1).
   policy = args: builtins.toJSON (policyValue args);
 

@@ -17,8 +17,12 @@ let
   types = import ./types.nix { inherit lib pc; };
   cfg = config.services.portclaim;
 
-  # unit -> users, keyed by the validated unit name.
-  yield = lib.mapAttrs' (_: v: lib.nameValuePair v.unit v.users) cfg.yield;
+  # unit -> users, keyed by the validated unit name, with the families of
+  # the known services that yield: the policy.
+  yield = pc.withFamilies {
+    yield = lib.mapAttrs' (_: v: lib.nameValuePair v.unit v.users) cfg.yield;
+    inherit definedUnits;
+  };
 
   portclaim = lib.getExe cfg.package;
   textfileDirectory = cfg.metrics.textfileDirectory;
@@ -161,6 +165,20 @@ in
         llama-cpp, open-webui, mindsdb) yield to the users whose
         home-manager configuration (home-manager as a NixOS module) enables
         portclaim and claims that service's unit, and to no one else.
+      '';
+    };
+
+    effectiveYield = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.listOf lib.types.str);
+      readOnly = true;
+      default = yield;
+      defaultText = lib.literalMD "`yield`, with each known service's family";
+      description = ''
+        What the policy lets yield to whom (read-only): `yield` (with what
+        `yieldKnownServices` adds), and for each known service in it, the
+        units its NixOS module defines around it that stop with it (such
+        as {file}`ollama-model-loader.service`, which `services.ollama.loadModels`
+        adds), for the same users, where the system defines them.
       '';
     };
 

@@ -145,11 +145,13 @@ rec {
       activationOrder = activationOrder eval.config;
     };
 
-  # NixOS with home-manager's NixOS module and portclaim's.
+  # NixOS with home-manager's NixOS module and portclaim's (unless
+  # withPortclaim is false: a system that does not import it).
   nixos =
     {
       modules,
       pkgsArgs ? { },
+      withPortclaim ? true,
     }:
     let
       pkgs = pkgsFor pkgsArgs;
@@ -160,13 +162,13 @@ rec {
           (servicesSrc + "/nixos/modules/services/misc/ollama.nix")
           (servicesSrc + "/nixos/modules/services/misc/open-webui.nix")
           (hmSrc + "/nixos")
-          portclaim.nixos
           {
             _module.args.pkgs = pkgs;
             home-manager.useGlobalPkgs = true;
             home-manager.sharedModules = [ { home.enableNixpkgsReleaseCheck = false; } ];
           }
         ]
+        ++ baseLib.optional withPortclaim portclaim.nixos
         ++ modules;
       };
     in

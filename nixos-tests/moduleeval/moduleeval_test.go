@@ -72,7 +72,7 @@ in {
   }) r.users;
   systemFiles = if c.enable && e.portclaim.lib ? systemFiles then e.portclaim.lib.systemFiles {
     portclaim = lib.getExe c.package;
-    yield = lib.mapAttrs (_: v: v.users) c.yield;
+    yield = c.effectiveYield;
     inherit (c) claimsDir;
     textfileDirectory = c.metrics.textfileDirectory;
   } else { };

@@ -25,8 +25,14 @@ type Known struct {
 	// NixOSModule is the NixOS option set that runs the system service
 	// ("services.ollama"), or "" when nixpkgs has none: then portclaim
 	// names no option to turn it off.
-	NixOSModule string   `json:"nixosModule"`
+	NixOSModule string `json:"nixosModule"`
+	// SystemUnits are the units that hold the ports.
 	SystemUnits []string `json:"systemUnits"`
+	// Family are the other units the NixOS module defines around them
+	// (ollama-model-loader.service, which BindsTo= ollama.service): a stop
+	// takes them along, so the NixOS module lets them yield to the same
+	// users.
+	Family []string `json:"family"`
 	// Ports are the ports the home-manager twin usually publishes.
 	Ports []uint16 `json:"ports"`
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,9 @@ func TestKnownServicesTable(t *testing.T) {
 	k, ok := KnownFor("ollama.service")
 	if !ok || k.NixOSModule != "services.ollama" || k.Ports[0] != 11434 {
 		t.Errorf("ollama: %+v", k)
+	}
+	if !slices.Equal(k.Family, []string{"ollama-model-loader.service"}) {
+		t.Errorf("ollama's family (the units nixpkgs' module defines around it): %v", k.Family)
 	}
 	if k, _ := KnownFor("mindsdb.service"); k.NixOSModule != "" {
 		t.Errorf("mindsdb has no NixOS module, the table says %q", k.NixOSModule)

@@ -1,0 +1,128 @@
+package moduleeval
+
+// The modules against the real world: nixpkgs' own ollama and open-webui
+// modules, home-manager's podman module as users write it, root's
+// home-manager, and names NixOS itself takes or refuses.
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// warningsAbout returns the warnings (or failed assertions) that contain s.
+func warningsAbout(ws []string, s string) []string {
+	var out []string
+	for _, w := range ws {
+		if strings.Contains(w, s) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// policyYield decodes the rendered policy into unit -> users.
+func policyYield(t *testing.T, r nixosResult) map[string][]string {
+	t.Helper()
+	var p struct {
+		Yield []struct {
+			Unit  string   `json:"unit"`
+			Users []string `json:"users"`
+		} `json:"yield"`
+	}
+	if err := json.Unmarshal([]byte(r.Policy), &p); err != nil {
+		t.Fatalf("policy %q: %v", r.Policy, err)
+	}
+	out := map[string][]string{}
+	for _, y := range p.Yield {
+		out[y.Unit] = y.Users
+	}
+	return out
+}
+
+type manifestDoc struct {
+	Services []struct {
+		Name        string   `json:"name"`
+		SystemUnits []string `json:"systemUnits"`
+		UserUnits   []string `json:"userUnits"`
+		Ports       []struct {
+			Port     int    `json:"port"`
+			Protocol string `json:"protocol"`
+			Address  string `json:"address"`
+		} `json:"ports"`
+	} `json:"services"`
+	Notes []string `json:"notes"`
+}
+
+// aliceOllamaContainer is alice's home.nix running ollama in a container
+// on the system ollama's port.
+var aliceOllamaContainer = hmUser(`
+    services.podman.enable = true;
+    services.podman.containers.local-ai-ollama = { image = "ollama"; ports = [ "11434:11434" ]; };
+    services.portclaim.enable = true;`)
+
+// Issue 16: services.ollama.loadModels makes nixpkgs' ollama module define
+// ollama-model-loader.service, which BindsTo= ollama.service: the family
+// yields together, to the users ollama yields to, by yieldKnownServices or
+// by hand, and only where the system defines it.
+func TestTheOllamaFamilyYieldsTogether(t *testing.T) {
+	need(t)
+	for name, c := range map[string]struct{ system, want string }{
+		"yieldKnownServices": {`services.portclaim.yieldKnownServices = true; home-manager.users.alice = ` + aliceOllamaContainer + `;`, "alice"},
+		"by hand":            {`services.portclaim.yield."ollama.service".users = [ "alice" "bob" ];`, "alice bob"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := mustNixOS(t, `{ services.ollama.enable = true; services.ollama.loadModels = [ "gemma3" ]; services.portclaim.enable = true; `+c.system+` }`)
+			y := policyYield(t, r)
+			if strings.Join(y["ollama.service"], " ") != c.want || strings.Join(y["ollama-model-loader.service"], " ") != c.want {
+				t.Errorf("policy %s: want ollama.service and ollama-model-loader.service to yield to %s", r.Policy, c.want)
+			}
+			dropIn := string(r.Installed["/etc/systemd/system/ollama-model-loader.service.d/portclaim.conf"])
+			if !strings.Contains(dropIn, `ConditionPathExists=!/var/lib/portclaim/claims/alice/ollama-model-loader.service`) {
+				t.Errorf("the loader's start condition: %s", dropIn)
+			}
+			if len(r.Checks.Warnings)+len(r.Checks.FailedAssertions) != 0 {
+				t.Errorf("warnings %q, assertions %q", r.Checks.Warnings, r.Checks.FailedAssertions)
+			}
+		})
+	}
+	// Without loadModels the module defines no loader: nothing to let yield.
+	r := mustNixOS(t, `{ services.ollama.enable = true; services.portclaim.enable = true; services.portclaim.yield."ollama.service".users = [ "alice" ]; }`)
+	if y := policyYield(t, r); len(y) != 1 {
+		t.Errorf("without loadModels: policy %s, want ollama.service alone", r.Policy)
+	}
+}
+
+// The known-services table's family of each service is exactly the units
+// its NixOS module defines besides the ones holding the port, with every
+// option that adds a unit turned on.
+func TestTheFamilyIsWhatTheModuleDefines(t *testing.T) {
+	need(t)
+	var r map[string]struct {
+		Defined []string `json:"defined"`
+		Known   struct {
+			SystemUnits []string `json:"systemUnits"`
+			Family      []string `json:"family"`
+		} `json:"known"`
+	}
+	err := Eval(context.Background(), `let
+  known = e.portclaim.lib.knownServices;
+  defined = m: map (n: n + ".service") (builtins.attrNames (e.nixos { modules = [ m ]; }).config.systemd.services);
+in {
+  ollama = { defined = defined { services.ollama = { enable = true; loadModels = [ "gemma3" ]; syncModels = true; }; }; known = known.ollama; };
+  open-webui = { defined = defined { services.open-webui.enable = true; }; known = known.open-webui; };
+}`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range r {
+		want := slices.Concat(s.Known.SystemUnits, s.Known.Family)
+		slices.Sort(want)
+		slices.Sort(s.Defined)
+		if !slices.Equal(s.Defined, want) {
+			t.Errorf("%s: the NixOS module defines %v; the table says %v and the family %v", name, s.Defined, s.Known.SystemUnits, s.Known.Family)
+		}
+	}
+}
