@@ -836,12 +836,13 @@ rec {
         show = p: "${toString p.port}/${p.protocol or "tcp"}" + (if (p.address or "") == "" then "" else " on ${p.address}");
         # Only an option known to exist: the known-services table's
         # NixOS module that runs the unit (a name guessed from the unit
-        # could name an option that does not exist).
+        # could name an option that does not exist); none where nixpkgs
+        # has no module (null in the table).
         modules =
           unit:
           map (k: knownServices.${k}.nixosModule) (
             builtins.filter (
-              k: knownServices.${k} ? nixosModule && builtins.elem unit knownServices.${k}.systemUnits
+              k: (knownServices.${k}.nixosModule or null) != null && builtins.elem unit knownServices.${k}.systemUnits
             ) (sortedNames knownServices)
           );
         turnOff =

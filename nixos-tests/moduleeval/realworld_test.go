@@ -126,3 +126,21 @@ in {
 		}
 	}
 }
+
+// Issue 16: a known service without a NixOS module (mindsdb), defined by
+// hand, must not stop the evaluation; the warning names no option.
+func TestACollisionWithAServiceWithoutAModule(t *testing.T) {
+	need(t)
+	r := mustNixOS(t, `{
+  services.portclaim.enable = true;
+  systemd.services.mindsdb = { wantedBy = [ "multi-user.target" ]; serviceConfig.ExecStart = "/bin/mindsdb"; };
+  home-manager.users.alice = `+hmUser(`
+    services.podman.enable = true;
+    services.podman.containers.local-ai-mindsdb = { image = "mindsdb"; ports = [ "47334:47334" ]; };
+    services.portclaim.enable = true;`)+`;
+}`)
+	ws := warningsAbout(r.Checks.Warnings, "the system enables mindsdb.service")
+	if len(ws) != 1 || !strings.Contains(ws[0], `services.portclaim.yield."mindsdb.service".users = [ "alice" ];`) || strings.Contains(ws[0], ".enable = false") {
+		t.Errorf("warnings %q: want one, with the yield line and no option to turn it off", r.Checks.Warnings)
+	}
+}
