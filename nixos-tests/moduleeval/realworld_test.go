@@ -144,3 +144,31 @@ func TestACollisionWithAServiceWithoutAModule(t *testing.T) {
 		t.Errorf("warnings %q: want one, with the yield line and no option to turn it off", r.Checks.Warnings)
 	}
 }
+
+// Issue 16: nixpkgs' open-webui listens on 8080 (127.0.0.1 by default);
+// a hand-written open-webui.service is taken to hold the table's port.
+func TestOpenWebuiIsOn8080(t *testing.T) {
+	need(t)
+	webui := func(system, ports string) []string {
+		r := mustNixOS(t, `{ services.portclaim.enable = true; `+system+`
+  home-manager.users.alice = `+hmUser(`
+    services.podman.enable = true;
+    services.podman.containers.local-ai-open-webui = { image = "open-webui"; ports = [ `+ports+` ]; };
+    services.portclaim.enable = true;`)+`; }`)
+		return warningsAbout(r.Checks.Warnings, "the system enables open-webui.service")
+	}
+	byHand := `systemd.services.open-webui = { wantedBy = [ "multi-user.target" ]; serviceConfig.ExecStart = "/bin/open-webui"; };`
+	for _, c := range []struct {
+		what, system, ports string
+		warns               bool
+	}{
+		{"nixpkgs' module, alice on 8080", `services.open-webui.enable = true;`, `"8080:8080"`, true},
+		{"nixpkgs' module, alice on 3001", `services.open-webui.enable = true;`, `"3001:8080"`, false},
+		{"by hand, alice on 8080", byHand, `"8080:8080"`, true},
+		{"by hand, alice on 3001", byHand, `"3001:8080"`, false},
+	} {
+		if got := webui(c.system, c.ports); (len(got) == 1) != c.warns {
+			t.Errorf("%s: warnings %q, want a warning: %v", c.what, got, c.warns)
+		}
+	}
+}
