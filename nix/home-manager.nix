@@ -102,8 +102,21 @@ let
   collisions = pc.collisions {
     user = config.home.username;
     inherit services enabledUnits;
+    inherit (cfg) strategy;
     yield = osYield;
     bindings = pc.systemBindings (if osConfig == null then { } else osConfig.services or { });
+    enabledModules = lib.optionals (osConfig != null) (
+      builtins.filter (m: lib.attrByPath (lib.splitString "." m ++ [ "enable" ]) false osConfig) (
+        lib.concatMap (k: lib.optional (k.nixosModule != null) k.nixosModule) (builtins.attrValues pc.knownServices)
+      )
+    );
+    portclaimModule =
+      if !(osConfig.services or { }) ? portclaim then
+        "absent"
+      else if osPortclaim.enable or false then
+        "on"
+      else
+        "off";
   };
 
   # Whether a package can be had at all: with the module imported but

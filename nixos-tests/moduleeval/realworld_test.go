@@ -172,3 +172,65 @@ func TestOpenWebuiIsOn8080(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16: the advice names only what would change something: no
+// "services.ollama.enable = false" for a unit written by hand.
+func TestNoTurnOffAdviceForAHandWrittenUnit(t *testing.T) {
+	need(t)
+	r := mustNixOS(t, `{
+  services.portclaim.enable = true;
+  systemd.services.ollama = { wantedBy = [ "multi-user.target" ]; serviceConfig.ExecStart = "/bin/ollama serve"; };
+  home-manager.users.alice = `+aliceOllamaContainer+`;
+}`)
+	ws := warningsAbout(r.Checks.Warnings, "the system enables ollama.service")
+	if len(ws) != 1 || strings.Contains(ws[0], "services.ollama.enable") {
+		t.Errorf("warnings %q: want one, without services.ollama.enable (it is false already)", r.Checks.Warnings)
+	}
+}
+
+// Issue 16: without portclaim's NixOS module nothing can yield: the
+// warning does not name services.portclaim options the system does not
+// have, but says what to import; with the module off, it says to turn it on.
+func TestCollisionAdviceFollowsTheNixOSModule(t *testing.T) {
+	need(t)
+	var r struct {
+		Absent []string `json:"absent"`
+		Off    []string `json:"off"`
+	}
+	err := Eval(context.Background(), `let
+  w = withPortclaim: extra: (e.nixos { inherit withPortclaim; modules = [ `+base+` {
+    services.ollama.enable = true;
+    home-manager.users.alice = `+aliceOllamaContainer+`;
+  } extra ]; }).config.warnings;
+in { absent = w false { }; off = w true { services.portclaim.enable = false; }; }`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Absent) != 1 || strings.Contains(r.Absent[0], "services.portclaim.") || !strings.Contains(r.Absent[0], "nixosModules.default") ||
+		!strings.Contains(r.Absent[0], "services.ollama.enable = false;") {
+		t.Errorf("without portclaim's NixOS module: %q", r.Absent)
+	}
+	if len(r.Off) != 1 || !strings.Contains(r.Off[0], `services.portclaim.enable = true; services.portclaim.yield."ollama.service".users = [ "alice" ];`) {
+		t.Errorf("with portclaim's NixOS module off: %q", r.Off)
+	}
+}
+
+// Issue 16: under strategy = "disable-user" the system's service wins:
+// the advice is what to turn off in home.nix, not to let it yield.
+func TestDisableUserAdviceIsForHomeNix(t *testing.T) {
+	need(t)
+	for name, c := range map[string]struct{ home, want string }{
+		"a container":           {`services.podman.enable = true; services.podman.containers.local-ai-ollama = { image = "o"; ports = [ "11434:11434" ]; };`, "remove services.podman.containers.local-ai-ollama from home.nix"},
+		"home-manager's ollama": {`services.ollama.enable = true;`, "in home.nix: services.ollama.enable = false;"},
+		"a claim by hand":       {`services.portclaim.services.llm = { systemUnits = [ "ollama.service" ]; userUnits = [ "llm.service" ]; ports = [ { port = 11434; } ]; };`, "turn llm.service off where your home.nix declares it"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := mustNixOS(t, `{ services.ollama.enable = true; services.portclaim.enable = true;
+  home-manager.users.alice = `+hmUser(c.home+` services.portclaim.enable = true; services.portclaim.strategy = "disable-user";`)+`; }`)
+			ws := warningsAbout(r.Checks.Warnings, "ollama.service")
+			if len(ws) != 1 || strings.Contains(ws[0], "yield") || !strings.Contains(ws[0], `strategy = "disable-user"`) || !strings.Contains(ws[0], c.want) {
+				t.Errorf("warnings %q: want one saying %q, not to let it yield", r.Checks.Warnings, c.want)
+			}
+		})
+	}
+}

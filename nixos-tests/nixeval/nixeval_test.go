@@ -152,6 +152,7 @@ func TestCollisionWarnings(t *testing.T) {
   services = pc.deriveClaims { containers.local-ai-ollama.ports = [ "11434:11434" ]; containers.local-ai-qdrant.ports = [ "6333:6333" ]; };
   enabledUnits = [ "ollama.service" "qdrant.service" "sshd.service" ];
   yield = { "qdrant.service" = [ "alice" ]; };
+  enabledModules = [ "services.ollama" "services.qdrant" ];
 }`, &warnings)
 	if err != nil {
 		t.Fatal(err)
