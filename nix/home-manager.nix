@@ -141,7 +141,7 @@ let
         description = "The port's protocol.";
       };
       address = lib.mkOption {
-        type = lib.types.str;
+        type = types.address;
         default = "";
         example = "127.0.0.1";
         description = ''Where your user unit binds: `""` for every address on both stacks, or an IP address.'';

@@ -493,65 +493,151 @@ rec {
   # name -> { nixosModule; systemUnits; ports; }
   knownServices = knownServicesFile.services;
 
+  # An IP address as Go's netip.ParseAddr reads it (pkg/endpoint), without
+  # a zone: IPv4 as four decimal octets without leading zeros; IPv6 as
+  # eight groups of 1-4 hex digits, one "::" standing for at least one
+  # group of zeros, an IPv4 address as the last two.
+  isIPv4 =
+    s:
+    let
+      octet = "(0|[1-9][0-9]?[0-9]?)";
+      m = builtins.match "${octet}\\.${octet}\\.${octet}\\.${octet}" s;
+    in
+    m != null && builtins.all (o: builtins.fromJSON o <= 255) m;
+
+  isIPv6 =
+    s:
+    let
+      hex = g: builtins.match "[0-9A-Fa-f]{1,4}" g != null;
+      groups = str: if str == "" then [ ] else builtins.filter builtins.isString (builtins.split ":" str);
+      last = gs: builtins.elemAt gs (builtins.length gs - 1);
+      # All groups hex, but the last may be an IPv4 address (two groups).
+      tailOK =
+        gs:
+        gs == [ ]
+        || (
+          builtins.all hex (builtins.genList (builtins.elemAt gs) (builtins.length gs - 1))
+          && (hex (last gs) || isIPv4 (last gs))
+        );
+      width = gs: builtins.length gs + (if gs != [ ] && isIPv4 (last gs) then 1 else 0);
+      halves = builtins.filter builtins.isString (builtins.split "::" s);
+      head = groups (builtins.head halves);
+      tail = groups (builtins.elemAt halves 1);
+    in
+    if builtins.length halves == 1 then
+      tailOK head && width head == 8
+    else
+      builtins.length halves == 2 && builtins.all hex head && tailOK tail && width head + width tail <= 7;
+
+  isIPAddress = s: isIPv4 s || isIPv6 s;
+
+  # A port or a range, "8080" or "8000-8002": digits only, at most five
+  # (podman reads "00080" as 80), from 1 to 65535, the first not after
+  # the last. { first; last; }, or null.
+  portRange =
+    s:
+    let
+      m = builtins.match "([0-9]{1,5})(-([0-9]{1,5}))?" s;
+      number = d: builtins.fromJSON (builtins.head (builtins.match "0*([0-9]+)" d));
+      first = number (builtins.elemAt m 0);
+      last = if builtins.elemAt m 2 == null then first else number (builtins.elemAt m 2);
+    in
+    if m == null || first < 1 || last > 65535 || last < first then null else { inherit first last; };
+
+  # podman's protocol list: tcp, udp or sctp in any case, comma-separated,
+  # an empty item meaning tcp; each once, in that order. null when
+  # another protocol is named.
+  protocolList =
+    list:
+    let
+      lower = builtins.replaceStrings [ "T" "C" "P" "U" "D" "S" ] [ "t" "c" "p" "u" "d" "s" ] list;
+      items = map (p: if p == "" then "tcp" else p) (builtins.filter builtins.isString (builtins.split "," lower));
+    in
+    if builtins.all (p: builtins.elem p [ "tcp" "udp" "sctp" ]) items then
+      builtins.filter (p: builtins.elem p items) [ "tcp" "udp" "sctp" ]
+    else
+      null;
+
   # Parses one podman port mapping, `[[ip:][hostPort]:]containerPort[/protocol]`
-  # (podman-run(1) --publish), into the host ports it binds:
-  #   "8080:80"              -> [ { port = 8080; protocol = "tcp"; address = ""; } ]
+  # (podman-run(1) --publish), into the host ports it binds, port by port,
+  # tcp before udp:
+  #   "8080:80"               -> [ { port = 8080; protocol = "tcp"; address = ""; } ]
   #   "127.0.0.1:8080:80/udp" -> [ { port = 8080; protocol = "udp"; address = "127.0.0.1"; } ]
-  #   "[::1]:8080:80"        -> [ { port = 8080; ...; address = "::1"; } ]
-  #   "8000-8002:8000-8002"  -> three ports
-  #   "80", "127.0.0.1::80"  -> [ ] (podman picks a free host port: nothing to claim)
-  # A "0.0.0.0" address stays as written: it binds IPv4 only.
+  #   "[::1]:8080:80"         -> [ { port = 8080; ...; address = "::1"; } ]
+  #   "8000-8002:8000-8002"   -> three ports
+  #   "53:53/TCP,udp"         -> 53/tcp and 53/udp (podman reads the
+  #                              protocol case-insensitively, as a list)
+  #   "80", "127.0.0.1::80"   -> [ ] (podman picks a free host port: nothing to claim)
+  # A "0.0.0.0" address stays as written: it binds IPv4 only. What podman
+  # refuses throws, naming the spec; pkg/manifest.ParsePodmanPort, its Go
+  # twin, takes and refuses the same (pkg/manifest/testdata/port-specs.json).
   parsePortSpec =
     spec:
     let
-      withProto = builtins.match "(.*)/([a-z]+)" spec;
+      bad = why: throw "portclaim: cannot read the port mapping ${builtins.toJSON spec} (podman's [[ip:][hostPort]:]containerPort[/protocol]): ${why}";
+      withProto = builtins.match "(.*)/([^/]*)" spec;
       body = if withProto == null then spec else builtins.elemAt withProto 0;
-      protocol = if withProto == null then "tcp" else builtins.elemAt withProto 1;
-      v6 = builtins.match "\\[([0-9A-Fa-f:.]*)]:([0-9-]*):([0-9-]+)" body;
+      protocols = if withProto == null then [ "tcp" ] else protocolList (builtins.elemAt withProto 1);
+      bracketed = builtins.match "\\[([^]]*)]:([^:]*):([^:]*)" body;
       parts = builtins.filter builtins.isString (builtins.split ":" body);
       n = builtins.length parts;
       at = builtins.elemAt parts;
       fields =
-        if v6 != null then
+        if bracketed != null then
           {
-            address = builtins.elemAt v6 0;
-            host = builtins.elemAt v6 1;
+            address = builtins.elemAt bracketed 0;
+            host = builtins.elemAt bracketed 1;
+            container = builtins.elemAt bracketed 2;
           }
+        else if builtins.substring 0 1 body == "[" then
+          bad "want [address]:hostPort:containerPort"
         else if n == 1 then
           {
             address = "";
             host = "";
+            container = at 0;
           }
         else if n == 2 then
           {
             address = "";
             host = at 0;
+            container = at 1;
           }
         else if n == 3 then
           {
             address = at 0;
             host = at 1;
+            container = at 2;
           }
         else
-          throw "portclaim: cannot read the port mapping \"${spec}\" (podman's [[ip:][hostPort]:]containerPort[/protocol])";
-      range = builtins.match "([0-9]+)(-([0-9]+))?" fields.host;
-      first = builtins.fromJSON (builtins.elemAt range 0);
-      last = if builtins.elemAt range 2 == null then first else builtins.fromJSON (builtins.elemAt range 2);
-      hostPorts =
-        if fields.host == "" then
-          [ ]
-        else if range == null || last < first || first < 1 || last > 65535 then
-          throw "portclaim: \"${fields.host}\" in the port mapping \"${spec}\" is not a host port or range"
+          bad "too many ':'";
+      host = portRange fields.host;
+      checked =
+        if builtins.stringLength spec > 128 then
+          bad "too long"
+        else if protocols == null then
+          bad "protocol ${builtins.elemAt withProto 1}"
+        else if bracketed != null && !(isIPAddress fields.address) then
+          bad "address ${fields.address}"
+        else if bracketed == null && fields.address != "" && !(isIPv4 fields.address) then
+          bad "address ${fields.address}"
+        else if portRange fields.container == null then
+          bad "container port"
+        else if fields.host != "" && host == null then
+          bad "host port"
         else
-          builtins.genList (i: first + i) (last - first + 1);
+          fields;
     in
-    if protocol != "tcp" && protocol != "udp" then
-      [ ] # sctp: nothing portclaim checks
+    if checked.host == "" then
+      [ ]
     else
-      map (port: {
-        inherit port protocol;
-        inherit (fields) address;
-      }) hostPorts;
+      builtins.concatMap (
+        port:
+        map (protocol: {
+          inherit port protocol;
+          inherit (checked) address;
+        }) (builtins.filter (p: p != "sctp") protocols)
+      ) (builtins.genList (i: host.first + i) (host.last - host.first + 1));
 
   # The known service a container pairs with: its name is the key or ends
   # in "-<key>" (local-ai-ollama -> ollama); null when none.

@@ -6,6 +6,7 @@ package moduleeval
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -232,5 +233,19 @@ func TestDisableUserAdviceIsForHomeNix(t *testing.T) {
 				t.Errorf("warnings %q: want one saying %q, not to let it yield", r.Checks.Warnings, c.want)
 			}
 		})
+	}
+}
+
+// A claim's address that the manifest would refuse fails evaluation,
+// naming the option, not the build.
+func TestABadAddressFailsEvaluation(t *testing.T) {
+	need(t)
+	for _, a := range []string{"localhost", "::1%eth0", "127.0.0.01"} {
+		var out string
+		err := Eval(context.Background(), `(e.home { modules = [ { services.portclaim.enable = true; services.portclaim.services.x = { userUnits = [ "x.service" ]; ports = [ { port = 1; address = `+NixString(a)+`; } ]; }; } ]; }).config.services.portclaim.manifest.text`, &out)
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(e.Stderr, "services.portclaim.services.x.ports") || !strings.Contains(e.Stderr, "is not an IP address") {
+			t.Errorf("address %q: %v", a, err)
+		}
 	}
 }
