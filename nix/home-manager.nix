@@ -304,12 +304,15 @@ in
       });
 
       warnings = lib.mkIf (!cfg.strict) collisions;
-      assertions = lib.mkIf cfg.strict (
+      assertions =
         map (message: {
           assertion = false;
+          message = "portclaim: ${message}";
+        }) (pc.portProblems services)
+        ++ map (message: {
+          assertion = false;
           inherit message;
-        }) collisions
-      );
+        }) (lib.optionals cfg.strict collisions);
     })
 
     # Turned off (the module still imported): whatever this user claimed

@@ -687,7 +687,7 @@ rec {
           specs = containers.${name}.ports or [ ];
           # On the host's network podman publishes nothing (deriveNotes
           # says so in the manifest).
-          ports = if hostNetwork containers.${name} then [ ] else builtins.concatLists (map parsePortSpec specs);
+          ports = if hostNetwork containers.${name} then [ ] else mergeOverlaps (builtins.concatLists (map parsePortSpec specs));
         in
         {
           name = if known == null || pairedWith known > 1 then name else known;
@@ -821,6 +821,61 @@ rec {
     else
       builtins.concatStringsSep ":" (map strip all);
 
+  # Whether a binding on a covers every address b binds (same protocol and
+  # port): "" covers all, "::" (dual-stack) every address, "0.0.0.0"
+  # every IPv4 address, and an address itself.
+  covers =
+    a: b:
+    let
+      x = canonicalAddress (a.address or "");
+      y = canonicalAddress (b.address or "");
+    in
+    x == "" || x == y || x == "0:0:0:0:0:0:0:0" || (x == "0.0.0.0" && builtins.match ".*:.*" y == null && y != "");
+
+  # One container's claims with overlapping ones made one, the widest
+  # (of two that overlap, one always covers the other): podman may
+  # publish a port on 0.0.0.0 and on [::], which together are one claim
+  # on both stacks, and the manifest takes a port once.
+  mergeOverlaps = builtins.foldl' (
+    kept: p:
+    let
+      hits = builtins.filter (overlaps p) kept;
+      widest = if builtins.all (covers p) hits then p else builtins.head hits;
+      first = builtins.head hits;
+    in
+    if hits == [ ] then
+      kept ++ [ p ]
+    else
+      builtins.concatMap (q: if q == first then [ widest ] else if builtins.elem q hits then [ ] else [ q ]) kept
+  ) [ ];
+
+  # "8080/tcp", or "8080/tcp on 127.0.0.1".
+  showPort = p: "${toString p.port}/${p.protocol or "tcp"}" + (if (p.address or "") == "" then "" else " on ${p.address}");
+
+  # What the manifest's check would refuse about the claims' ports, as
+  # sentences: a port claimed twice, by one claim or by two (portclaim
+  # could not tell which user unit gets it). The home-manager module makes
+  # them assertions, so the evaluation fails, not the build.
+  portProblems =
+    services:
+    let
+      all = builtins.concatMap (name: map (p: { inherit name p; }) services.${name}.ports) (sortedNames services);
+      n = builtins.length all;
+      at = builtins.elemAt all;
+      pairs = builtins.concatMap (
+        i: builtins.concatMap (j: if overlaps (at i).p (at j).p then [ { a = at i; b = at j; } ] else [ ]) (
+          builtins.genList (k: i + 1 + k) (n - i - 1)
+        )
+      ) (builtins.genList (i: i) n);
+    in
+    map (
+      x:
+      if x.a.name == x.b.name then
+        "the claim ${builtins.toJSON x.a.name} lists ${showPort x.a.p} and ${showPort x.b.p}, which overlap: list the port once"
+      else
+        "the claims ${builtins.toJSON x.a.name} (${showPort x.a.p}) and ${builtins.toJSON x.b.name} (${showPort x.b.p}) claim one port: it can belong to one of them; move or drop one"
+    ) pairs;
+
   # pkg/endpoint.Overlap for two { port; protocol; address; }: same
   # protocol and port, and equal addresses or either a wildcard ("" is
   # every address on both stacks; "0.0.0.0" every IPv4 address; "::"
@@ -929,7 +984,6 @@ rec {
         svc = services.${name};
         held = unit: p: !(bindings ? ${unit}) || builtins.any (overlaps p) bindings.${unit};
         colliding = unit: builtins.filter (held unit) svc.ports;
-        show = p: "${toString p.port}/${p.protocol or "tcp"}" + (if (p.address or "") == "" then "" else " on ${p.address}");
         # Only an option known to exist and to change something: the
         # known-services table's NixOS module that runs the unit, where
         # the system enables it (a name guessed from the unit could name
@@ -976,7 +1030,7 @@ rec {
       map (
         unit:
         "portclaim: ${user}'s ${builtins.concatStringsSep ", " svc.userUnits} claims ${
-          builtins.concatStringsSep ", " (map show (colliding unit))
+          builtins.concatStringsSep ", " (map showPort (colliding unit))
         }, but the system enables ${unit}, which holds it."
         + advice unit
       ) (

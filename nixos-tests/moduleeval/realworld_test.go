@@ -6,8 +6,12 @@ package moduleeval
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -247,5 +251,73 @@ func TestABadAddressFailsEvaluation(t *testing.T) {
 		if !errors.As(err, &e) || !strings.Contains(e.Stderr, "services.portclaim.services.x.ports") || !strings.Contains(e.Stderr, "is not an IP address") {
 			t.Errorf("address %q: %v", a, err)
 		}
+	}
+}
+
+// homeManifest renders a standalone home.nix body's manifest.
+func homeManifest(t *testing.T, body string) (manifestDoc, string) {
+	t.Helper()
+	var text string
+	if err := Eval(context.Background(), `(e.home { modules = [ { services.portclaim.enable = true; } `+body+` ]; }).config.services.portclaim.manifest.text`, &text); err != nil {
+		t.Fatal(err)
+	}
+	var m manifestDoc
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m, text
+}
+
+// validate runs `portclaim validate` on a manifest, as the build's
+// checkPhase does.
+func validate(t *testing.T, text string) error {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "portclaim")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/portclaim")
+	build.Dir = RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building portclaim: %v\n%s", err, out)
+	}
+	path := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "validate", path).CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+// Issue 16: publishing a port on 0.0.0.0 and [::] (both stacks) is one
+// claim, which `portclaim validate` takes: the build does not fail.
+func TestBothStacksPublishedAreOneClaim(t *testing.T) {
+	need(t)
+	m, text := homeManifest(t, `{ services.podman.enable = true; services.podman.containers.web = { image = "w"; ports = [ "0.0.0.0:8080:80" "[::]:8080:80" "127.0.0.1:9090:90" "9090:90" ]; }; }`)
+	if err := validate(t, text); err != nil {
+		t.Fatalf("the build would fail: %v\n%s", err, text)
+	}
+	var got []string
+	for _, p := range m.Services[0].Ports {
+		got = append(got, fmt.Sprintf("[%s]:%d", p.Address, p.Port))
+	}
+	if strings.Join(got, " ") != "[::]:8080 []:9090" {
+		t.Errorf("claims %v, want [::]:8080 (both stacks) and []:9090 (every address)", got)
+	}
+}
+
+// Claims two services make on one port cannot both be had: evaluation
+// fails, naming both, rather than the build.
+func TestOnePortClaimedTwiceFailsEvaluation(t *testing.T) {
+	need(t)
+	r := mustNixOS(t, `{ services.portclaim.enable = true;
+  home-manager.users.alice = `+hmUser(`
+    services.podman.enable = true;
+    services.podman.containers.a = { image = "a"; ports = [ "8080:80" ]; };
+    services.podman.containers.b = { image = "b"; ports = [ "127.0.0.1:8080:80" ]; };
+    services.portclaim.enable = true;`)+`; }`)
+	fa := warningsAbout(r.Checks.FailedAssertions, "8080/tcp")
+	if len(fa) != 1 || !strings.Contains(fa[0], `"a"`) || !strings.Contains(fa[0], `"b"`) {
+		t.Errorf("failed assertions %q: want one naming both claims of 8080/tcp", r.Checks.FailedAssertions)
 	}
 }
