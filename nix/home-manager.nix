@@ -30,8 +30,9 @@ let
     ports = map (p: { inherit (p) port protocol address; }) s.ports;
   }) cfg.services;
 
-  # Explicit entries win over derived ones of the same name.
-  services = derived // explicit;
+  # Explicit entries win over derived ones of the same name; one without
+  # ports drops the claim.
+  services = lib.filterAttrs (_: s: s.ports != [ ]) (derived // explicit);
 
   manifestText = pc.manifest {
     version = pc.manifestVersion;
@@ -149,26 +150,39 @@ let
     };
   };
 
-  serviceOptions = {
-    options = {
-      systemUnits = lib.mkOption {
-        type = lib.types.listOf types.unitName;
-        default = [ ];
-        example = [ "ollama.service" ];
-        description = "System units that hold these ports and should yield to your user units.";
-      };
-      userUnits = lib.mkOption {
-        type = lib.types.listOf types.unitName;
-        example = [ "podman-local-ai-ollama.service" ];
-        description = "Your user units that need the ports.";
-      };
-      ports = lib.mkOption {
-        type = lib.types.listOf (lib.types.submodule portOptions);
-        example = lib.literalExpression "[ { port = 11434; } ]";
-        description = "The ports this service claims.";
+  # An entry named like a derived claim starts from it: what it does not
+  # set is the derived claim's.
+  serviceOptions =
+    { name, ... }:
+    let
+      from = derived.${name} or null;
+      unset = what: throw "portclaim: services.portclaim.services.${name}.${what} is not set, and no derived claim is named ${name}";
+    in
+    {
+      options = {
+        systemUnits = lib.mkOption {
+          type = lib.types.listOf types.unitName;
+          default = if from == null then [ ] else from.systemUnits;
+          defaultText = lib.literalMD "the derived claim's of this name, else `[ ]`";
+          example = [ "ollama.service" ];
+          description = "System units that hold these ports and should yield to your user units.";
+        };
+        userUnits = lib.mkOption {
+          type = lib.types.listOf types.unitName;
+          default = if from == null then unset "userUnits" else from.userUnits;
+          defaultText = lib.literalMD "the derived claim's of this name";
+          example = [ "podman-local-ai-ollama.service" ];
+          description = "Your user units that need the ports.";
+        };
+        ports = lib.mkOption {
+          type = lib.types.listOf (lib.types.submodule portOptions);
+          default = if from == null then unset "ports" else from.ports;
+          defaultText = lib.literalMD "the derived claim's of this name";
+          example = lib.literalExpression "[ { port = 11434; } ]";
+          description = "The ports this service claims; `[ ]` drops the claim (a derived one too).";
+        };
       };
     };
-  };
 in
 {
   options.services.portclaim = {
@@ -262,7 +276,11 @@ in
           };
         }
       '';
-      description = "Claims besides the derived ones; an entry named like a derived one replaces it.";
+      description = ''
+        Claims besides the derived ones. An entry named like a derived one
+        replaces it, taking the derived claim's units and ports for what it
+        does not set; `ports = [ ]` drops it.
+      '';
     };
 
     claims = lib.mkOption {

@@ -321,3 +321,24 @@ func TestOnePortClaimedTwiceFailsEvaluation(t *testing.T) {
 		t.Errorf("failed assertions %q: want one naming both claims of 8080/tcp", r.Checks.FailedAssertions)
 	}
 }
+
+// Issue 16: an entry with no ports drops a derived claim; an entry with
+// ports alone keeps the derived claim's units.
+func TestADerivedClaimCanBeDroppedOrChanged(t *testing.T) {
+	need(t)
+	containers := `services.podman.enable = true;
+    services.podman.containers.local-ai-ollama = { image = "o"; ports = [ "11434:11434" ]; };
+    services.podman.containers.local-ai-qdrant = { image = "q"; ports = [ "6333:6333" ]; };`
+	m, text := homeManifest(t, `{ `+containers+` services.portclaim.services.ollama.ports = [ ]; }`)
+	if err := validate(t, text); err != nil {
+		t.Fatalf("the build would fail: %v\n%s", err, text)
+	}
+	if len(m.Services) != 1 || m.Services[0].Name != "qdrant" {
+		t.Errorf("ollama's claim dropped: manifest %s", text)
+	}
+	m, text = homeManifest(t, `{ `+containers+` services.portclaim.services.qdrant.ports = [ { port = 6334; } ]; }`)
+	q := m.Services[1]
+	if q.Name != "qdrant" || strings.Join(q.UserUnits, " ") != "podman-local-ai-qdrant.service" || strings.Join(q.SystemUnits, " ") != "qdrant.service" || q.Ports[0].Port != 6334 {
+		t.Errorf("qdrant's claim changed to 6334 should keep its units: %s", text)
+	}
+}
