@@ -666,7 +666,7 @@ rec {
       "";
 
   # Claims derived from home-manager's configuration:
-  #   containers: services.podman.containers (name -> { ports = [ spec ]; network ? ...; })
+  #   containers: services.podman.containers (name -> { ports = [ spec ]; network ? ...; extraConfig ? ...; })
   #   ollama:     home-manager's services.ollama ({ host; port; }), or null
   # Returns manifest services by name, each with its origin. A container
   # paired with a known service takes that service's name and system
@@ -684,20 +684,26 @@ rec {
         name:
         let
           known = knownServiceOf name;
-          specs = containers.${name}.ports or [ ];
-          # On the host's network podman publishes nothing (deriveNotes
-          # says so in the manifest).
-          ports = if hostNetwork containers.${name} then [ ] else mergeOverlaps (builtins.concatLists (map parsePortSpec specs));
+          c = containers.${name};
+          # On the host's network, or on none, podman publishes nothing
+          # (deriveNotes says so in the manifest).
+          ports =
+            if unpublishedNetwork c != null then
+              [ ]
+            else
+              mergeOverlaps (builtins.concatLists (map parsePortSpec (containerSpecs c)));
         in
         {
           name = if known == null || pairedWith known > 1 then name else known;
           value = {
             systemUnits = if known == null then [ ] else knownServices.${known}.systemUnits;
-            userUnits = [ "podman-${name}.service" ];
+            userUnits = [ (containerUnit name c) ];
             inherit ports;
+            # The container's ports option, verbatim: what a home.nix line
+            # that moves a port rewrites.
             origin.podman = {
               container = name;
-              ports = specs;
+              ports = c.ports or [ ];
             };
           };
         };
@@ -727,25 +733,49 @@ rec {
     in
     builtins.listToAttrs (fromContainers ++ fromOllama);
 
-  # What derived claims leave out, said in the manifest's notes: a
-  # container on the host's network publishes no ports, so nothing is
-  # claimed for it (podman ignores its ports there).
-  hostNetwork =
-    container:
-    let
-      network = container.network or [ ];
-    in
-    builtins.elem "host" (if builtins.isList network then network else [ network ]);
+  # A home-manager podman container as podman runs it: home-manager merges
+  # extraConfig.Container over what the options say (its podman module's
+  # deepMerge), so ContainerName names the unit, and PublishPort and
+  # Network add to ports and network.
+  toList = x: if builtins.isList x then x else [ x ];
+  containerUnit = name: c: "podman-${c.extraConfig.Container.ContainerName or name}.service";
+  containerSpecs = c: (c.ports or [ ]) ++ toList (c.extraConfig.Container.PublishPort or [ ]);
 
+  # The network that publishes nothing: "host" (the container binds the
+  # host's ports itself; podman ignores its ports there) or "none"; null
+  # when it publishes its ports.
+  unpublishedNetwork =
+    c:
+    let
+      networks = toList (c.network or [ ]) ++ toList (c.extraConfig.Container.Network or [ ]);
+    in
+    if builtins.elem "host" networks then
+      "host"
+    else if builtins.elem "none" networks then
+      "none"
+    else
+      null;
+
+  # What derived claims leave out, said in the manifest's notes: a
+  # container that publishes nothing claims nothing.
   deriveNotes =
     {
       containers ? { },
     }:
     builtins.concatMap (
       name:
-      if hostNetwork containers.${name} then
+      let
+        c = containers.${name};
+        network = unpublishedNetwork c;
+        unit = containerUnit name c;
+      in
+      if network == "host" then
         [
-          "container ${name} uses the host's network (network = \"host\"): it publishes no ports, so portclaim claims nothing for podman-${name}.service; declare its ports in services.portclaim.services to claim them"
+          "container ${name} uses the host's network (network = \"host\"): it publishes no ports, so portclaim claims nothing for ${unit}; declare its ports in services.portclaim.services to claim them"
+        ]
+      else if network == "none" then
+        [
+          "container ${name} has no network (network = \"none\"): it publishes no ports, so portclaim claims nothing for ${unit}"
         ]
       else
         [ ]

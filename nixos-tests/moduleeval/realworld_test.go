@@ -342,3 +342,45 @@ func TestADerivedClaimCanBeDroppedOrChanged(t *testing.T) {
 		t.Errorf("qdrant's claim changed to 6334 should keep its units: %s", text)
 	}
 }
+
+// Issue 16: a container on no network (network = "none") publishes
+// nothing, as on the host's: nothing is claimed, and the notes say why.
+func TestContainersWithoutANetworkClaimNothing(t *testing.T) {
+	need(t)
+	m, text := homeManifest(t, `{ services.podman.enable = true; services.podman.containers.offline = { image = "o"; ports = [ "8080:80" ]; network = "none"; }; }`)
+	if len(m.Services) != 0 || len(m.Notes) != 1 || !strings.Contains(m.Notes[0], `network = "none"`) {
+		t.Errorf("manifest %s: want no claim and a note", text)
+	}
+}
+
+// Issue 16: home-manager names a container's unit after its ContainerName
+// (extraConfig.Container.ContainerName), and publishes extraConfig's
+// PublishPort too: the claims name the unit home-manager generates.
+func TestClaimsNameTheUnitHomeManagerGenerates(t *testing.T) {
+	need(t)
+	var r struct {
+		Manifest string   `json:"manifest"`
+		Units    []string `json:"units"`
+	}
+	err := Eval(context.Background(), `let h = e.home { modules = [ {
+  services.podman.enable = true;
+  services.podman.containers.local-ai-ollama = {
+    image = "o";
+    ports = [ "11434:11434" ];
+    extraConfig.Container.ContainerName = "ollama-main";
+    extraConfig.Container.PublishPort = [ "11435:11435" ];
+  };
+  services.portclaim.enable = true;
+} ]; }; in {
+  manifest = h.config.services.portclaim.manifest.text;
+  units = map (q: q.serviceName + ".service") (builtins.filter (q: q.resourceType == "container") h.config.services.podman.internal.quadletDefinitions);
+}`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m manifestDoc
+	json.Unmarshal([]byte(r.Manifest), &m)
+	if len(m.Services) != 1 || !slices.Equal(m.Services[0].UserUnits, r.Units) || len(m.Services[0].Ports) != 2 {
+		t.Errorf("manifest %s: want the unit home-manager generates, %v, and both ports", r.Manifest, r.Units)
+	}
+}
