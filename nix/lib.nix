@@ -1033,7 +1033,10 @@ rec {
         # The system's side: let it yield, or turn it off.
         admin =
           unit:
-          if portclaimModule == "absent" then
+          if userNameProblem user != null then
+            " portclaim cannot let it yield to ${user}: the name ${userNameProblem user}."
+            + (if modules unit == [ ] then "" else " Turn it off: ${off unit}")
+          else if portclaimModule == "absent" then
             (if modules unit == [ ] then " Add" else " Turn it off: ${off unit} or add")
             + " portclaim's NixOS module (portclaim.nixosModules.default) to the system and let ${unit} yield to ${user}."
           else

@@ -74,12 +74,24 @@ let
     ++ builtins.attrNames config.systemd.units;
 
   # yieldKnownServices: each known service the system enables yields to
-  # the users whose home-manager configuration claims its units, and to
-  # no one else.
-  hmUsers = lib.filterAttrs (_: hm: hm.services.portclaim.enable or false) (
+  # the users whose home-manager configuration claims a port it holds,
+  # and to no one else. A user whose name portclaim refuses is left out,
+  # with a warning, rather than failing the whole evaluation.
+  portclaimUsers = lib.filterAttrs (_: hm: hm.services.portclaim.enable or false) (
     config.home-manager.users or { }
   );
-  claimedUnits = hm: lib.concatMap (s: s.systemUnits) (builtins.attrValues hm.services.portclaim.claims);
+  hmUsers = lib.filterAttrs (name: _: pc.userNameProblem name == null) portclaimUsers;
+  refusedUsers = builtins.filter (name: pc.userNameProblem name != null) (builtins.attrNames portclaimUsers);
+  bindings = pc.systemBindings config.services;
+  # Whether a claim of the user's names the unit and one of its ports
+  # overlaps what the unit holds.
+  claims =
+    hm: unit:
+    builtins.any (
+      s:
+      builtins.elem unit s.systemUnits
+      && builtins.any (p: !(bindings ? ${unit}) || builtins.any (pc.overlaps p) bindings.${unit}) s.ports
+    ) (builtins.attrValues hm.services.portclaim.claims);
   knownEnabled =
     key:
     let
@@ -95,7 +107,7 @@ let
         builtins.filter knownEnabled (builtins.attrNames pc.knownServices)
       ))
       (unit: {
-        users = builtins.attrNames (lib.filterAttrs (_: hm: builtins.elem unit (claimedUnits hm)) hmUsers);
+        users = builtins.attrNames (lib.filterAttrs (_: hm: claims hm unit) hmUsers);
       })
   );
 
@@ -207,7 +219,13 @@ in
       systemd.tmpfiles.packages = [ tmpfiles ];
 
       warnings =
-        map (
+        lib.optionals cfg.yieldKnownServices (
+          map (
+            name:
+            "portclaim: yieldKnownServices lets nothing yield to the home-manager user ${builtins.toJSON name}: portclaim refuses the name, which ${pc.userNameProblem name}."
+          ) refusedUsers
+        )
+        ++ map (
           user:
           "portclaim: services.portclaim.yield lets units yield to ${user}, who is not in users.users: nobody can claim them as ${user}."
         ) (builtins.filter (user: !(config.users.users ? ${user})) allUsers)

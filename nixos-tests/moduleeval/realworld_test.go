@@ -384,3 +384,46 @@ func TestClaimsNameTheUnitHomeManagerGenerates(t *testing.T) {
 		t.Errorf("manifest %s: want the unit home-manager generates, %v, and both ports", r.Manifest, r.Units)
 	}
 }
+
+// Issue 16: under yieldKnownServices, a home-manager user whose name
+// portclaim refuses does not break the system: a warning names them.
+func TestYieldKnownServicesSkipsNamesPortclaimRefuses(t *testing.T) {
+	need(t)
+	r, err := evalNixOS(t, `{
+  services.ollama.enable = true;
+  services.portclaim.enable = true;
+  services.portclaim.yieldKnownServices = true;
+  users.users."john doe" = { isNormalUser = true; uid = 1002; };
+  home-manager.users."john doe" = `+aliceOllamaContainer+`;
+  home-manager.users.alice = `+aliceOllamaContainer+`;
+}`)
+	if err != nil {
+		t.Fatalf("the system does not evaluate: %v", err)
+	}
+	if y := policyYield(t, r); strings.Join(y["ollama.service"], " ") != "alice" {
+		t.Errorf("policy %s: want ollama.service for alice alone", r.Policy)
+	}
+	if ws := warningsAbout(r.Checks.Warnings, `"john doe"`); len(ws) != 1 {
+		t.Errorf("warnings %q: want one naming \"john doe\"", r.Checks.Warnings)
+	}
+	// His own collision warning cannot suggest a policy line with his name.
+	if ws := warningsAbout(r.Checks.Warnings, `users = [ "john doe" ]`); len(ws) != 0 {
+		t.Errorf("warnings %q suggest a yield to a name portclaim refuses", ws)
+	}
+}
+
+// Issue 16: yieldKnownServices grants a unit to a user only where their
+// claim would collide with it: home-manager's ollama on another port does not.
+func TestYieldKnownServicesOnlyWhereClaimsCollide(t *testing.T) {
+	need(t)
+	r := mustNixOS(t, `{
+  services.ollama.enable = true;
+  services.portclaim.enable = true;
+  services.portclaim.yieldKnownServices = true;
+  home-manager.users.alice = `+hmUser(`services.ollama = { enable = true; port = 11500; }; services.portclaim.enable = true;`)+`;
+  home-manager.users.bob = `+hmUser(`services.ollama.enable = true; services.portclaim.enable = true;`)+`;
+}`)
+	if y := policyYield(t, r); strings.Join(y["ollama.service"], " ") != "bob" {
+		t.Errorf("policy %s: want ollama.service for bob alone (alice's ollama is on 11500)", r.Policy)
+	}
+}
