@@ -111,15 +111,15 @@ rec {
   isClaimableUnit = name: builtins.isString name && claimableUnitProblem name == null;
 
   # pkg/policy's user names (what NixOS's users.users accepts, and safe as
-  # a directory name under the claims directory): 1-32 characters, a
+  # a directory name under the claims directory): 1-31 characters, a
   # letter or '_' first, then letters, digits, '_', '.', '-', and a '$'
   # only last.
   userNameProblem =
     name:
     if name == "" then
       "is empty"
-    else if builtins.stringLength name > 32 then
-      "is longer than 32 characters"
+    else if builtins.stringLength name > 31 then
+      "is longer than 31 characters (NixOS takes no longer user names)"
     else if name == "." || name == ".." then
       "is not a user name"
     else if builtins.match "[A-Za-z_][A-Za-z0-9_.-]*[$]?" name == null then

@@ -118,6 +118,11 @@ in
               name = mkOption {
                 type = types.str;
                 default = name;
+                # As NixOS checks it (config/users-groups.nix).
+                apply =
+                  x:
+                  assert (builtins.stringLength x < 32 || abort "Username '${x}' is longer than 31 characters which is not allowed!");
+                  x;
                 description = "The user's name.";
               };
               uid = mkOption {
