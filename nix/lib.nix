@@ -128,13 +128,33 @@ rec {
       null;
 
   # pkg/policy's claimsDir: absolute and clean (filepath.Clean leaves it
-  # as it is). Stricter than Go in two ways that keep the unit files
+  # as it is). Stricter than Go in three ways that keep the unit files
   # sound: "/" is refused (claims would land in /<user>/), and so are
   # characters that systemd or tmpfiles would read specially in
   # ReadWritePaths=, ConditionPathExists= and tmpfiles.d lines (space,
-  # '%' specifiers, quotes, backslash, control characters).
+  # '%' specifiers, quotes, backslash, control characters), and places
+  # portclaim's hardened units do not share with the rest of the system
+  # (a claim the broker wrote there would be invisible to the start
+  # conditions, which systemd checks outside it).
+  under = parent: dir: dir == parent || hasPrefix (parent + "/") dir;
   claimsDirProblem =
     dir:
+    let
+      private = builtins.filter (p: under p dir) [
+        "/tmp"
+        "/var/tmp"
+      ];
+      home = builtins.filter (p: under p dir) [
+        "/home"
+        "/root"
+        "/run/user"
+      ];
+      kernel = builtins.filter (p: under p dir) [
+        "/dev"
+        "/proc"
+        "/sys"
+      ];
+    in
     if !hasPrefix "/" dir then
       "is not an absolute path"
     else if dir == "/" then
@@ -146,6 +166,12 @@ rec {
       "is not clean (a \".\" or \"..\" segment)"
     else if builtins.match "[A-Za-z0-9/._+,=@:-]+" dir == null then
       "has a character unit files and tmpfiles.d would read specially (use A-Z a-z 0-9 / . _ + , = @ : -)"
+    else if private != [ ] then
+      "is under ${builtins.head private}, which portclaim's units see as their own (PrivateTmp=yes): what they write there, nothing else sees; use a directory under /var/lib"
+    else if home != [ ] then
+      "is under ${builtins.head home}, which portclaim's units cannot write (ProtectHome=); use a directory under /var/lib"
+    else if kernel != [ ] then
+      "is under ${builtins.head kernel}, the kernel's; use a directory under /var/lib"
     else
       null;
 

@@ -427,3 +427,16 @@ func TestYieldKnownServicesOnlyWhereClaimsCollide(t *testing.T) {
 		t.Errorf("policy %s: want ollama.service for bob alone (alice's ollama is on 11500)", r.Policy)
 	}
 }
+
+// Issue 16: the broker runs with PrivateTmp=yes: claims under /tmp or
+// /var/tmp would be its own, invisible to the start conditions.
+func TestClaimsDirUnderTmpIsRefused(t *testing.T) {
+	need(t)
+	for _, dir := range []string{"/tmp/portclaim", "/var/tmp/claims", "/tmp"} {
+		_, err := evalNixOS(t, `{ services.portclaim.enable = true; services.portclaim.claimsDir = "`+dir+`"; }`)
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(e.Stderr, "The option `services.portclaim.claimsDir'") || !strings.Contains(e.Stderr, "PrivateTmp") {
+			t.Errorf("claimsDir %s: %v", dir, err)
+		}
+	}
+}
