@@ -354,7 +354,9 @@ rec {
     concatLines (
       [ "d ${checked "claimsDir" claimsDirProblem claimsDir} 0755 root root -" ]
       # ReadWritePaths= needs the directory to exist when the unit starts.
-      ++ (if textfileDirectory == null then [ ] else [ "d ${textfileDirectory} 0755 root root -" ])
+      # It is often the node exporter's, shared with other writers: made
+      # when missing (root's, 0755), never re-owned or re-moded ("-").
+      ++ (if textfileDirectory == null then [ ] else [ "d ${textfileDirectory} - - - -" ])
     );
 
   # portclaim's own units: name -> { text; wantedBy; }. NixOS installs
