@@ -120,6 +120,8 @@ let
         "off";
   };
 
+  isRoot = config.home.username == "root";
+
   # Whether a package can be had at all: with the module imported but
   # disabled and no package anywhere (neither the flake's default nor
   # pkgs.portclaim), there is nothing to run and nothing was claimed.
@@ -303,7 +305,20 @@ in
   config = lib.mkMerge [
     (lib.mkIf cfg.enable {
       home.packages = [ cfg.package ];
+    })
 
+    # Root has no claims of its own (portclaim refuses root without
+    # --user; root acts for a user with --user): root's home-manager, with
+    # portclaim in sharedModules or turned on, runs no portclaim steps,
+    # which would fail there (exit 2, and the switch with strict), and
+    # says so once where portclaim is on.
+    (lib.mkIf (cfg.enable && isRoot) {
+      warnings = [
+        "portclaim: root has no claims of its own, so root's home-manager runs no portclaim steps (resolve as root would refuse without --user). To act for a user: sudo portclaim resolve --user NAME; to claim ports, turn portclaim on in that user's home-manager configuration."
+      ];
+    })
+
+    (lib.mkIf (cfg.enable && !isRoot) {
       # The CLI's default manifest.
       xdg.configFile."portclaim/manifest.json".source = manifestFile;
 
@@ -336,7 +351,7 @@ in
     # Turned off (the module still imported): whatever this user claimed
     # goes back on this switch. Never fails the switch; without a policy
     # nothing was ever claimed.
-    (lib.mkIf (!cfg.enable && havePackage) {
+    (lib.mkIf (!cfg.enable && havePackage && !isRoot) {
       home.activation.portclaimRelease = lib.hm.dag.entryAfter [ "reloadSystemd" ] ''
         if [[ -e ${pc.policyPath} ]]; then
           ${flags}

@@ -75,9 +75,10 @@ let
 
   # yieldKnownServices: each known service the system enables yields to
   # the users whose home-manager configuration claims a port it holds,
-  # and to no one else. A user whose name portclaim refuses is left out,
-  # with a warning, rather than failing the whole evaluation.
-  portclaimUsers = lib.filterAttrs (_: hm: hm.services.portclaim.enable or false) (
+  # and to no one else (never root, who has no claims). A user whose name
+  # portclaim refuses is left out, with a warning, rather than failing the
+  # whole evaluation.
+  portclaimUsers = lib.filterAttrs (name: hm: name != "root" && (hm.services.portclaim.enable or false)) (
     config.home-manager.users or { }
   );
   hmUsers = lib.filterAttrs (name: _: pc.userNameProblem name == null) portclaimUsers;

@@ -440,3 +440,45 @@ func TestClaimsDirUnderTmpIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16: root has no claims of its own (portclaim refuses root without
+// --user): root's home-manager gets no portclaim steps, and says so once
+// when portclaim is on there, strict or not.
+func TestRootsHomeManagerRunsNoPortclaimSteps(t *testing.T) {
+	need(t)
+	for name, rootHome := range map[string]string{
+		"shared, off":    `{ home.stateVersion = "26.05"; }`,
+		"on, strict":     `{ home.stateVersion = "26.05"; services.portclaim.enable = true; services.portclaim.strict = true; services.podman.enable = true; services.podman.containers.local-ai-ollama = { image = "o"; ports = [ "11434:11434" ]; }; }`,
+		"on, not strict": `{ home.stateVersion = "26.05"; services.portclaim.enable = true; }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := mustNixOS(t, `{
+  services.ollama.enable = true;
+  services.portclaim.enable = true;
+  services.portclaim.yieldKnownServices = true;
+  users.users.root = { uid = 0; home = "/root"; };
+  home-manager.sharedModules = [ e.portclaim.homeManager ];
+  home-manager.users.root = `+rootHome+`;
+  home-manager.users.alice = `+aliceOllamaContainer+`;
+}`)
+			for _, n := range r.Users["root"].ActivationOrder {
+				if strings.HasPrefix(n, "portclaim") {
+					t.Errorf("root's activation runs %s: %v", n, r.Users["root"].ActivationOrder)
+				}
+			}
+			if !slices.Contains(r.Users["alice"].ActivationOrder, "portclaim") {
+				t.Errorf("alice lost her steps: %v", r.Users["alice"].ActivationOrder)
+			}
+			if len(r.Checks.FailedAssertions) != 0 {
+				t.Errorf("failed assertions %q", r.Checks.FailedAssertions)
+			}
+			said := warningsAbout(r.Checks.Warnings, "root profile: portclaim")
+			if on := strings.Contains(rootHome, "enable = true"); on && (len(said) != 1 || !strings.Contains(said[0], "--user")) || !on && len(said) != 0 {
+				t.Errorf("warnings %q: want one for root when portclaim is on there, none when off", r.Checks.Warnings)
+			}
+			if y := policyYield(t, r); slices.Contains(y["ollama.service"], "root") {
+				t.Errorf("policy %s lets ollama yield to root", r.Policy)
+			}
+		})
+	}
+}
