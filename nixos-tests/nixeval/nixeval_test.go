@@ -1,6 +1,7 @@
 package nixeval
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +26,7 @@ func need(t *testing.T) {
 }
 
 // TestEveryNixFileParses runs nix-instantiate --parse on every .nix file
-// of the repository.
+// of the repository, and keeps each under 400 lines: one concern a file.
 func TestEveryNixFileParses(t *testing.T) {
 	need(t)
 	n := 0
@@ -37,6 +38,9 @@ func TestEveryNixFileParses(t *testing.T) {
 			n++
 			if err := Parse(context.Background(), path); err != nil {
 				t.Error(err)
+			}
+			if data, err := os.ReadFile(path); err == nil && bytes.Count(data, []byte("\n")) > 400 {
+				t.Errorf("%s has %d lines: split it by concern (at most 400)", path, bytes.Count(data, []byte("\n")))
 			}
 		}
 		return nil
