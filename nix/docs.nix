@@ -32,12 +32,24 @@ let
     else
       " `${v.text}`";
 
+  # The descriptions use nixpkgs' MyST roles ({file}`x`, {option}`x`), which
+  # its manual renders; plain Markdown would show them as written: code.
+  roles = [
+    "file"
+    "option"
+    "command"
+    "env"
+    "var"
+    "manpage"
+  ];
+  markdown = builtins.replaceStrings (map (r: "{${r}}`") roles) (map (_: "`") roles);
+
   option =
     o:
     ''
       ### `${o.name}`
 
-      ${lib.removeSuffix "\n" o.description}
+      ${markdown (lib.removeSuffix "\n" o.description)}
 
       - type: ${o.type}${lib.optionalString o.readOnly " (read-only)"}
     ''

@@ -30,8 +30,9 @@ let
     ports = map (p: { inherit (p) port protocol address; }) s.ports;
   }) cfg.services;
 
-  # Explicit entries win over derived ones of the same name.
-  services = derived // explicit;
+  # Explicit entries win over derived ones of the same name; one without
+  # ports drops the claim.
+  services = lib.filterAttrs (_: s: s.ports != [ ]) (derived // explicit);
 
   manifestText = pc.manifest {
     version = pc.manifestVersion;
@@ -102,9 +103,24 @@ let
   collisions = pc.collisions {
     user = config.home.username;
     inherit services enabledUnits;
+    inherit (cfg) strategy;
     yield = osYield;
     bindings = pc.systemBindings (if osConfig == null then { } else osConfig.services or { });
+    enabledModules = lib.optionals (osConfig != null) (
+      builtins.filter (m: lib.attrByPath (lib.splitString "." m ++ [ "enable" ]) false osConfig) (
+        lib.concatMap (k: lib.optional (k.nixosModule != null) k.nixosModule) (builtins.attrValues pc.knownServices)
+      )
+    );
+    portclaimModule =
+      if !(osConfig.services or { }) ? portclaim then
+        "absent"
+      else if osPortclaim.enable or false then
+        "on"
+      else
+        "off";
   };
+
+  isRoot = config.home.username == "root";
 
   # Whether a package can be had at all: with the module imported but
   # disabled and no package anywhere (neither the flake's default nor
@@ -128,7 +144,7 @@ let
         description = "The port's protocol.";
       };
       address = lib.mkOption {
-        type = lib.types.str;
+        type = types.address;
         default = "";
         example = "127.0.0.1";
         description = ''Where your user unit binds: `""` for every address on both stacks, or an IP address.'';
@@ -136,26 +152,39 @@ let
     };
   };
 
-  serviceOptions = {
-    options = {
-      systemUnits = lib.mkOption {
-        type = lib.types.listOf types.unitName;
-        default = [ ];
-        example = [ "ollama.service" ];
-        description = "System units that hold these ports and should yield to your user units.";
-      };
-      userUnits = lib.mkOption {
-        type = lib.types.listOf types.unitName;
-        example = [ "podman-local-ai-ollama.service" ];
-        description = "Your user units that need the ports.";
-      };
-      ports = lib.mkOption {
-        type = lib.types.listOf (lib.types.submodule portOptions);
-        example = lib.literalExpression "[ { port = 11434; } ]";
-        description = "The ports this service claims.";
+  # An entry named like a derived claim starts from it: what it does not
+  # set is the derived claim's.
+  serviceOptions =
+    { name, ... }:
+    let
+      from = derived.${name} or null;
+      unset = what: throw "portclaim: services.portclaim.services.${name}.${what} is not set, and no derived claim is named ${name}";
+    in
+    {
+      options = {
+        systemUnits = lib.mkOption {
+          type = lib.types.listOf types.unitName;
+          default = if from == null then [ ] else from.systemUnits;
+          defaultText = lib.literalMD "the derived claim's of this name, else `[ ]`";
+          example = [ "ollama.service" ];
+          description = "System units that hold these ports and should yield to your user units.";
+        };
+        userUnits = lib.mkOption {
+          type = lib.types.listOf types.unitName;
+          default = if from == null then unset "userUnits" else from.userUnits;
+          defaultText = lib.literalMD "the derived claim's of this name";
+          example = [ "podman-local-ai-ollama.service" ];
+          description = "Your user units that need the ports.";
+        };
+        ports = lib.mkOption {
+          type = lib.types.listOf (lib.types.submodule portOptions);
+          default = if from == null then unset "ports" else from.ports;
+          defaultText = lib.literalMD "the derived claim's of this name";
+          example = lib.literalExpression "[ { port = 11434; } ]";
+          description = "The ports this service claims; `[ ]` drops the claim (a derived one too).";
+        };
       };
     };
-  };
 in
 {
   options.services.portclaim = {
@@ -249,7 +278,11 @@ in
           };
         }
       '';
-      description = "Claims besides the derived ones; an entry named like a derived one replaces it.";
+      description = ''
+        Claims besides the derived ones. An entry named like a derived one
+        replaces it, taking the derived claim's units and ports for what it
+        does not set; `ports = [ ]` drops it.
+      '';
     };
 
     claims = lib.mkOption {
@@ -272,7 +305,20 @@ in
   config = lib.mkMerge [
     (lib.mkIf cfg.enable {
       home.packages = [ cfg.package ];
+    })
 
+    # Root has no claims of its own (portclaim refuses root without
+    # --user; root acts for a user with --user): root's home-manager, with
+    # portclaim in sharedModules or turned on, runs no portclaim steps,
+    # which would fail there (exit 2, and the switch with strict), and
+    # says so once where portclaim is on.
+    (lib.mkIf (cfg.enable && isRoot) {
+      warnings = [
+        "portclaim: root has no claims of its own, so root's home-manager runs no portclaim steps (resolve as root would refuse without --user). To act for a user: sudo portclaim resolve --user NAME; to claim ports, turn portclaim on in that user's home-manager configuration."
+      ];
+    })
+
+    (lib.mkIf (cfg.enable && !isRoot) {
       # The CLI's default manifest.
       xdg.configFile."portclaim/manifest.json".source = manifestFile;
 
@@ -291,18 +337,21 @@ in
       });
 
       warnings = lib.mkIf (!cfg.strict) collisions;
-      assertions = lib.mkIf cfg.strict (
+      assertions =
         map (message: {
           assertion = false;
+          message = "portclaim: ${message}";
+        }) (pc.portProblems services)
+        ++ map (message: {
+          assertion = false;
           inherit message;
-        }) collisions
-      );
+        }) (lib.optionals cfg.strict collisions);
     })
 
     # Turned off (the module still imported): whatever this user claimed
     # goes back on this switch. Never fails the switch; without a policy
     # nothing was ever claimed.
-    (lib.mkIf (!cfg.enable && havePackage) {
+    (lib.mkIf (!cfg.enable && havePackage && !isRoot) {
       home.activation.portclaimRelease = lib.hm.dag.entryAfter [ "reloadSystemd" ] ''
         if [[ -e ${pc.policyPath} ]]; then
           ${flags}

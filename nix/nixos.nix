@@ -17,8 +17,12 @@ let
   types = import ./types.nix { inherit lib pc; };
   cfg = config.services.portclaim;
 
-  # unit -> users, keyed by the validated unit name.
-  yield = lib.mapAttrs' (_: v: lib.nameValuePair v.unit v.users) cfg.yield;
+  # unit -> users, keyed by the validated unit name, with the families of
+  # the known services that yield: the policy.
+  yield = pc.withFamilies {
+    yield = lib.mapAttrs' (_: v: lib.nameValuePair v.unit v.users) cfg.yield;
+    inherit definedUnits;
+  };
 
   portclaim = lib.getExe cfg.package;
   textfileDirectory = cfg.metrics.textfileDirectory;
@@ -70,12 +74,25 @@ let
     ++ builtins.attrNames config.systemd.units;
 
   # yieldKnownServices: each known service the system enables yields to
-  # the users whose home-manager configuration claims its units, and to
-  # no one else.
-  hmUsers = lib.filterAttrs (_: hm: hm.services.portclaim.enable or false) (
+  # the users whose home-manager configuration claims a port it holds,
+  # and to no one else (never root, who has no claims). A user whose name
+  # portclaim refuses is left out, with a warning, rather than failing the
+  # whole evaluation.
+  portclaimUsers = lib.filterAttrs (name: hm: name != "root" && (hm.services.portclaim.enable or false)) (
     config.home-manager.users or { }
   );
-  claimedUnits = hm: lib.concatMap (s: s.systemUnits) (builtins.attrValues hm.services.portclaim.claims);
+  hmUsers = lib.filterAttrs (name: _: pc.userNameProblem name == null) portclaimUsers;
+  refusedUsers = builtins.filter (name: pc.userNameProblem name != null) (builtins.attrNames portclaimUsers);
+  bindings = pc.systemBindings config.services;
+  # Whether a claim of the user's names the unit and one of its ports
+  # overlaps what the unit holds.
+  claims =
+    hm: unit:
+    builtins.any (
+      s:
+      builtins.elem unit s.systemUnits
+      && builtins.any (p: !(bindings ? ${unit}) || builtins.any (pc.overlaps p) bindings.${unit}) s.ports
+    ) (builtins.attrValues hm.services.portclaim.claims);
   knownEnabled =
     key:
     let
@@ -91,7 +108,7 @@ let
         builtins.filter knownEnabled (builtins.attrNames pc.knownServices)
       ))
       (unit: {
-        users = builtins.attrNames (lib.filterAttrs (_: hm: builtins.elem unit (claimedUnits hm)) hmUsers);
+        users = builtins.attrNames (lib.filterAttrs (_: hm: claims hm unit) hmUsers);
       })
   );
 
@@ -164,6 +181,20 @@ in
       '';
     };
 
+    effectiveYield = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.listOf lib.types.str);
+      readOnly = true;
+      default = yield;
+      defaultText = lib.literalMD "`yield`, with each known service's family";
+      description = ''
+        What the policy lets yield to whom (read-only): `yield` (with what
+        `yieldKnownServices` adds), and for each known service in it, the
+        units its NixOS module defines around it that stop with it (such
+        as {file}`ollama-model-loader.service`, which `services.ollama.loadModels`
+        adds), for the same users, where the system defines them.
+      '';
+    };
+
     metrics.textfileDirectory = lib.mkOption {
       type = lib.types.nullOr types.cleanAbsolutePath;
       default = null;
@@ -189,7 +220,13 @@ in
       systemd.tmpfiles.packages = [ tmpfiles ];
 
       warnings =
-        map (
+        lib.optionals cfg.yieldKnownServices (
+          map (
+            name:
+            "portclaim: yieldKnownServices lets nothing yield to the home-manager user ${builtins.toJSON name}: portclaim refuses the name, which ${pc.userNameProblem name}."
+          ) refusedUsers
+        )
+        ++ map (
           user:
           "portclaim: services.portclaim.yield lets units yield to ${user}, who is not in users.users: nobody can claim them as ${user}."
         ) (builtins.filter (user: !(config.users.users ? ${user})) allUsers)

@@ -49,6 +49,13 @@ in
     problem = pc.userNameProblem;
   };
 
+  # "" (every address) or an IP address, as the manifest's ports take it.
+  address = checkedStr {
+    name = "portclaimAddress";
+    description = "IP address, or \"\" for every address";
+    problem = a: if a == "" || pc.isIPAddress a then null else "is not an IP address (\"\" for every address, or one such as 127.0.0.1 or ::1)";
+  };
+
   # Absolute and clean, as pkg/policy requires of claimsDir.
   cleanAbsolutePath = checkedStr {
     name = "portclaimCleanAbsolutePath";

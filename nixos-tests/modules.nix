@@ -72,7 +72,7 @@ let
   cfg = built.services.portclaim;
   files = pc.systemFiles {
     portclaim = lib.getExe cfg.package;
-    yield = lib.mapAttrs (_: v: v.users) cfg.yield;
+    yield = cfg.effectiveYield;
     inherit (cfg) claimsDir;
     textfileDirectory = cfg.metrics.textfileDirectory;
   };

@@ -25,7 +25,12 @@ let
     { home-manager, portclaimModules }:
     {
       machine =
-        { pkgs, lib, ... }:
+        {
+          config,
+          pkgs,
+          lib,
+          ...
+        }:
         let
           # A tiny stand-in for a real service: an HTTP server on one address.
           serve = address: port: "${pkgs.python3}/bin/python3 -m http.server --bind ${address} ${toString port}";
@@ -36,42 +41,56 @@ let
         in
         {
           imports = [ (import ./common.nix { inherit home-manager portclaimModules; }) ];
-          # System units as NixOS writes them, holding the ports alice wants.
-          systemd.services.ollama = {
-            wantedBy = [ "multi-user.target" ];
-            serviceConfig.ExecStart = serve "127.0.0.1" 11434;
+
+          # A specialisation cannot take away a unit its parent defines
+          # (mkForce { } leaves an empty unit file): alice's ollama
+          # container is there only while this is true.
+          options.portclaimTest.aliceRunsOllama = lib.mkOption {
+            type = lib.types.bool;
+            default = true;
+            description = "Whether alice's home.nix runs her ollama container.";
           };
-          systemd.services.qdrant = {
-            wantedBy = [ "multi-user.target" ];
-            serviceConfig.ExecStart = serve "127.0.0.1" 6333;
-          };
-          # ollama may yield to alice; qdrant is not in the policy.
-          services.portclaim = {
-            enable = true;
-            yield."ollama.service".users = [ "alice" ];
-            metrics.textfileDirectory = textfiles;
-          };
-          home-manager.users.alice = {
-            services.portclaim.enable = true;
-            services.portclaim.services = aliceClaims;
-            systemd.user.services.podman-local-ai-ollama = userUnit 11434;
-            systemd.user.services.podman-local-ai-qdrant = userUnit 6333;
-          };
-          specialisation = {
-            # alice drops her ollama container: her switch gives the port back.
-            released.configuration.home-manager.users.alice = {
-              services.portclaim.services = lib.mkForce { inherit (aliceClaims) qdrant; };
-              systemd.user.services.podman-local-ai-ollama = lib.mkForce { };
+
+          config = {
+            # System units as NixOS writes them, holding the ports alice wants.
+            systemd.services.ollama = {
+              wantedBy = [ "multi-user.target" ];
+              serviceConfig.ExecStart = serve "127.0.0.1" 11434;
             };
-            # alice turns portclaim off (and drops the container): her
-            # switch gives everything back.
-            off.configuration.home-manager.users.alice = {
-              services.portclaim.enable = lib.mkForce false;
-              systemd.user.services.podman-local-ai-ollama = lib.mkForce { };
+            systemd.services.qdrant = {
+              wantedBy = [ "multi-user.target" ];
+              serviceConfig.ExecStart = serve "127.0.0.1" 6333;
             };
-            # The policy no longer lets ollama yield to alice: reconcile
-            # removes her claim on nixos-rebuild switch.
-            dropped.configuration.services.portclaim.yield = lib.mkForce { };
+            # ollama may yield to alice; qdrant is not in the policy.
+            services.portclaim = {
+              enable = true;
+              yield."ollama.service".users = [ "alice" ];
+              metrics.textfileDirectory = textfiles;
+            };
+            home-manager.users.alice = {
+              services.portclaim.enable = true;
+              services.portclaim.services = aliceClaims;
+              systemd.user.services.podman-local-ai-ollama = lib.mkIf config.portclaimTest.aliceRunsOllama (userUnit 11434);
+              systemd.user.services.podman-local-ai-qdrant = userUnit 6333;
+            };
+            specialisation = {
+              # alice drops her ollama container: her switch gives the port back.
+              released.configuration = {
+                portclaimTest.aliceRunsOllama = false;
+                home-manager.users.alice.services.portclaim.services = lib.mkForce { inherit (aliceClaims) qdrant; };
+              };
+              # alice turns portclaim off (and drops the container): her
+              # switch gives everything back.
+              off.configuration = {
+                portclaimTest.aliceRunsOllama = false;
+                home-manager.users.alice.services.portclaim.enable = lib.mkForce false;
+              };
+              # The policy no longer lets ollama yield to alice: reconcile
+              # removes her claim on nixos-rebuild switch. (The script stops
+              # her unit first: the switch restarts multi-user.target, which
+              # starts ollama.service, and reconcile starts it too.)
+              dropped.configuration.services.portclaim.yield = lib.mkForce { };
+            };
           };
         };
     };
@@ -152,12 +171,13 @@ let
           back()
 
       with subtest("TestResolveKeepsTheUnitDownAcrossRebootUntilRelease: the policy drops alice"):
+          # The switch restarts multi-user.target, which starts
+          # ollama.service once its condition is gone: her unit must not
+          # hold the port then, or the switch fails.
+          user("systemctl --user stop podman-local-ai-ollama.service")
           switch("dropped")
           machine.wait_until_fails("test -e ${claim}")
           assert "${claim}" not in machine.succeed("systemctl cat ollama.service")
-          # Her unit still holds the port; once it stops, ollama starts.
-          user("systemctl --user stop podman-local-ai-ollama.service")
-          machine.succeed("systemctl start ollama.service")
           machine.wait_until_succeeds("systemctl is-active ollama.service")
     '';
 in

@@ -38,8 +38,8 @@ type run struct {
 // the environment env; then a marker, to see whether the script went on.
 func runEntry(t *testing.T, dir, script string, env ...string) run {
 	t.Helper()
-	hm, _, _ := Sources()
-	full := "set -eu\nset -o pipefail\nsource " + filepath.Join(hm, "lib", "bash", "home-manager.sh") + "\n" + script + "\necho SWITCH-GOES-ON\n"
+	src, _ := Sources()
+	full := "set -eu\nset -o pipefail\nsource " + filepath.Join(src.HomeManager, "lib", "bash", "home-manager.sh") + "\n" + script + "\necho SWITCH-GOES-ON\n"
 	cmd := exec.Command("bash", "-c", full)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "NO_COLOR=1", "CALLS=" + filepath.Join(dir, "calls")}, env...)
 	out, err := cmd.CombinedOutput()

@@ -3,6 +3,7 @@ package moduleeval
 import (
 	"context"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -28,6 +29,14 @@ func TestOptionsDoc(t *testing.T) {
 		if !strings.Contains(got, "### `"+name+"`") {
 			t.Errorf("docs/options.md lacks %s", name)
 		}
+	}
+	// MyST roles ({file}`x`, {option}`x`) are for nixpkgs' manual; in
+	// Markdown they would show as written.
+	if role := regexp.MustCompile("\\{[a-z]+\\}`[^`]*`").FindString(got); role != "" {
+		t.Errorf("docs/options.md shows a role as written: %s", role)
+	}
+	if !strings.Contains(got, "`podman-<name>.service`") {
+		t.Error("docs/options.md does not render {file}`podman-<name>.service` as code")
 	}
 	for _, block := range strings.Split(got, "### ")[1:] {
 		lines := strings.Split(block, "\n")

@@ -1,12 +1,20 @@
 # Evaluates portclaim's modules inside the real module systems, without
-# nixpkgs: home-manager's own modules (modules.nix: home-environment.nix,
-# the activation DAG, files, systemd, services.podman, services.ollama, ...)
-# and home-manager's NixOS module over stand-ins for the NixOS options
-# (nixos-standins.nix), on a stand-in package set (stub-pkgs.nix).
+# the rest of nixpkgs: home-manager's own modules (modules.nix:
+# home-environment.nix, the activation DAG, files, systemd,
+# services.podman, services.ollama, ...) and home-manager's NixOS module,
+# with nixpkgs' own ollama and open-webui modules as they are, over
+# stand-ins for the other NixOS options (standins/), on a stand-in package
+# set (stub-pkgs.nix).
 #
-#   hmSrc:  a home-manager source tree (the revision flake.lock pins)
-#   libSrc: a nixpkgs source tree's lib/ parent (nixpkgs' lib)
-{ hmSrc, libSrc }:
+#   hmSrc:       a home-manager source tree (the revision flake.lock pins)
+#   libSrc:      a nixpkgs source tree's lib/ parent (nixpkgs' lib)
+#   servicesSrc: where nixos/modules/services/misc/{ollama,open-webui}.nix
+#                are (a nixpkgs tree)
+{
+  hmSrc,
+  libSrc,
+  servicesSrc,
+}:
 let
   baseLib = import (libSrc + "/lib");
   lib = import (hmSrc + "/modules/lib/stdlib-extended.nix") baseLib;
@@ -137,26 +145,30 @@ rec {
       activationOrder = activationOrder eval.config;
     };
 
-  # NixOS with home-manager's NixOS module and portclaim's.
+  # NixOS with home-manager's NixOS module and portclaim's (unless
+  # withPortclaim is false: a system that does not import it).
   nixos =
     {
       modules,
       pkgsArgs ? { },
+      withPortclaim ? true,
     }:
     let
       pkgs = pkgsFor pkgsArgs;
       eval = baseLib.evalModules {
         class = "nixos";
         modules = [
-          ./nixos-standins.nix
+          ./standins
+          (servicesSrc + "/nixos/modules/services/misc/ollama.nix")
+          (servicesSrc + "/nixos/modules/services/misc/open-webui.nix")
           (hmSrc + "/nixos")
-          portclaim.nixos
           {
             _module.args.pkgs = pkgs;
             home-manager.useGlobalPkgs = true;
             home-manager.sharedModules = [ { home.enableNixpkgsReleaseCheck = false; } ];
           }
         ]
+        ++ baseLib.optional withPortclaim portclaim.nixos
         ++ modules;
       };
     in

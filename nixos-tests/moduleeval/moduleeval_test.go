@@ -15,7 +15,7 @@ import (
 
 func need(t *testing.T) {
 	t.Helper()
-	if _, _, err := Sources(); err != nil {
+	if _, err := Sources(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI must evaluate the modules: %v", err)
 		}
@@ -72,7 +72,7 @@ in {
   }) r.users;
   systemFiles = if c.enable && e.portclaim.lib ? systemFiles then e.portclaim.lib.systemFiles {
     portclaim = lib.getExe c.package;
-    yield = lib.mapAttrs (_: v: v.users) c.yield;
+    yield = c.effectiveYield;
     inherit (c) claimsDir;
     textfileDirectory = c.metrics.textfileDirectory;
   } else { };

@@ -103,6 +103,8 @@ let
     "ncurses"
     "nix"
     "ollama"
+    "open-webui"
+    "parallel"
     "podman"
     "python3"
     "shadow"

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -125,5 +126,53 @@ func TestTheScriptCheckerCatches(t *testing.T) {
 		if want == "" && err != nil || want != "" && !strings.Contains(string(out), want) {
 			t.Errorf("%q: checker says %q (%v), want %q", src, out, err, want)
 		}
+	}
+}
+
+// TestResolveVMSpecialisations: the resolve VM test's specialisations do
+// what a real switch needs. released and off remove alice's ollama unit
+// (a unit defined as { } would be an empty unit file, not a removed one);
+// the script stops her unit before switching to dropped, which restarts
+// multi-user.target, and so ollama.service, without her claim's condition.
+func TestResolveVMSpecialisations(t *testing.T) {
+	need(t)
+	var r struct {
+		Units  map[string][]string `json:"units"`
+		Files  map[string][]string `json:"files"`
+		Script string              `json:"script"`
+	}
+	f := filepath.Join(RepoRoot(), "nixos-tests", "resolve.nix")
+	err := Eval(context.Background(), `let
+  test = import `+f+`;
+  node = (test.nodesFor {
+    home-manager.nixosModules.home-manager = { };
+    portclaimModules = { inherit (e.portclaim) nixos homeManager; };
+  }).machine;
+  base = e.nixos { modules = [ node ]; };
+  spec = name: base.extendModules { modules = [ base.config.specialisation.${name}.configuration ]; };
+  alice = c: c.config.home-manager.users.alice;
+  units = c: builtins.attrNames (alice c).systemd.user.services;
+  files = c: builtins.filter (lib.hasPrefix "systemd/user/podman-") (builtins.attrNames (alice c).xdg.configFile);
+in {
+  units = { base = units base; released = units (spec "released"); off = units (spec "off"); };
+  files = { base = files base; released = files (spec "released"); off = files (spec "off"); };
+  script = (e.renderTestScript `+f+`).script;
+}`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ollama = "podman-local-ai-ollama"
+	if !slices.Contains(r.Units["base"], ollama) || !slices.Contains(r.Files["base"], "systemd/user/"+ollama+".service") {
+		t.Fatalf("the base configuration has no %s: %v %v", ollama, r.Units["base"], r.Files["base"])
+	}
+	for _, s := range []string{"released", "off"} {
+		if slices.Contains(r.Units[s], ollama) || slices.Contains(r.Files[s], "systemd/user/"+ollama+".service") {
+			t.Errorf("specialisation %s keeps alice's %s (units %v, files %v)", s, ollama, r.Units[s], r.Files[s])
+		}
+	}
+	stop := strings.Index(r.Script, "systemctl --user stop "+ollama+".service")
+	drop := strings.Index(r.Script, `switch("dropped")`)
+	if stop < 0 || drop < 0 || stop > drop {
+		t.Errorf("the script switches to dropped (at %d) before it stops alice's unit (at %d)", drop, stop)
 	}
 }

@@ -1,6 +1,7 @@
 package nixeval
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +26,7 @@ func need(t *testing.T) {
 }
 
 // TestEveryNixFileParses runs nix-instantiate --parse on every .nix file
-// of the repository.
+// of the repository, and keeps each under 400 lines: one concern a file.
 func TestEveryNixFileParses(t *testing.T) {
 	need(t)
 	n := 0
@@ -38,6 +39,9 @@ func TestEveryNixFileParses(t *testing.T) {
 			if err := Parse(context.Background(), path); err != nil {
 				t.Error(err)
 			}
+			if data, err := os.ReadFile(path); err == nil && bytes.Count(data, []byte("\n")) > 400 {
+				t.Errorf("%s has %d lines: split it by concern (at most 400)", path, bytes.Count(data, []byte("\n")))
+			}
 		}
 		return nil
 	})
@@ -46,57 +50,43 @@ func TestEveryNixFileParses(t *testing.T) {
 	}
 }
 
-// TestPortSpecs pins the podman port mapping parser.
+// TestPortSpecs holds nix/lib.nix's podman port parser to the corpus
+// pkg/manifest/testdata/port-specs.json, which the Go twin (pkg/manifest,
+// TestPodmanPortsCorpus) is held to as well: a spec one side takes and the
+// other refuses would fail the manifest's check at build time, or claim
+// what podman does not bind.
 func TestPortSpecs(t *testing.T) {
 	need(t)
-	cases := map[string]string{
-		"8080:80":               `[{"address":"","port":8080,"protocol":"tcp"}]`,
-		"127.0.0.1:8080:80/udp": `[{"address":"127.0.0.1","port":8080,"protocol":"udp"}]`,
-		"[::1]:8080:80":         `[{"address":"::1","port":8080,"protocol":"tcp"}]`,
-		"[::]:6333:6333":        `[{"address":"::","port":6333,"protocol":"tcp"}]`,
-		"8000-8002:8000-8002":   `[{"address":"","port":8000,"protocol":"tcp"},{"address":"","port":8001,"protocol":"tcp"},{"address":"","port":8002,"protocol":"tcp"}]`,
-		"80":                    `[]`,
-		"127.0.0.1::80":         `[]`,
-		"5000:5000/sctp":        `[]`,
+	var r struct {
+		Valid map[string]json.RawMessage `json:"valid"`
+		Want  map[string]json.RawMessage `json:"want"`
+		// Invalid specs Nix takes anyway, with what it made of them.
+		Taken map[string]json.RawMessage `json:"taken"`
 	}
-	for spec, want := range cases {
-		out, err := Eval(context.Background(), fmt.Sprintf("(import %s).lib.parsePortSpec %s", filepath.Join(RepoRoot(), "module.nix"), NixString(spec)))
-		if err != nil {
-			t.Fatalf("%s: %v", spec, err)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
-			t.Errorf("parsePortSpec %q = %s, want %s", spec, got, want)
-		}
-		// The Go twin, which rewrites a spec to move it, reads the same
-		// host ports.
-		p, err := manifest.ParsePodmanPort(spec)
-		if err != nil {
-			t.Errorf("Go: %q: %v", spec, err)
-			continue
-		}
-		var goPorts []map[string]any
-		for _, e := range p.HostEndpoints() {
-			addr := ""
-			if !e.All() {
-				addr = e.Addr.String()
-			}
-			goPorts = append(goPorts, map[string]any{"address": addr, "port": e.Port, "protocol": string(e.Proto)})
-		}
-		if goPorts == nil {
-			goPorts = []map[string]any{}
-		}
-		if b, _ := json.Marshal(goPorts); string(b) != want {
-			t.Errorf("Go ParsePodmanPort %q = %s, Nix %s", spec, b, want)
+	err := Lib(context.Background(), `let
+  c = builtins.fromJSON (builtins.readFile `+filepath.Join(RepoRoot(), "pkg", "manifest", "testdata", "port-specs.json")+`);
+  try = spec: builtins.tryEval (builtins.deepSeq (pc.parsePortSpec spec) (pc.parsePortSpec spec));
+in {
+  valid = builtins.mapAttrs (spec: _: pc.parsePortSpec spec) c.valid;
+  want = c.valid;
+  taken = builtins.listToAttrs (map (spec: { name = spec; value = (try spec).value; }) (builtins.filter (spec: (try spec).success) c.invalid));
+}`, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spec, want := range r.Want {
+		var got, w any
+		json.Unmarshal(r.Valid[spec], &got)
+		json.Unmarshal(want, &w)
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("parsePortSpec %q = %s, want %s", spec, r.Valid[spec], want)
 		}
 	}
-	for _, bad := range []string{"a:b:c:d:80", "99999:80", "9-1:80"} {
-		if _, err := manifest.ParsePodmanPort(bad); err == nil {
-			t.Errorf("Go ParsePodmanPort %q accepted what Nix refuses", bad)
-		}
-		var out any
-		if err := Lib(context.Background(), "pc.parsePortSpec "+NixString(bad), &out); err == nil {
-			t.Errorf("parsePortSpec %q accepted: %v", bad, out)
-		}
+	for spec, got := range r.Taken {
+		t.Errorf("parsePortSpec %q took an invalid spec: %s", spec, got)
+	}
+	if len(r.Want) < 20 {
+		t.Errorf("%d valid specs in the corpus", len(r.Want))
 	}
 }
 
@@ -152,6 +142,7 @@ func TestCollisionWarnings(t *testing.T) {
   services = pc.deriveClaims { containers.local-ai-ollama.ports = [ "11434:11434" ]; containers.local-ai-qdrant.ports = [ "6333:6333" ]; };
   enabledUnits = [ "ollama.service" "qdrant.service" "sshd.service" ];
   yield = { "qdrant.service" = [ "alice" ]; };
+  enabledModules = [ "services.ollama" "services.qdrant" ];
 }`, &warnings)
 	if err != nil {
 		t.Fatal(err)

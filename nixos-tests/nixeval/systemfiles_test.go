@@ -2,9 +2,12 @@ package nixeval
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portclaim/portclaim/nixos-tests/golden"
@@ -173,6 +176,62 @@ func TestSystemFilesRejectsBadNames(t *testing.T) {
 			t.Errorf("%+v accepted: %v", a, files["/etc/portclaim/policy.json"])
 		} else if !strings.Contains(err.Error(), "portclaim: ") {
 			t.Errorf("%+v: %v, want portclaim's message", a, err)
+		}
+	}
+}
+
+// TestMetricsTmpfilesLeaveASharedDirectoryAlone: the textfile directory
+// is often the node exporter's, shared with other writers: tmpfiles
+// creates it when it is missing and never re-owns or re-modes it.
+func TestMetricsTmpfilesLeaveASharedDirectoryAlone(t *testing.T) {
+	need(t)
+	if _, err := exec.LookPath("systemd-tmpfiles"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI runs this as root with systemd-tmpfiles (%v, uid %d)", err, os.Geteuid())
+		}
+		t.Skip("needs root and systemd-tmpfiles")
+	}
+	const dir = "/var/lib/prometheus-node-exporter/textfile"
+	files, err := SystemFiles(context.Background(), SystemFilesArgs{Portclaim: "/bin/portclaim", TextfileDirectory: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "portclaim.conf")
+	if err := os.WriteFile(conf, []byte(files["/etc/tmpfiles.d/portclaim.conf"].Content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmpfiles := func(root string) {
+		t.Helper()
+		if out, err := exec.Command("systemd-tmpfiles", "--create", "--root="+root, conf).CombinedOutput(); err != nil {
+			t.Fatalf("systemd-tmpfiles: %v\n%s", err, out)
+		}
+	}
+	// An existing directory, someone else's.
+	root := t.TempDir()
+	shared := filepath.Join(root, dir)
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(shared, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(shared, 0o2775); err != nil {
+		t.Fatal(err)
+	}
+	tmpfiles(root)
+	var st syscall.Stat_t
+	if err := syscall.Stat(shared, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 1234 || st.Gid != 1234 || st.Mode&0o7777 != 0o2775 {
+		t.Errorf("tmpfiles changed the shared directory to uid %d gid %d mode %o", st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	// A missing one is created, root's, 0755, and so is the claims directory.
+	root = t.TempDir()
+	tmpfiles(root)
+	for _, d := range []string{dir, "/var/lib/portclaim/claims"} {
+		if err := syscall.Stat(filepath.Join(root, d), &st); err != nil || st.Uid != 0 || st.Mode&0o7777 != 0o755 {
+			t.Errorf("%s: %v, uid %d mode %o; want root's 0755", d, err, st.Uid, st.Mode&0o7777)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package conflict
 
 import (
 	"net/netip"
-	"sort"
 	"strings"
 	"testing"
 
@@ -22,11 +21,20 @@ func heldBy(unit host.UnitRef, c holder.Confidence) holder.Holder {
 	return holder.Holder{Unit: unit, PID: 42, Command: "x", Confidence: c}
 }
 
-// classic is the built-in map in the order the README lists it.
+// classic is a manifest of five services on the known services' units
+// (a fixed fixture: the built-in map merges the two that share 8080).
 func classic() manifest.Manifest {
-	m := manifest.Default()
-	order := map[string]int{"ollama": 0, "qdrant": 1, "llama-cpp": 2, "open-webui": 3, "mindsdb": 4}
-	sort.Slice(m.Services, func(i, j int) bool { return order[m.Services[i].Name] < order[m.Services[j].Name] })
+	m := manifest.Manifest{Version: manifest.Version, Strategy: manifest.DefaultStrategy, AutoResolve: true}
+	for _, s := range []struct {
+		name  string
+		ports []uint16
+	}{{"ollama", []uint16{11434}}, {"qdrant", []uint16{6333, 6334}}, {"llama-cpp", []uint16{8080}}, {"open-webui", []uint16{3001}}, {"mindsdb", []uint16{47334}}} {
+		svc := manifest.Service{Name: s.name, SystemUnits: []string{s.name + ".service"}, UserUnits: []string{"podman-local-ai-" + s.name + ".service"}}
+		for _, p := range s.ports {
+			svc.Ports = append(svc.Ports, endpoint.Endpoint{Proto: endpoint.TCP, Port: p})
+		}
+		m.Services = append(m.Services, svc)
+	}
 	return m
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
@@ -25,9 +26,17 @@ type Known struct {
 	// NixOSModule is the NixOS option set that runs the system service
 	// ("services.ollama"), or "" when nixpkgs has none: then portclaim
 	// names no option to turn it off.
-	NixOSModule string   `json:"nixosModule"`
+	NixOSModule string `json:"nixosModule"`
+	// SystemUnits are the units that hold the ports.
 	SystemUnits []string `json:"systemUnits"`
-	// Ports are the ports the home-manager twin usually publishes.
+	// Family are the other units the NixOS module defines around them
+	// (ollama-model-loader.service, which BindsTo= ollama.service): a stop
+	// takes them along, so the NixOS module lets them yield to the same
+	// users.
+	Family []string `json:"family"`
+	// Ports are the ports the service listens on by default (its NixOS
+	// module's defaults): what a unit written by hand is taken to hold,
+	// and what the built-in map claims.
 	Ports []uint16 `json:"ports"`
 }
 
@@ -63,15 +72,63 @@ func KnownFor(systemUnit string) (Known, bool) {
 // Default is the built-in map, used when there is no manifest: every
 // known service's ports, claimed on every address for the podman
 // container home-manager would call podman-local-ai-<name>.service.
+// Known services that listen on one port by default (llama-cpp and
+// open-webui on 8080) are one claim, "llama-cpp-or-open-webui", with
+// both services' units: a manifest claims a port once, and either system
+// unit may be the one that holds it.
 func Default() Manifest {
 	m := Manifest{Version: Version, Strategy: DefaultStrategy, AutoResolve: true}
-	for _, k := range known() {
-		svc := Service{Name: k.Name, SystemUnits: slices.Clone(k.SystemUnits),
-			UserUnits: []string{"podman-local-ai-" + k.Name + ".service"}}
-		for _, p := range k.Ports {
-			svc.Ports = append(svc.Ports, endpoint.Endpoint{Proto: endpoint.TCP, Port: p})
+	for _, group := range sharingPorts(known()) {
+		var names []string
+		svc := Service{}
+		for _, k := range group {
+			names = append(names, k.Name)
+			svc.SystemUnits = append(svc.SystemUnits, k.SystemUnits...)
+			svc.UserUnits = append(svc.UserUnits, "podman-local-ai-"+k.Name+".service")
+			for _, p := range k.Ports {
+				e := endpoint.Endpoint{Proto: endpoint.TCP, Port: p}
+				if !slices.Contains(svc.Ports, e) {
+					svc.Ports = append(svc.Ports, e)
+				}
+			}
 		}
+		svc.Name = strings.Join(names, "-or-")
 		m.Services = append(m.Services, svc)
 	}
 	return m
+}
+
+// sharingPorts groups the known services (sorted by name) so that
+// services that share a port, directly or through others, are one group,
+// at the place of its first member, its members by name.
+func sharingPorts(ks []Known) [][]Known {
+	var groups [][]Known
+	for _, k := range ks {
+		first := -1
+		for i := 0; i < len(groups); i++ {
+			if !slices.ContainsFunc(groups[i], func(o Known) bool { return sharesPort(o, k) }) {
+				continue
+			}
+			if first < 0 {
+				first = i
+				groups[i] = append(groups[i], k)
+				continue
+			}
+			// k shares with two groups: the later joins the first.
+			groups[first] = append(groups[first], groups[i]...)
+			groups = slices.Delete(groups, i, i+1)
+			i--
+		}
+		if first < 0 {
+			groups = append(groups, []Known{k})
+		}
+	}
+	for _, g := range groups {
+		sort.SliceStable(g, func(i, j int) bool { return g[i].Name < g[j].Name })
+	}
+	return groups
+}
+
+func sharesPort(a, b Known) bool {
+	return slices.ContainsFunc(a.Ports, func(p uint16) bool { return slices.Contains(b.Ports, p) })
 }

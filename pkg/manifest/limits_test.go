@@ -2,10 +2,13 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,37 +156,48 @@ func TestVersion2Origins(t *testing.T) {
 	}
 }
 
-func TestPodmanPorts(t *testing.T) {
-	cases := []struct {
-		spec string
-		want string // host endpoints
-	}{
-		{"11434:11434", "*:11434"},
-		{"127.0.0.1:8080:80/udp", "127.0.0.1:8080"},
-		{"[::1]:8080:80", "[::1]:8080"},
-		{"8000-8002:8000-8002", "*:8000 *:8001 *:8002"},
-		{"80", ""},
-		{"127.0.0.1::80", ""},
-		{"9000:9000/sctp", ""},
+// portSpecCorpus is testdata/port-specs.json, which nix/lib.nix's
+// parsePortSpec is tested against too.
+type portSpecCorpus struct {
+	Valid map[string][]struct {
+		Address  string `json:"address"`
+		Port     uint16 `json:"port"`
+		Protocol string `json:"protocol"`
+	} `json:"valid"`
+	Invalid []string `json:"invalid"`
+}
+
+func TestPodmanPortsCorpus(t *testing.T) {
+	data, err := os.ReadFile("testdata/port-specs.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
-		p, err := ParsePodmanPort(c.spec)
+	var c portSpecCorpus
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Valid) < 20 || len(c.Invalid) < 20 {
+		t.Fatalf("the corpus has %d valid and %d invalid specs", len(c.Valid), len(c.Invalid))
+	}
+	for spec, want := range c.Valid {
+		p, err := ParsePodmanPort(spec)
 		if err != nil {
-			t.Errorf("%s: %v", c.spec, err)
+			t.Errorf("%q: %v", spec, err)
 			continue
 		}
-		var got []string
-		for _, e := range p.HostEndpoints() {
-			got = append(got, e.String())
+		got := p.HostEndpoints()
+		if len(got) != len(want) {
+			t.Errorf("%q binds %v, want %v", spec, got, want)
+			continue
 		}
-		if strings.Join(got, " ") != c.want {
-			t.Errorf("%s: %q, want %q", c.spec, got, c.want)
+		for i, w := range want {
+			addr, _ := endpoint.ParseAddress(w.Address)
+			if got[i].Port != w.Port || string(got[i].Proto) != w.Protocol || got[i].Addr != addr {
+				t.Errorf("%q binds %v, want %v", spec, got, want)
+			}
 		}
 	}
-	for _, bad := range []string{"", "a:b", "1:2:3:4", "0:80", "80:70000", "9-8:9-8", "[::1:80", "1:2/icmp", "300.1.1.1:1:1",
-		// A zone is no address a claim can carry (nix/lib.nix refuses it
-		// too): accepted, it would widen to every address.
-		"[fe80::1%eth0]:8080:80", "fe80::1%eth0:8080:80"} {
+	for _, bad := range c.Invalid {
 		if _, err := ParsePodmanPort(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -206,6 +220,8 @@ func TestMovePodmanPort(t *testing.T) {
 		{[]string{"[::1]:6333:6333"}, tcp(6333, "::1"), 6335, "[::1]:6335:6333"},
 		{[]string{"8000-8002:9000-9002"}, tcp(8001, ""), 8101, "8000:9000 8101:9001 8002:9002"},
 		{[]string{"53:53/udp"}, endpoint.Endpoint{Proto: endpoint.UDP, Port: 53}, 5353, "5353:53/udp"},
+		{[]string{"53:53/UDP"}, endpoint.Endpoint{Proto: endpoint.UDP, Port: 53}, 5353, "5353:53/udp"},
+		{[]string{"8080:80/TCP"}, tcp(8080, ""), 8081, "8081:80"},
 	}
 	for _, c := range cases {
 		got, ok := MovePodmanPort(c.specs, c.from, c.to)
@@ -216,12 +232,19 @@ func TestMovePodmanPort(t *testing.T) {
 	if _, ok := MovePodmanPort([]string{"8080:80"}, tcp(11434, ""), 1); ok {
 		t.Error("moved a port no entry binds")
 	}
+	// One entry for both protocols: moving one would move the other.
+	if _, ok := MovePodmanPort([]string{"53:53/tcp,udp"}, endpoint.Endpoint{Proto: endpoint.UDP, Port: 53}, 5353); ok {
+		t.Error("moved both protocols of 53:53/tcp,udp")
+	}
 }
 
 func TestKnownServicesTable(t *testing.T) {
 	k, ok := KnownFor("ollama.service")
 	if !ok || k.NixOSModule != "services.ollama" || k.Ports[0] != 11434 {
 		t.Errorf("ollama: %+v", k)
+	}
+	if !slices.Equal(k.Family, []string{"ollama-model-loader.service"}) {
+		t.Errorf("ollama's family (the units nixpkgs' module defines around it): %v", k.Family)
 	}
 	if k, _ := KnownFor("mindsdb.service"); k.NixOSModule != "" {
 		t.Errorf("mindsdb has no NixOS module, the table says %q", k.NixOSModule)

@@ -12,7 +12,8 @@ import (
 
 func TestDefaultIsValid(t *testing.T) {
 	m := Default()
-	want := map[string][]uint16{"ollama": {11434}, "qdrant": {6333, 6334}, "llama-cpp": {8080}, "open-webui": {3001}, "mindsdb": {47334}}
+	// llama-cpp and open-webui both listen on 8080 by default: one claim.
+	want := map[string][]uint16{"ollama": {11434}, "qdrant": {6333, 6334}, "llama-cpp-or-open-webui": {8080}, "mindsdb": {47334}}
 	if len(m.Services) != len(want) {
 		t.Fatalf("default map has %d services, want %d", len(m.Services), len(want))
 	}
@@ -26,8 +27,10 @@ func TestDefaultIsValid(t *testing.T) {
 				t.Errorf("%s: port %v, want %d/tcp on all addresses", s.Name, p, ports[i])
 			}
 		}
-		if s.SystemUnits[0] != s.Name+".service" || s.Origin.Podman != nil || s.UserUnits[0] != "podman-local-ai-"+s.Name+".service" {
-			t.Errorf("%s: units %v / %v do not follow the naming pattern", s.Name, s.SystemUnits, s.UserUnits)
+		for i, name := range strings.Split(s.Name, "-or-") {
+			if s.SystemUnits[i] != name+".service" || s.Origin.Podman != nil || s.UserUnits[i] != "podman-local-ai-"+name+".service" {
+				t.Errorf("%s: units %v / %v do not follow the naming pattern", s.Name, s.SystemUnits, s.UserUnits)
+			}
 		}
 	}
 	if m.Strategy != DisableSystem || !m.AutoResolve || m.Strict {
@@ -60,6 +63,28 @@ func TestDefaultIsValid(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, m) {
 		t.Errorf("the built-in map reads back as\n%+v\nwant\n%+v", back, m)
+	}
+}
+
+// Known services that share a port, directly or through another, are one
+// claim in the built-in map, in the place of the first.
+func TestSharedPortsAreOneClaim(t *testing.T) {
+	ks := mustKnown([]byte(`{"services": {
+  "a": {"systemUnits": ["a.service"], "ports": [1, 2]},
+  "b": {"systemUnits": ["b.service"], "ports": [3]},
+  "c": {"systemUnits": ["c.service"], "ports": [4]},
+  "d": {"systemUnits": ["d.service"], "ports": [2, 3]},
+  "e": {"systemUnits": ["e.service"], "ports": [4]}}}`))
+	var got []string
+	for _, g := range sharingPorts(ks) {
+		var names []string
+		for _, k := range g {
+			names = append(names, k.Name)
+		}
+		got = append(got, strings.Join(names, "+"))
+	}
+	if strings.Join(got, " ") != "a+b+d c+e" {
+		t.Errorf("groups %v, want a+b+d c+e", got)
 	}
 }
 

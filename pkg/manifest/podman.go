@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,12 +12,16 @@ import (
 // PodmanPort is one entry of a podman container's ports:
 // [[ip:][hostPort]:]containerPort[/protocol] (podman-run(1) --publish),
 // with port ranges. The Go twin of parsePortSpec in nix/lib.nix, which
-// derives the claims; this one rewrites an entry to move it.
+// derives the claims; this one rewrites an entry to move it. Both are
+// held to testdata/port-specs.json.
 type PodmanPort struct {
 	Address   string // "" for every address
 	Host      portRange
 	Container portRange
-	Protocol  string // tcp, udp, sctp
+	// Protocols are tcp, udp, sctp, each once, in that order. podman
+	// reads the protocol case-insensitively as a comma-separated list,
+	// an empty one as tcp ("53:53/TCP,udp").
+	Protocols []string
 }
 
 type portRange struct{ First, Last int } // 0, 0: none (podman picks)
@@ -31,12 +36,13 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 	if len(spec) > maxSpecSz {
 		return bad("too long")
 	}
-	p := PodmanPort{Protocol: "tcp"}
+	p := PodmanPort{Protocols: []string{"tcp"}}
 	body := spec
 	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
-		body, p.Protocol = spec[:i], spec[i+1:]
-		if p.Protocol != "tcp" && p.Protocol != "udp" && p.Protocol != "sctp" {
-			return bad("protocol " + p.Protocol)
+		body = spec[:i]
+		var ok bool
+		if p.Protocols, ok = protocols(spec[i+1:]); !ok {
+			return bad("protocol " + spec[i+1:])
 		}
 	}
 	var host, container string
@@ -44,7 +50,7 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 		// [ipv6]:hostPort:containerPort
 		addr, ports, ok := strings.Cut(rest, "]:")
 		h, c, ok2 := strings.Cut(ports, ":")
-		if !ok || !ok2 || strings.Contains(c, ":") {
+		if !ok || !ok2 || addr == "" || strings.Contains(c, ":") {
 			return bad("want [address]:hostPort:containerPort")
 		}
 		p.Address, host, container = addr, h, c
@@ -78,6 +84,29 @@ func ParsePodmanPort(spec string) (PodmanPort, error) {
 	return p, nil
 }
 
+// protocols reads podman's protocol list: tcp, udp or sctp in any case,
+// comma-separated, an empty item meaning tcp.
+func protocols(list string) ([]string, bool) {
+	seen := map[string]bool{}
+	for _, p := range strings.Split(strings.ToLower(list), ",") {
+		switch p {
+		case "":
+			seen["tcp"] = true
+		case "tcp", "udp", "sctp":
+			seen[p] = true
+		default:
+			return nil, false
+		}
+	}
+	var out []string
+	for _, p := range []string{"tcp", "udp", "sctp"} {
+		if seen[p] {
+			out = append(out, p)
+		}
+	}
+	return out, true
+}
+
 func parseRange(s string) (portRange, error) {
 	lo, hi, isRange := strings.Cut(s, "-")
 	first, err := decimal(lo)
@@ -104,16 +133,21 @@ func decimal(s string) (int, error) {
 	return strconv.Atoi(s)
 }
 
-// HostEndpoints are the host ports the entry binds (none when podman
-// picks, or for sctp, which portclaim does not check).
+// HostEndpoints are the host ports the entry binds, port by port, tcp
+// before udp (none when podman picks, or for sctp, which portclaim does
+// not check).
 func (p PodmanPort) HostEndpoints() []endpoint.Endpoint {
-	if p.Host.First == 0 || p.Protocol == "sctp" {
+	if p.Host.First == 0 {
 		return nil
 	}
 	addr, _ := endpoint.ParseAddress(p.Address)
 	var out []endpoint.Endpoint
 	for port := p.Host.First; port <= p.Host.Last; port++ {
-		out = append(out, endpoint.Endpoint{Proto: endpoint.Proto(p.Protocol), Addr: addr, Port: uint16(port)})
+		for _, proto := range p.Protocols {
+			if proto != "sctp" {
+				out = append(out, endpoint.Endpoint{Proto: endpoint.Proto(proto), Addr: addr, Port: uint16(port)})
+			}
+		}
 	}
 	return out
 }
@@ -130,8 +164,8 @@ func (p PodmanPort) format(host, container int) string {
 		b.WriteString(p.Address + ":")
 	}
 	fmt.Fprintf(&b, "%d:%d", host, container)
-	if p.Protocol != "tcp" {
-		b.WriteString("/" + p.Protocol)
+	if proto := strings.Join(p.Protocols, ","); proto != "tcp" {
+		b.WriteString("/" + proto)
 	}
 	return b.String()
 }
@@ -139,17 +173,21 @@ func (p PodmanPort) format(host, container int) string {
 // MovePodmanPort returns specs with the entry that binds from moved to
 // host port to, keeping its container port, address and protocol; a
 // range is written out port by port around the moved one. ok is false
-// when no entry binds from, or its ranges do not pair up.
+// when no entry binds from, its ranges do not pair up, or it publishes
+// more than one protocol (moving one would move the others).
 func MovePodmanPort(specs []string, from endpoint.Endpoint, to uint16) (out []string, ok bool) {
 	for i, s := range specs {
 		p, err := ParsePodmanPort(s)
-		if err != nil || p.Protocol != string(from.Proto) || p.Host.First == 0 ||
+		if err != nil || !slices.Contains(p.Protocols, string(from.Proto)) || p.Host.First == 0 ||
 			int(from.Port) < p.Host.First || int(from.Port) > p.Host.Last {
 			continue
 		}
 		addr, _ := endpoint.ParseAddress(p.Address)
 		if addr != from.Addr {
 			continue
+		}
+		if len(p.Protocols) > 1 {
+			return nil, false
 		}
 		n := p.Host.Last - p.Host.First
 		if p.Container.Last-p.Container.First != n {

@@ -178,9 +178,10 @@ func orMissing(v gjson.Result) string {
 
 // ValidUser accepts the user names the NixOS module accepts (the shared
 // corpus testdata/users.json holds both to the same rule), which also
-// keeps them safe as a directory name under the claims directory.
+// keeps them safe as a directory name under the claims directory. NixOS
+// takes at most 31 characters.
 func ValidUser(s string) bool {
-	if s == "" || len(s) > 32 || s == "." || s == ".." {
+	if s == "" || len(s) > 31 || s == "." || s == ".." {
 		return false
 	}
 	for i, c := range s {

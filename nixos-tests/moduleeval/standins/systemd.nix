@@ -1,20 +1,12 @@
-# Stand-ins for the NixOS options that portclaim's NixOS module and
-# home-manager's NixOS module set or read, declared with the types NixOS
-# gives them (nixos/lib/systemd-unit-options.nix, nixos/modules/system/
-# boot/systemd.nix, systemd/tmpfiles.nix, etc/etc.nix, config/users-groups.nix),
-# so definitions merge as they would on a real system: unit option values
-# merge as NixOS's unitOption does (lists concatenate, other values must be
-# equal), unit names are checked, a unit's text may be defined once.
-#
-# Also stand-ins for the NixOS modules of the known services portclaim
-# reads (services.ollama, services.qdrant), with their real option names
-# and defaults, defining their systemd.services as those modules do.
-{
-  lib,
-  pkgs,
-  config,
-  ...
-}:
+# Stand-ins for the systemd options of NixOS that portclaim's NixOS
+# module, home-manager's NixOS module and nixpkgs' service modules set or
+# read, declared with the types NixOS gives them (nixos/lib/
+# systemd-unit-options.nix, nixos/modules/system/boot/systemd.nix,
+# systemd/tmpfiles.nix), so definitions merge as they would on a real
+# system: unit option values merge as NixOS's unitOption does (lists
+# concatenate, other values must be equal), unit names are checked, a
+# unit's text may be defined once.
+{ lib, ... }:
 let
   inherit (lib) mkOption types;
 
@@ -224,8 +216,6 @@ let
     };
 in
 {
-  imports = [ ./stub-nixpkgs/nixos/modules/misc/assertions.nix ];
-
   options = {
     systemd.services = mkOption {
       type = types.attrsOf (types.submodule { options = serviceOptions; });
@@ -264,204 +254,5 @@ in
       description = "Lines of /etc/tmpfiles.d/00-nixos.conf.";
     };
     systemd.tmpfiles.packages = packages "Packages whose lib/tmpfiles.d/*.conf are linked into /etc/tmpfiles.d.";
-
-    environment.etc = mkOption {
-      type = types.attrsOf (
-        types.submodule (
-          { name, config, ... }:
-          {
-            options = {
-              enable = mkOption {
-                type = types.bool;
-                default = true;
-                description = "Whether the file is created.";
-              };
-              target = mkOption {
-                type = types.str;
-                default = name;
-                description = "Path relative to /etc.";
-              };
-              text = mkOption {
-                type = types.nullOr types.lines;
-                default = null;
-                description = "The file's text.";
-              };
-              source = mkOption {
-                type = types.path;
-                description = "The file.";
-              };
-              mode = mkOption {
-                type = types.str;
-                default = "symlink";
-                description = "symlink, direct-symlink, or a mode.";
-              };
-            };
-            config.source = lib.mkIf (config.text != null) (
-              lib.mkDerivedConfig { } (_: pkgs.writeText "etc-${baseNameOf name}" config.text)
-            );
-          }
-        )
-      );
-      default = { };
-      description = "Files in /etc.";
-    };
-    environment.pathsToLink = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Paths linked into the system profile.";
-    };
-    environment.systemPackages = packages "System packages.";
-    system.userActivationScripts = mkOption {
-      type = types.attrsOf types.unspecified;
-      default = { };
-      description = "Per-user activation scripts.";
-    };
-    system.stateVersion = mkOption {
-      type = types.str;
-      default = "26.05";
-      description = "State version.";
-    };
-
-    specialisation = mkOption {
-      type = types.attrsOf (
-        types.submodule {
-          options.inheritParentConfig = mkOption {
-            type = types.bool;
-            default = true;
-            description = "Whether the specialisation extends this configuration.";
-          };
-          options.configuration = mkOption {
-            type = types.deferredModule;
-            default = { };
-            description = "The specialisation's configuration.";
-          };
-        }
-      );
-      default = { };
-      description = "Alternative configurations (boot entries, switch targets).";
-    };
-
-    users.users = mkOption {
-      type = types.attrsOf (
-        types.submodule (
-          { name, config, ... }:
-          {
-            options = {
-              name = mkOption {
-                type = types.str;
-                default = name;
-                description = "The user's name.";
-              };
-              uid = mkOption {
-                type = types.nullOr types.int;
-                default = null;
-                description = "The user's uid.";
-              };
-              isNormalUser = mkOption {
-                type = types.bool;
-                default = false;
-                description = "A normal user: home in /home.";
-              };
-              isSystemUser = mkOption {
-                type = types.bool;
-                default = false;
-                description = "A system user.";
-              };
-              group = mkOption {
-                type = types.str;
-                default = "";
-                description = "Primary group.";
-              };
-              home = mkOption {
-                type = types.str;
-                default = "/var/empty";
-                description = "Home directory.";
-              };
-              linger = mkOption {
-                type = types.nullOr types.bool;
-                default = null;
-                description = "Start the user's manager at boot.";
-              };
-              packages = packages "The user's packages.";
-            };
-            config.home = lib.mkIf config.isNormalUser (lib.mkDefault "/home/${name}");
-          }
-        )
-      );
-      default = { };
-      description = "Users.";
-    };
-    users.groups = mkOption {
-      type = types.attrsOf types.unspecified;
-      default = { };
-      description = "Groups.";
-    };
-
-    nix.enable = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Whether Nix is installed.";
-    };
-    nix.package = mkOption {
-      type = types.package;
-      default = pkgs.nix;
-      description = "The Nix package.";
-    };
-
-    networking.firewall.allowedTCPPorts = mkOption {
-      type = types.listOf types.port;
-      default = [ ];
-      description = "Open TCP ports.";
-    };
-
-    # The known services' NixOS modules, as far as portclaim reads them.
-    services.ollama = {
-      enable = lib.mkEnableOption "ollama";
-      host = mkOption {
-        type = types.str;
-        default = "127.0.0.1";
-        description = "The host address ollama listens to.";
-      };
-      port = mkOption {
-        type = types.port;
-        default = 11434;
-        description = "The port ollama listens to.";
-      };
-    };
-    services.qdrant = {
-      enable = lib.mkEnableOption "qdrant";
-      settings = mkOption {
-        type = types.attrsOf types.anything;
-        default = { };
-        description = "qdrant's config.yaml.";
-      };
-    };
   };
-
-  config = lib.mkMerge [
-    {
-      _module.args.utils.escapeSystemdPath =
-        s: lib.replaceStrings [ "/" "-" " " ] [ "-" "\\x2d" "\\x20" ] (lib.removePrefix "/" s);
-    }
-    (lib.mkIf config.services.ollama.enable {
-      systemd.services.ollama = {
-        description = "Server for local large language models";
-        wantedBy = [ "multi-user.target" ];
-        after = [ "network.target" ];
-        environment.OLLAMA_HOST = "${config.services.ollama.host}:${toString config.services.ollama.port}";
-        serviceConfig.ExecStart = "${pkgs.ollama}/bin/ollama serve";
-      };
-    })
-    (lib.mkIf config.services.qdrant.enable {
-      services.qdrant.settings.service = {
-        http_port = lib.mkDefault 6333;
-        grpc_port = lib.mkDefault 6334;
-        host = lib.mkDefault "127.0.0.1";
-      };
-      systemd.services.qdrant = {
-        wantedBy = [ "multi-user.target" ];
-        serviceConfig.ExecStart = "qdrant";
-      };
-    })
-  ];
 }
