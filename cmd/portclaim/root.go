@@ -50,8 +50,14 @@ func (c *reconcileCmd) Run(a *app) error {
 	if a.euid != 0 {
 		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
 	}
-	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
-	if pol == nil {
+	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
+	switch {
+	case pol == nil && !missing:
+		// Not a policy that allows nothing: giving back every claim would
+		// start the units under the users' containers.
+		return fail(exitEnv, "fix the policy (a NixOS module newer than this portclaim? update portclaim) and run `systemctl restart portclaim-reconcile.service`; `portclaim status` shows the claims kept",
+			"%s: it cannot be trusted, so every claim is kept and nothing is given back", problem)
+	case pol == nil:
 		a.notef("%s: every condition claim is given back", problem)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)

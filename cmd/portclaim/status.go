@@ -35,8 +35,11 @@ type statusCmd struct {
 type statusDoc struct {
 	Policy        *statusPolicy `json:"policy"`
 	PolicyProblem string        `json:"policyProblem,omitempty"`
-	Broker        bool          `json:"broker"`
-	Users         []statusUser  `json:"users"`
+	// PolicyUntrusted: a policy is there but cannot be believed; every
+	// claim stands as it is until it is fixed.
+	PolicyUntrusted bool         `json:"policyUntrusted,omitempty"`
+	Broker          bool         `json:"broker"`
+	Users           []statusUser `json:"users"`
 }
 
 type statusPolicy struct {
@@ -77,12 +80,12 @@ type lookup struct {
 }
 
 func (c *statusCmd) Run(a *app) error {
-	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
+	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
 	// One run shares the policy, the reads of the socket tables and the
 	// processes, and the system manager's connection.
 	sh := gather.Share(a.places, pol, problem)
 	defer sh.Close()
-	doc := statusDoc{PolicyProblem: problem, Broker: sh.Broker(), Users: []statusUser{}}
+	doc := statusDoc{PolicyProblem: problem, PolicyUntrusted: pol == nil && !missing, Broker: sh.Broker(), Users: []statusUser{}}
 	if pol != nil {
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
@@ -170,7 +173,7 @@ func (a *app) writeOut(path string, write func(io.Writer) error) error {
 // metrics is the fleet view: the claims and last runs status read, and
 // each user's conflicts from a check of their manifest.
 func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, found map[string]lookup, policyOK bool) report.Metrics {
-	m := report.Metrics{PolicyOK: policyOK, Broker: doc.Broker}
+	m := report.Metrics{PolicyOK: policyOK, PolicyUntrusted: doc.PolicyUntrusted, Broker: doc.Broker}
 	for _, su := range doc.Users {
 		um := report.UserMetrics{User: su.User, LastRun: su.LastRun}
 		for _, c := range su.Claims {
@@ -296,9 +299,12 @@ func (a *app) lastRunOf(l lookup) (*lastrun.Record, string) {
 }
 
 func (a *app) statusText(w io.Writer, doc statusDoc) {
-	if doc.Policy == nil {
+	switch {
+	case doc.PolicyUntrusted:
+		fmt.Fprintf(w, "policy: %s: it cannot be trusted, so every claim stays as it is (reconcile gives nothing back, the broker does nothing) until root fixes it\n", doc.PolicyProblem)
+	case doc.Policy == nil:
 		fmt.Fprintf(w, "policy: %s\n", doc.PolicyProblem)
-	} else {
+	default:
 		fmt.Fprintf(w, "policy: %s, claims in %s\n", doc.Policy.Path, doc.Policy.ClaimsDir)
 		var units []string
 		for u := range doc.Policy.Yield {

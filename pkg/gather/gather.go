@@ -295,18 +295,28 @@ func lingerHint(uid uint32, name string) string {
 // LoadPolicy reads the policy if root alone can have written it; else
 // it returns why not.
 func LoadPolicy(path string) (*policy.Policy, string) {
-	data, err := safeopen.RootFile(path, policy.MaxSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Sprintf("no portclaim policy is installed (%s does not exist)", path)
+	pol, problem, _ := ReadPolicy(path)
+	return pol, problem
+}
+
+// ReadPolicy is LoadPolicy that also says whether the policy is missing:
+// no file at path (the NixOS module is off). A policy that is there but
+// cannot be believed (not root's, not whole JSON, a version this binary
+// does not read: a newer module beside an older binary) is not a policy
+// that allows nothing: the claims made under it stand.
+func ReadPolicy(path string) (pol *policy.Policy, problem string, missing bool) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("no portclaim policy is installed (%s does not exist)", path), true
 	}
+	data, err := safeopen.RootFile(path, policy.MaxSize)
 	if err != nil {
-		return nil, fmt.Sprintf("the policy cannot be used: %v", err)
+		return nil, fmt.Sprintf("the policy cannot be used: %v", err), false
 	}
 	p, err := policy.Parse(path, data)
 	if err != nil {
-		return nil, err.Error()
+		return nil, err.Error(), false
 	}
-	return &p, ""
+	return &p, "", false
 }
 
 // IsSocket reports whether a socket is at path (the broker's, a user

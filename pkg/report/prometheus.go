@@ -14,8 +14,11 @@ import (
 // --format prometheus` writes for node_exporter's textfile collector.
 type Metrics struct {
 	PolicyOK bool // a trusted policy is installed
-	Broker   bool // the broker's socket is there
-	Users    []UserMetrics
+	// PolicyUntrusted: a policy is there that cannot be believed; the
+	// claims stand, and reconcile fails, until root fixes it.
+	PolicyUntrusted bool
+	Broker          bool // the broker's socket is there
+	Users           []UserMetrics
 }
 
 // UserMetrics is one user's share of the view.
@@ -83,6 +86,7 @@ func bool01(b bool) float64 {
 func Prometheus(w io.Writer, m Metrics) error {
 	gauge := func(name, help string) *family { return &family{name: name, help: help, typ: "gauge"} }
 	policyOK := gauge("portclaim_policy_ok", "Whether a trusted portclaim policy is installed (1) or not (0).")
+	untrusted := gauge("portclaim_policy_untrusted", "Whether a policy is installed that cannot be trusted (1): every claim is kept until root fixes it.")
 	broker := gauge("portclaim_broker_listening", "Whether portclaim's broker socket is there (1) or not (0).")
 	claims := gauge("portclaim_claims", "Claim records, by user, unit and what keeps the unit down.")
 	keptDown := gauge("portclaim_unit_kept_down", "Whether a claim keeps the unit down now (1), by unit.")
@@ -95,6 +99,7 @@ func Prometheus(w io.Writer, m Metrics) error {
 	lastLeft := gauge("portclaim_last_run_conflicts", "Conflicts the user's last resolve or release left.")
 
 	policyOK.add(nil, bool01(m.PolicyOK))
+	untrusted.add(nil, bool01(m.PolicyUntrusted))
 	broker.add(nil, bool01(m.Broker))
 	down := map[string]bool{}
 	for _, u := range m.Users {
@@ -145,7 +150,7 @@ func Prometheus(w io.Writer, m Metrics) error {
 	for _, u := range units {
 		keptDown.add([][2]string{{"unit", u}}, bool01(down[u]))
 	}
-	for _, f := range []*family{policyOK, broker, claims, keptDown, pending, unreadable, checked, conflicts, lastTime, lastExit, lastLeft} {
+	for _, f := range []*family{policyOK, untrusted, broker, claims, keptDown, pending, unreadable, checked, conflicts, lastTime, lastExit, lastLeft} {
 		if len(f.samples) == 0 {
 			continue
 		}
