@@ -360,6 +360,9 @@ rec {
             "Unit"
             [
               "Description=portclaim reconcile: release the claims the policy no longer allows"
+              # A user a network directory (sssd, LDAP) serves is not found
+              # before it is up: reconcile must not take it for one removed.
+              "After=nss-user-lookup.target"
               # A switch that changes the policy changes this unit file, so
               # switch-to-configuration restarts it: the claims follow the
               # new policy on that switch, not at the next boot.

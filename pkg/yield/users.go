@@ -30,14 +30,39 @@ func lookupUID(ctx context.Context, name string) (uint32, bool) {
 }
 
 // userGone reports whether the system's user database says name does not
-// exist. A user portclaim cannot look up (no getent to ask) is not gone:
-// reconcile must never take a user it cannot see for one removed.
+// exist. A user portclaim cannot look up (no getent to ask, or getent
+// failing otherwise than with "not found") is not gone: reconcile must
+// never take a user it cannot see for one removed (nor one not found
+// while the lookups may not be up: Service.lookupsReady).
 func userGone(ctx context.Context, name string) bool {
 	if _, err := user.Lookup(name); err == nil {
 		return false
 	}
 	_, found, asked := getent(ctx, name)
 	return asked && !found
+}
+
+// nsswitchPath is where the sources of the user database are named.
+var nsswitchPath = "/etc/nsswitch.conf"
+
+// localUsers reports whether nsswitch.conf (its content) has passwd
+// served from local files alone: a user they do not list does not exist.
+// Any other source (sss, ldap, winbind, nis through compat, systemd's
+// userdb) may answer "not found" while its service is not up yet.
+func localUsers(nsswitch []byte) bool {
+	for _, line := range strings.Split(string(nsswitch), "\n") {
+		db, sources, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.TrimSpace(db) != "passwd" {
+			continue
+		}
+		for _, src := range strings.Fields(sources) {
+			if !strings.HasPrefix(src, "[") && src != "files" {
+				return false
+			}
+		}
+		return true
+	}
+	return true // glibc's default without a passwd line: files
 }
 
 // LookupName finds the name of uid, through getent when Go's own lookup
@@ -65,8 +90,10 @@ func getent(ctx context.Context, key string) (fields []string, found, asked bool
 		switch {
 		case err == nil:
 			return strings.Split(strings.TrimSpace(string(out)), ":"), true, true
+		case errors.As(err, &exit) && exit.ExitCode() == 2:
+			return nil, false, true // getent(1): "One or more supplied key could not be found"
 		case errors.As(err, &exit):
-			return nil, false, true // getent ran: no such entry
+			return nil, false, false // it ran, and failed otherwise
 		}
 	}
 	return nil, false, false

@@ -821,10 +821,19 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 	if err != nil {
 		return nil, err
 	}
+	// Asked once, and only when a user is not found.
+	var ready *bool
+	lookupsReady := func() bool {
+		if ready == nil {
+			r := s.lookupsReady(ctx)
+			ready = &r
+		}
+		return *ready
+	}
 	out := map[string]ReleaseResult{}
 	var errs []error
 	for _, u := range users {
-		res, err := s.reconcileUser(ctx, u)
+		res, err := s.reconcileUser(ctx, u, lookupsReady)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 		}
@@ -835,9 +844,29 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 	return out, errors.Join(errs...)
 }
 
-func (s *Service) reconcileUser(ctx context.Context, u string) (ReleaseResult, error) {
+// lookupsReady reports whether a user the database does not find is
+// gone: passwd is served from local files alone, or
+// nss-user-lookup.target is reached (the network directories' services,
+// sssd, nslcd, come up before it; reconcile is ordered after it).
+func (s *Service) lookupsReady(ctx context.Context) bool {
+	if conf, err := os.ReadFile(nsswitchPath); err == nil && localUsers(conf) {
+		return true
+	}
+	if s.Sys == nil {
+		return false
+	}
+	d, err := s.Sys.Inspect(ctx, "nss-user-lookup.target")
+	return err == nil && d.ActiveState == "active"
+}
+
+func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func() bool) (ReleaseResult, error) {
 	var res ReleaseResult
-	exists := !userGone(ctx, u)
+	notFound := userGone(ctx, u)
+	exists := !notFound || !lookupsReady()
+	if notFound && exists {
+		s.Log.Add(actionlog.Entry{Action: "keep", User: u, Result: "kept",
+			Msg: "the user database does not find " + u + ", but its network sources may not be up (nss-user-lookup.target is not reached): " + u + "'s claims are kept"})
+	}
 	entries, err := s.Store.List(u)
 	if err != nil {
 		return res, err

@@ -83,3 +83,23 @@ func TestBudgetCountsEveryUnit(t *testing.T) {
 		t.Errorf("budget 1: %s, %d: %s", one, 1+maxDependents, many)
 	}
 }
+
+// TestOnlyLocalFilesMakeNotFoundGone: a user the database does not find
+// is gone when passwd comes from local files alone; with a network
+// source (or systemd's userdb, or NIS through compat) the source may not
+// be up yet.
+func TestOnlyLocalFilesMakeNotFoundGone(t *testing.T) {
+	for conf, want := range map[string]bool{
+		"passwd:         files\ngroup: files sss\n":    true,
+		"# comment\npasswd: files [NOTFOUND=return]\n": true,
+		"hosts: files dns\n":                           true,
+		"passwd: files sss\n":                          false,
+		"passwd:\tfiles ldap\n":                        false,
+		"passwd: compat\n":                             false,
+		"passwd: files mymachines systemd\n":           false,
+	} {
+		if got := localUsers([]byte(conf)); got != want {
+			t.Errorf("%q: %v, want %v", conf, got, want)
+		}
+	}
+}
