@@ -196,7 +196,11 @@ rec {
 
   conditionLines = args: map (c: "ConditionPathExists=${c}") (conditions args);
 
-  dropIn = args: concatLines ([ "[Unit]" ] ++ conditionLines args);
+  # Ordered after the move of the claims (a switch to a new claimsDir
+  # starts multi-user.target, which would start the unit before its
+  # record is where the new condition looks).
+  dropIn =
+    args: concatLines ([ "[Unit]" ] ++ conditionLines args ++ [ "After=portclaim-move-claims.service" ]);
 
   # The hardening the broker and reconcile units share: they talk to
   # systemd over D-Bus (AF_UNIX), read sockets through sock_diag
@@ -362,7 +366,8 @@ rec {
               "Description=portclaim reconcile: release the claims the policy no longer allows"
               # A user a network directory (sssd, LDAP) serves is not found
               # before it is up: reconcile must not take it for one removed.
-              "After=nss-user-lookup.target"
+              "After=nss-user-lookup.target portclaim-move-claims.service"
+              "Wants=portclaim-move-claims.service"
               # A switch that changes the policy changes this unit file, so
               # switch-to-configuration restarts it: the claims follow the
               # new policy on that switch, not at the next boot.
@@ -378,6 +383,50 @@ rec {
                 "ExecStart=${portclaim} reconcile"
               ]
               ++ harden
+            )
+          ]
+        ];
+      };
+      # Moves the claims when claimsDir changes, before any unit they keep
+      # down starts (every drop-in is ordered after it): early at boot,
+      # and on a switch, where a restart of reconcile restarts it too.
+      # It writes where the old directory was, which no sandbox set for
+      # the new one would let it.
+      "portclaim-move-claims.service" = {
+        wantedBy = [
+          "multi-user.target"
+          "sockets.target"
+        ];
+        text = unitText [
+          [
+            "Unit"
+            [
+              "Description=portclaim: move the claims into services.portclaim.claimsDir before the units they keep down start"
+              "DefaultDependencies=no"
+              "After=local-fs.target"
+              "Conflicts=shutdown.target"
+              "Before=shutdown.target"
+              "PartOf=portclaim-reconcile.service"
+              "X-Restart-Triggers=${claimsDir}"
+            ]
+          ]
+          [
+            "Service"
+            (
+              [
+                "Type=oneshot"
+                "RemainAfterExit=yes"
+                "ExecStart=${portclaim} reconcile --move-claims"
+              ]
+              ++ map (
+                l:
+                if l == "ProtectSystem=strict" then
+                  "ProtectSystem=full"
+                else if l == "RestrictAddressFamilies=AF_UNIX AF_NETLINK" then
+                  "RestrictAddressFamilies=AF_UNIX"
+                else
+                  l
+              ) (builtins.filter (l: l != "ReadWritePaths=${claimsDir}") harden)
             )
           ]
         ];

@@ -40,7 +40,7 @@ func (c *releaseCmd) Run(a *app) error {
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
 	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := pol.ClaimsDirOrDefault()
+	claimsDir := gather.ClaimsDir(pol, a.places.ServedNote)
 	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
 	if err != nil {
 		r.errorf("%v; nothing was changed", err)

@@ -37,9 +37,13 @@ type statusDoc struct {
 	PolicyProblem string        `json:"policyProblem,omitempty"`
 	// PolicyUntrusted: a policy is there but cannot be believed; every
 	// claim stands as it is until it is fixed.
-	PolicyUntrusted bool         `json:"policyUntrusted,omitempty"`
-	Broker          bool         `json:"broker"`
-	Users           []statusUser `json:"users"`
+	PolicyUntrusted bool `json:"policyUntrusted,omitempty"`
+	// ClaimsIn is where the claims are read from when that is not the
+	// policy's claimsDir: the directory served before, while its records
+	// wait to be moved (or without a trusted policy).
+	ClaimsIn string       `json:"claimsIn,omitempty"`
+	Broker   bool         `json:"broker"`
+	Users    []statusUser `json:"users"`
 }
 
 type statusPolicy struct {
@@ -89,7 +93,10 @@ func (c *statusCmd) Run(a *app) error {
 	if pol != nil {
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}
+	store := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}
+	if pol == nil || store.Dir != pol.ClaimsDir {
+		doc.ClaimsIn = store.Dir
+	}
 	var users []string
 	found := map[string]lookup{}
 	switch {
@@ -316,6 +323,9 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 				fmt.Fprintf(w, "  may yield: %s to %s\n", u, strings.Join(doc.Policy.Yield[u], ", "))
 			}
 		}
+	}
+	if doc.Policy != nil && doc.ClaimsIn != "" {
+		fmt.Fprintf(w, "claims: still in %s, the claims directory served before, until portclaim-move-claims.service moves them to %s (`journalctl -u portclaim-move-claims` says why not)\n", doc.ClaimsIn, doc.Policy.ClaimsDir)
 	}
 	if doc.Broker {
 		fmt.Fprintf(w, "broker: listening at %s\n", a.places.BrokerSocket)

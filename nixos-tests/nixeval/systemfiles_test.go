@@ -82,7 +82,7 @@ func TestSystemFilesContract(t *testing.T) {
 		t.Errorf("the Go policy reader reads %+v, %v", p, err)
 	}
 	if got, want := files["/etc/systemd/system/qdrant.socket.d/portclaim.conf"].Content,
-		"[Unit]\nConditionPathExists=!/srv/claims/alice/qdrant.socket\nConditionPathExists=!/srv/claims/bob/qdrant.socket\n"; got != want {
+		"[Unit]\nConditionPathExists=!/srv/claims/alice/qdrant.socket\nConditionPathExists=!/srv/claims/bob/qdrant.socket\nAfter=portclaim-move-claims.service\n"; got != want {
 		t.Errorf("qdrant.socket's drop-in = %q, want %q", got, want)
 	}
 	if got := files["/etc/tmpfiles.d/portclaim.conf"].Content; got != "d /srv/claims 0755 root root -\n" {

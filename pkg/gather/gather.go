@@ -46,6 +46,7 @@ type Places struct {
 	PolicyPath   string // /etc/portclaim/policy.json
 	BrokerSocket string // policy.BrokerSocket
 	TransientDir string // /run/systemd/transient
+	ServedNote   string // policy.ServedNote
 }
 
 // Masked reports whether root mode's transient mask of unit is in place:
@@ -58,7 +59,7 @@ func (p Places) Masked(unit string) bool {
 
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
-	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient"}
+	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient", ServedNote: policy.ServedNote}
 
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {
@@ -168,9 +169,12 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 		s.Holders[sock.Inode] = sh.attr.one(sock, holder.Expected(m, sock, uid))
 	}
 
-	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
+	var store *claimstore.Store // found on first need: a check rarely needs it
 	noteClaims := func(u host.Unit) {
-		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(store, u.Name, s.User, at)
+		if store == nil {
+			store = &claimstore.Store{Dir: ClaimsDir(s.Policy, at.ServedNote)}
+		}
+		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(*store, u.Name, s.User, at)
 	}
 	sys, err := sh.system(ctx)
 	if err != nil {
@@ -317,6 +321,23 @@ func ReadPolicy(path string) (pol *policy.Policy, problem string, missing bool) 
 		return nil, err.Error(), false
 	}
 	return &p, "", false
+}
+
+// ClaimsDir is where the claims are now: the policy's directory, but
+// while records wait to be moved there from the directory served last
+// (claimstore.Moving), that one; without a trusted policy, the one
+// served last. note is the note of that directory (Places.ServedNote).
+func ClaimsDir(pol *policy.Policy, note string) string {
+	if pol == nil {
+		if dir, err := claimstore.Served(note); err == nil {
+			return dir
+		}
+		return policy.DefaultClaimsDir
+	}
+	if from, err := claimstore.Moving(note, pol.ClaimsDir); err == nil && from != "" {
+		return from
+	}
+	return pol.ClaimsDir
 }
 
 // IsSocket reports whether a socket is at path (the broker's, a user

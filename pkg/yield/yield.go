@@ -39,6 +39,10 @@ type Service struct {
 	// a request that waited for another must act on the policy of now,
 	// not the one it arrived under (a switch may have revoked it).
 	Policy func() (*policy.Policy, string)
+	// Note is root's note of the claims directory served last
+	// (policy.ServedNote; "" in tests): while records wait to be moved
+	// from there, nothing acts on Store.
+	Note   string
 	Sys    *systemd.Manager
 	Places gather.Places
 	Wait   time.Duration // for each job, and for ports to change hands
@@ -606,7 +610,7 @@ func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (
 
 // lock takes the store's lock and, holding it, the policy as it is now.
 func (s *Service) lock(ctx context.Context) (func(), error) {
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lockStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -621,6 +625,25 @@ func (s *Service) lock(ctx context.Context) (func(), error) {
 			return nil, fmt.Errorf("the policy's claims directory changed to %s; ask again", pol.ClaimsDir)
 		}
 		s.Authority.Policy = pol
+	}
+	return unlock, nil
+}
+
+// lockStore takes the store's lock, once no records wait to be moved
+// into or out of it: a record written where the move has passed would
+// be one no condition sees, a release there one of nothing.
+func (s *Service) lockStore(ctx context.Context) (func(), error) {
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil || s.Note == "" {
+		return unlock, err
+	}
+	from, err := claimstore.Moving(s.Note, s.Store.Dir)
+	if err == nil && from != "" {
+		err = fmt.Errorf("the claims are in %s, not in %s: the claims directory is being moved (portclaim-move-claims.service; `journalctl -u portclaim-move-claims`); ask again in a moment", from, s.Store.Dir)
+	}
+	if err != nil {
+		unlock()
+		return nil, err
 	}
 	return unlock, nil
 }
@@ -812,7 +835,7 @@ func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitRes
 // user whose records cannot be read or given back does not stop the
 // others': every user is done, and every error returned, joined.
 func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lockStore(ctx)
 	if err != nil {
 		return nil, err
 	}
