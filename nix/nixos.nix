@@ -50,8 +50,8 @@ let
     unit:
     pkgs.writeTextFile {
       name = "portclaim-${storeName unit}.d";
-      destination = "/etc/systemd/system/${unit}.d/portclaim.conf";
-      text = files."/etc/systemd/system/${unit}.d/portclaim.conf";
+      destination = pc.dropInPath unit;
+      text = files.${pc.dropInPath unit};
     }
   ) (builtins.attrNames yield);
 
