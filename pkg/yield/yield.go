@@ -161,7 +161,7 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		// What the stop takes along was read before the claims were
 		// written and earlier stops waited for: read it again now, and
 		// stop nothing that was not planned.
-		if why := s.stopsOnlyPlanned(ctx, u, planned); why != "" {
+		if why := s.stopsOnlyPlanned(ctx, who, u, planned, in.Triggered); why != "" {
 			outcome[u].Outcome, outcome[u].Detail = Failed, "not stopped: "+why+"; what this yield did is undone, ask again"
 			s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: "refused", Msg: why})
 			s.rollback(ctx, who, written, outcome)
@@ -271,6 +271,9 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			return in, err
 		}
 	}
+	if in.Triggered, in.TriggerProblems, err = r.triggerReach(ctx, who, plannedUnits(in)); err != nil {
+		return in, err
+	}
 	in.Queued = r.queued
 	return in, nil
 }
@@ -303,7 +306,7 @@ func withSockets(asked []string, triggers func(unit string) ([]string, error)) (
 // service that Requires= it), or that has a job queued now, and is not
 // planned, would go down with no record, or lose root's job. It says why
 // the stop must not happen, or "".
-func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []string) string {
+func (s *Service) stopsOnlyPlanned(ctx context.Context, who, unit string, planned []string, triggered []plan.Triggered) string {
 	r := s.newReader("a stop of " + unit)
 	deps, err := r.stopReach(ctx, []string{unit})
 	if err != nil {
@@ -312,6 +315,18 @@ func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []s
 	for _, d := range deps {
 		if !slices.Contains(planned, d.Unit) {
 			return fmt.Sprintf("a stop now would also stop %s (it depends on %s), which was not running when this yield was planned", d.Unit, d.Via)
+		}
+	}
+	now, problems, err := r.triggerReach(ctx, who, append([]string{unit}, plan.DependentUnits(deps)...))
+	if err != nil {
+		return "reading again what its stop would start: " + err.Error()
+	}
+	if len(problems) > 0 {
+		return "a stop now would " + strings.Join(problems, "; ")
+	}
+	for _, t := range now {
+		if !slices.ContainsFunc(triggered, func(p plan.Triggered) bool { return p.Unit == t.Unit }) {
+			return fmt.Sprintf("a stop now would start %s (%s= of %s), which was running when this yield was planned", t.Unit, t.Via, t.By)
 		}
 	}
 	for _, q := range r.queued {
@@ -361,12 +376,8 @@ func (r *reader) facts(ctx context.Context, unit string) (plan.UnitFacts, error)
 	if err != nil {
 		return plan.UnitFacts{}, err
 	}
-	if r.records == nil {
-		if r.records, err = r.s.Store.Records(); err != nil {
-			return plan.UnitFacts{}, err
-		}
-	}
-	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: r.records[unit]}, nil
+	records, err := r.recordsOn(d)
+	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}, err
 }
 
 // stopReach finds every active unit a stop of roots takes along: those
@@ -430,47 +441,245 @@ func (r *reader) stopReach(ctx context.Context, roots []string) ([]plan.Dependen
 	return out, nil
 }
 
-// startReach reads what a start of d would reach: d and, through the
-// units it pulls in (Requires=, Wants=, BindsTo=, Requisite=) that are
-// not running and so would start too, the running units any of them
-// Conflicts= with (systemd would stop them), and those with a job queued
-// (a start with job mode "replace" would cancel it).
+// startReach reads what a start of d would reach (walkStart), for a
+// release by in.User: the units not running that it pulls in, by
+// whether the policy lets them come back along, the running ones it
+// would stop, those with a job queued.
 func (r *reader) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
-	seen := map[string]bool{d.Name: true}
-	if d.Queued {
-		in.Queued[d.Name] = append(in.Queued[d.Name], d.Name)
+	w, err := r.walkStart(ctx, d, func(u string) bool { return in.Stale || r.s.allows(in.User, u) })
+	if err != nil {
+		return err
 	}
-	queue := []systemd.Detail{d}
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
+	in.Conflicting[d.Name] = w.stops
+	in.Queued[d.Name] = w.queued
+	in.Reach[d.Name] = plan.StartReach{Along: startOrder(w.along), Skipped: w.skipped, Needed: w.needed}
+	return nil
+}
+
+// allows reports whether unit may yield to user, and so come back (or
+// start) on user's account: root's word for root mode, else the policy's.
+func (s *Service) allows(user, unit string) bool {
+	return s.Authority.Root || s.Authority.Policy != nil && s.Authority.Policy.Allows(user, unit)
+}
+
+// startWalk is what a start of a unit reaches.
+type startWalk struct {
+	// along: the unit, and the units not running that it pulls in and
+	// may start (and what those pull in, in turn).
+	along []systemd.Detail
+	// skipped: not running, pulled in through Wants= alone, and not to
+	// be started: a start with job mode ignore-requirements leaves them
+	// out. needed: the same through Requires=, BindsTo= or Upholds=,
+	// "x (Requires= of y)": without them the start may not work.
+	skipped, needed []string
+	stops           []string // running units a start of those along would stop (Conflicts=)
+	queued          []string // units along, or reached, with a job queued
+}
+
+// walkStart reads what a start of d would reach: the units not running
+// that it pulls in (Requires=, BindsTo=, Upholds=, Wants=), through
+// those may lets start (systemd starts what they pull in too); units a
+// claim keeps down are no side effect (their condition skips them). A
+// running unit pulls in nothing: systemd does not start what it wants
+// again.
+func (r *reader) walkStart(ctx context.Context, d systemd.Detail, may func(unit string) bool) (startWalk, error) {
+	var w startWalk
+	seen := map[string]bool{d.Name: true}
+	for _, n := range d.Names {
+		seen[n] = true
+	}
+	if d.Queued {
+		w.queued = append(w.queued, d.Name)
+	}
+	skipped := map[string]bool{}
+	w.along = []systemd.Detail{d}
+	for i := 0; i < len(w.along); i++ {
+		u := w.along[i]
 		for _, c := range u.Conflicts {
 			cd, err := r.detail(ctx, c)
-			if err == nil && cd.Active() && !slices.Contains(in.Conflicting[d.Name], c) {
-				in.Conflicting[d.Name] = append(in.Conflicting[d.Name], c)
+			if err == nil && cd.Active() && !slices.Contains(w.stops, c) {
+				w.stops = append(w.stops, c)
 			}
 		}
-		for _, n := range u.Needs {
-			if seen[n] {
+		for _, p := range u.Pulls {
+			if skipped[p.Unit] && !p.Skippable() {
+				delete(skipped, p.Unit) // needed after all
+			} else if seen[p.Unit] || skipped[p.Unit] {
 				continue
 			}
-			seen[n] = true
-			if len(seen) > 4*maxDependents {
-				return fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
+			if len(seen)+len(skipped) > 4*maxDependents {
+				return w, fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
 			}
-			nd, err := r.detail(ctx, n)
+			nd, err := r.detail(ctx, p.Unit)
 			if err != nil {
-				return err
+				return w, err
 			}
-			if nd.Queued {
-				in.Queued[d.Name] = append(in.Queued[d.Name], n)
+			if nd.Queued && !slices.Contains(w.queued, p.Unit) {
+				w.queued = append(w.queued, p.Unit)
 			}
-			if !nd.Active() {
-				queue = append(queue, nd)
+			down, err := r.keptDown(nd)
+			if err != nil {
+				return w, err
+			}
+			switch {
+			case nd.Active() || down:
+				seen[p.Unit] = true
+			case may(p.Unit):
+				seen[p.Unit] = true
+				w.along = append(w.along, nd)
+			case p.Skippable():
+				skipped[p.Unit] = true
+			default:
+				seen[p.Unit] = true
+				w.needed = append(w.needed, fmt.Sprintf("%s (%s= of %s)", p.Unit, p.Via, u.Name))
 			}
 		}
 	}
-	return nil
+	for _, p := range sortedKeys(skipped) {
+		w.skipped = append(w.skipped, p)
+	}
+	return w, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// keptDown reports whether a claim keeps d down: a record on it, under
+// any of its names, that is not a release under way. Its start is
+// skipped by its condition, not a side effect.
+func (r *reader) keptDown(d systemd.Detail) (bool, error) {
+	records, err := r.recordsOn(d)
+	for _, e := range records {
+		if !e.Releasing {
+			return true, err
+		}
+	}
+	return false, err
+}
+
+// recordsOn is every user's record on d, under any of its names (a
+// unit the policy names by an alias beside its own name is one unit).
+func (r *reader) recordsOn(d systemd.Detail) ([]claimstore.Entry, error) {
+	if r.records == nil {
+		var err error
+		if r.records, err = r.s.Store.Records(); err != nil {
+			return nil, err
+		}
+	}
+	out := slices.Clone(r.records[d.Name])
+	for _, n := range d.Names {
+		if n != d.Name {
+			out = append(out, r.records[n]...)
+		}
+	}
+	return out, nil
+}
+
+// startOrder orders units to start one job each: a unit after those it
+// is ordered after (After=, or their Before=), else as found.
+func startOrder(ds []systemd.Detail) []string {
+	after := func(a, b systemd.Detail) bool { // a starts after b
+		return slices.Contains(a.After, b.Name) || slices.Contains(b.Before, a.Name)
+	}
+	var out []string
+	done := map[string]bool{}
+	for len(out) < len(ds) {
+		progressed := false
+		for _, d := range ds {
+			if done[d.Name] {
+				continue
+			}
+			ready := true
+			for _, o := range ds {
+				if !done[o.Name] && o.Name != d.Name && after(d, o) {
+					ready = false
+				}
+			}
+			if ready {
+				out, done[d.Name], progressed = append(out, d.Name), true, true
+			}
+		}
+		if !progressed { // an ordering cycle: systemd breaks it too
+			for _, d := range ds {
+				if !done[d.Name] {
+					out, done[d.Name] = append(out, d.Name), true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// triggerReach reads what the stops of planned would start: the units
+// each one's OnSuccess= (it goes inactive) and OnFailure= (an ExecStop=
+// that fails leaves it failed) name that do not run, with what their
+// starts would reach. Those the policy does not let yield to the user
+// are refused as dependents are; a start that would pull in a unit the
+// policy does not name, stop a running unit the yield does not stop, or
+// cancel root's jobs is a side effect nothing records: said in problems.
+func (r *reader) triggerReach(ctx context.Context, who string, planned []string) ([]plan.Triggered, []string, error) {
+	var out []plan.Triggered
+	var problems []string
+	for _, u := range planned {
+		d, err := r.detail(ctx, u)
+		if err != nil || !d.Active() {
+			if err != nil {
+				return nil, nil, err
+			}
+			continue // a stop of what does not run triggers nothing
+		}
+		for _, t := range []struct {
+			via   string
+			units []string
+			mode  string
+		}{{"OnSuccess", d.OnSuccess, d.OnSuccessJobMode}, {"OnFailure", d.OnFailure, d.OnFailureJobMode}} {
+			for _, unit := range t.units {
+				if slices.Contains(planned, unit) || slices.ContainsFunc(out, func(tr plan.Triggered) bool { return tr.Unit == unit }) {
+					continue
+				}
+				td, err := r.detail(ctx, unit)
+				if err != nil {
+					return nil, nil, err
+				}
+				down, err := r.keptDown(td)
+				if err != nil {
+					return nil, nil, err
+				}
+				if td.Active() || down {
+					continue
+				}
+				out = append(out, plan.Triggered{Unit: unit, By: u, Via: t.via})
+				if !r.s.allows(who, unit) {
+					continue // refused for itself
+				}
+				if t.mode != "" && t.mode != "replace" && t.mode != "fail" {
+					problems = append(problems, fmt.Sprintf("start %s with job mode %s (%sJobMode= of %s)", unit, t.mode, t.via, u))
+				}
+				w, err := r.walkStart(ctx, td, func(n string) bool { return r.s.allows(who, n) })
+				if err != nil {
+					return nil, nil, err
+				}
+				for _, n := range append(w.needed, w.skipped...) {
+					problems = append(problems, fmt.Sprintf("start %s, which %s (%s= of %s) pulls in and the policy does not name", n, unit, t.via, u))
+				}
+				for _, v := range w.stops {
+					if !slices.Contains(planned, v) {
+						problems = append(problems, fmt.Sprintf("stop %s (Conflicts=), which %s (%s= of %s) would start", v, unit, t.via, u))
+					}
+				}
+				for _, q := range w.queued {
+					problems = append(problems, fmt.Sprintf("cancel the job systemd has queued for %s, reached by %s (%s= of %s)", q, unit, t.via, u))
+				}
+			}
+		}
+	}
+	return out, problems, nil
 }
 
 // rollback gives back the claims this run wrote, after a later step
@@ -686,7 +895,8 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 	r := s.newReader("a release of " + who + "'s claims")
 	r.limit = 0 // each start's reach is bounded below
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
-		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
+		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Reach: map[string]plan.StartReach{},
+		Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
 		in.UID = uid
 	}
@@ -701,10 +911,12 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 				return res, err
 			}
 			in.Facts[u] = facts
-			if u == e.Unit {
-				if err := r.startReach(ctx, r.details[u], &in); err != nil {
-					return res, err
-				}
+		}
+		// Read for every unit released, also one read first as the unit
+		// another was stopped with (a dependent may sort first).
+		if _, done := in.Reach[e.Unit]; !done {
+			if err := r.startReach(ctx, r.details[e.Unit], &in); err != nil {
+				return res, err
 			}
 		}
 		ports = append(ports, e.Claim.Ports...)
@@ -782,8 +994,8 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 			return s.releaseFailed(r, c, fmt.Sprintf("daemon-reload after unmasking: %v", err))
 		}
 	}
-	result, err := s.Sys.Start(ctx, e.Unit, s.Wait)
-	log("start", jobText(result, err), "")
+	result, err := s.start(ctx, e.Unit, st.Each)
+	log("start", jobText(result, err), strings.Join(st.Each, " "))
 	if err != nil || result != "done" {
 		return s.releaseFailed(r, c, "starting it: "+jobText(result, err))
 	}
@@ -807,7 +1019,29 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	}
 	log("unclaim", "done", "started again")
 	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
+	if len(st.Without) > 0 {
+		r.Detail += fmt.Sprintf(", without %s (Wants=), which is down and which the policy does not name", strings.Join(st.Without, ", "))
+	}
 	return r
+}
+
+// start starts unit: with job mode replace, or when each is given,
+// exactly those units (unit among them), with ignore-requirements, in
+// that order. It returns how unit's job ended.
+func (s *Service) start(ctx context.Context, unit string, each []string) (systemd.JobResult, error) {
+	if len(each) == 0 {
+		return s.Sys.Start(ctx, unit, s.Wait)
+	}
+	results, err := s.Sys.StartEach(ctx, each, s.Wait)
+	if err != nil {
+		return "", err
+	}
+	for i, u := range each {
+		if u == unit {
+			return results[i], nil
+		}
+	}
+	return "", fmt.Errorf("%s is not among the units to start", unit)
 }
 
 // settle is how long a started unit must keep running (not activating,
