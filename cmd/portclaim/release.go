@@ -80,6 +80,7 @@ func (c *releaseCmd) Run(a *app) error {
 		}
 		res = *resp.Release
 	}
+	a.nameOwnHolders(&res, t)
 	doc.Release = &res
 	for _, line := range report.ReleaseLines(t.Name, res) {
 		r.printf("%s", line)
@@ -90,6 +91,29 @@ func (c *releaseCmd) Run(a *app) error {
 		code = strictCode(m, exitConflicts)
 	}
 	return a.finish(r, t, source, "release", code, left, doc, c.JSON)
+}
+
+// nameOwnHolders names the holder of each of the user's own sockets a
+// deferred release waits for as `portclaim who` does: the broker names
+// the unit alone (it reads no user's open files; the process it could
+// only guess), and the user can read their own.
+func (a *app) nameOwnHolders(res *yield.ReleaseResult, t target) {
+	for i := range res.Units {
+		u := &res.Units[i]
+		h := u.Held
+		if h == nil || h.Holder == "" {
+			continue
+		}
+		held, err := gather.Who(h.Socket.Port, h.Socket.Proto, nil, a.places)
+		if err != nil {
+			continue
+		}
+		for _, x := range held {
+			if x.Socket.Inode == h.Inode && x.Holder.Known() && x.Holder.UID == t.UID {
+				u.Detail = strings.Replace(u.Detail, h.Holder, x.Holder.Describe(a.names.Of), 1)
+			}
+		}
+	}
 }
 
 // giveBack lists the claimed units to release: every one with all, else

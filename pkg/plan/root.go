@@ -325,6 +325,11 @@ type ReleaseStep struct {
 	// Empty: the unit is started with job mode replace, and systemd
 	// pulls in the rest.
 	Each, Without []string
+	// Held is the user's own socket a Defer waits for, and Holder how Why
+	// names its holder (the client, which can read its own processes'
+	// files, may name it better).
+	Held   *host.Socket
+	Holder string
 }
 
 // StartReach is what a start of a released unit would reach, as read.
@@ -446,8 +451,9 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	case !c.Prior.WasActive():
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
-		if held := heldPorts(in, c.Ports); held != "" && !in.Stale {
+		if held, sock, who := heldPorts(in, c.Ports); held != "" && !in.Stale {
 			st.Action, st.Why = Defer, held+"; the claim stays until the port is free: `portclaim release` then gives it back (home-manager's next switch does)"
+			st.Held, st.Holder = sock, who
 			return st
 		}
 		if stops := in.Conflicting[c.Unit]; len(stops) > 0 {
@@ -472,21 +478,21 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	return st
 }
 
-// heldPorts says which of the user's own sockets holds any of ports now,
-// or "".
-func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) string {
+// heldPorts says which of the user's own sockets holds any of ports now
+// (and names the socket and its holder), or "".
+func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) (string, *host.Socket, string) {
 	for _, want := range ports {
-		for _, s := range in.Sockets {
+		for i, s := range in.Sockets {
 			if endpoint.Overlap(want, s.Endpoint) && s.UID == in.UID {
 				who := fmt.Sprintf("uid %d", s.UID)
 				if in.HolderOf != nil {
 					who = in.HolderOf(s)
 				}
-				return fmt.Sprintf("%s is still held at %s by %s", want.PortProto(), s.Endpoint, who)
+				return fmt.Sprintf("%s is still held at %s by %s", want.PortProto(), s.Endpoint, who), &in.Sockets[i], who
 			}
 		}
 	}
-	return ""
+	return "", nil, ""
 }
 
 // Stale says why a record should be given back without its user asking:

@@ -79,11 +79,23 @@ func LookupName(ctx context.Context, uid uint32) (string, bool) {
 	return f[0], true
 }
 
+// getents bounds the getent processes running at once: the broker's
+// unit has TasksMax=64, and a flood of connections from uids without a
+// name (a rootless container's) would each start one, and with a slow
+// directory (sssd, LDAP) hold it; beyond the bound a lookup waits.
+var getents = make(chan struct{}, 4)
+
 // getent asks getent(1) for a passwd entry: its fields, whether it found
 // one, and whether getent could be asked at all.
 func getent(ctx context.Context, key string) (fields []string, found, asked bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	select {
+	case getents <- struct{}{}:
+		defer func() { <-getents }()
+	case <-ctx.Done():
+		return nil, false, false
+	}
 	for _, p := range getentPaths {
 		out, err := exec.CommandContext(ctx, p, "passwd", key).Output()
 		var exit *exec.ExitError

@@ -23,6 +23,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -733,7 +734,7 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 	for {
 		sock, want, err := s.inTheWay(req.Ports, uid)
 		if err != nil || sock == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return s.held(res, sock, want, err)
+			return s.held(res, sock, want, uid, err)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
@@ -745,17 +746,17 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 // portsNow records who holds the ports at this moment.
 func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
 	sock, want, err := s.inTheWay(req.Ports, uid)
-	return s.held(res, sock, want, err)
+	return s.held(res, sock, want, uid, err)
 }
 
-// held records in res who holds the ports: sock in the way of want, or
-// the error reading them.
-func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error) YieldResult {
+// held records in res who holds the ports: sock in the way of want (as
+// the caller uid may learn it), or the error reading them.
+func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, uid uint32, err error) YieldResult {
 	switch {
 	case err != nil:
 		res.HeldBy = err.Error()
 	case sock != nil:
-		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock))
+		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock, uid))
 	default:
 		res.HeldBy = ""
 	}
@@ -789,18 +790,34 @@ func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
 	return tab.Sockets, err
 }
 
-// describe names who holds a socket: the unit when it can be found, else
-// the uid.
-func (s *Service) describe(sock host.Socket) string {
+// describe names who holds a socket for whoever asked. Root (root mode)
+// sees everything. A user asking the broker learns of a socket only what
+// they could learn themselves: a system unit by name (systemd tells
+// anyone which unit runs), their own unit by the socket's cgroup (the
+// broker, without the capability to read users' open files, could only
+// guess the process; the client names it), and of anyone else's socket
+// its uid alone: with /proc mounted hidepid, they could not see more.
+func (s *Service) describe(sock host.Socket, caller uint32) string {
 	held, err := gather.Who(sock.Port, sock.Proto, nil, s.Places)
+	var h *holder.Holder // the gather package's attribution
 	if err == nil {
-		for _, h := range held {
-			if h.Socket.Inode == sock.Inode && h.Holder.Known() {
-				return h.Holder.Describe(gather.NameOf)
+		for i := range held {
+			if held[i].Socket.Inode == sock.Inode && held[i].Holder.Known() {
+				h = &held[i].Holder
 			}
 		}
 	}
-	return fmt.Sprintf("a process of uid %d", sock.UID)
+	switch {
+	case h == nil:
+		return fmt.Sprintf("a process of uid %d", sock.UID)
+	case s.Authority.Root:
+		return h.Describe(gather.NameOf)
+	case h.Unit.Name != "" && (!h.Unit.User || sock.UID == caller):
+		named := *h
+		named.PID, named.Command = 0, "" // known by its unit alone
+		return named.Describe(gather.NameOf)
+	}
+	return fmt.Sprintf("a socket of uid %d", sock.UID)
 }
 
 // Release gives back who's claims on req's units (with the units stopped
@@ -895,11 +912,12 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 	r := s.newReader("a release of " + who + "'s claims")
 	r.limit = 0 // each start's reach is bounded below
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
-		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Reach: map[string]plan.StartReach{},
+		Conflicting: map[string][]string{}, Queued: map[string][]string{}, Reach: map[string]plan.StartReach{},
 		Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
 		in.UID = uid
 	}
+	in.HolderOf = func(sock host.Socket) string { return s.describe(sock, in.UID) }
 	var ports []endpoint.Endpoint
 	for _, e := range entries {
 		for _, u := range []string{e.Unit, e.Claim.With} {
@@ -950,6 +968,9 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		return r
 	case plan.Defer:
 		r.Outcome = Deferred
+		if st.Held != nil {
+			r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
+		}
 		log("defer", "deferred", st.Why)
 		return r
 	case plan.RemoveOnly:
