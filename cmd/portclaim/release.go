@@ -119,7 +119,9 @@ func (a *app) nameOwnHolders(res *yield.ReleaseResult, t target) {
 // giveBack lists the claimed units to release: every one with all, else
 // those no service of the manifest names any more (by unit, not by
 // service name: renaming a service in home.nix must not give its port
-// away), with releases under way among them. A unit stopped with another
+// away), with releases under way among them, and those asked for back
+// before and deferred (the manifest may still name them: `release --all`
+// while their port was still the user's). A unit stopped with another
 // goes with it, and a socket with its service. (A release under way of a
 // unit the manifest names again is resolve's to take back.)
 func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
@@ -128,7 +130,7 @@ func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []strin
 		if e.Problem != "" && !all {
 			continue // reported by status; nothing to ask for
 		}
-		if all || !declared(m, e) {
+		if all || !declared(m, e) || e.Problem == "" && e.Claim.GiveBack != nil {
 			if !slices.Contains(out, e.Unit) {
 				out = append(out, e.Unit)
 			}

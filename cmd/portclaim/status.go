@@ -68,10 +68,13 @@ type statusClaim struct {
 	Method    string              `json:"method,omitempty"`
 	// KeptDown: what the claim promises holds now (a mask in place, or
 	// the unit's condition, which the NixOS module renders).
-	KeptDown  bool     `json:"keptDown"`
-	Prior     string   `json:"prior,omitempty"`
-	With      string   `json:"with,omitempty"`
-	Releasing bool     `json:"releasing,omitempty"`
+	KeptDown  bool   `json:"keptDown"`
+	Prior     string `json:"prior,omitempty"`
+	With      string `json:"with,omitempty"`
+	Releasing bool   `json:"releasing,omitempty"`
+	// GiveBack says why a release the user asked for waits; the claim
+	// keeps the unit down meanwhile.
+	GiveBack  string   `json:"giveBack,omitempty"`
 	LastError string   `json:"lastError,omitempty"`
 	Problem   string   `json:"problem,omitempty"`
 	Holders   []string `json:"holders"`
@@ -185,7 +188,7 @@ func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, fou
 		um := report.UserMetrics{User: su.User, LastRun: su.LastRun}
 		for _, c := range su.Claims {
 			um.Claims = append(um.Claims, report.ClaimMetric{Unit: c.Unit, Method: c.Method, KeptDown: c.KeptDown,
-				Releasing: c.Releasing, Unreadable: c.Problem != ""})
+				Releasing: c.Releasing, AskedBack: c.GiveBack != "", Unreadable: c.Problem != ""})
 		}
 		if l := found[su.User]; l.err == nil {
 			if man, source, err := a.loadManifest("", l.t); err == nil && source != builtinSource {
@@ -220,6 +223,9 @@ func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser
 			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit)
 			if cl.Release != nil {
 				sc.LastError = cl.Release.LastError
+			}
+			if cl.GiveBack != nil {
+				sc.GiveBack = cl.GiveBack.Why
 			}
 		}
 		su.Claims = append(su.Claims, sc)
@@ -349,6 +355,9 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 				if c.LastError != "" {
 					state += ": " + c.LastError
 				}
+			}
+			if c.GiveBack != "" && !c.Releasing {
+				state += "; asked back, waiting: " + c.GiveBack + "; the next `portclaim release`, home-manager switch or boot gives it back once that is over"
 			}
 			with := ""
 			if c.With != "" {

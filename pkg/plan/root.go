@@ -168,14 +168,24 @@ func PlanYield(in YieldInput) YieldPlan {
 		facts := in.Facts[u]
 		how := method(in, u, facts)
 		mine := false
-		var releasing *claim.Claim
+		var releasing, askedBack *claim.Claim
 		for i, r := range facts.Records {
 			if r.User == in.User {
 				mine = mine || !r.Releasing
-				if r.Releasing {
+				switch {
+				case r.Releasing:
 					releasing = &facts.Records[i].Claim
+				case r.Problem == "" && r.Claim.GiveBack != nil:
+					askedBack = &facts.Records[i].Claim
 				}
 			}
+		}
+		if askedBack != nil {
+			// Asked for back, and now wanted down again: the give-back
+			// is dropped.
+			c := *askedBack
+			c.GiveBack = nil
+			p.Write = append(p.Write, c)
 		}
 		if releasing != nil {
 			p.CancelRelease = append(p.CancelRelease, u)
@@ -452,7 +462,7 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
 		if held, sock, who := heldPorts(in, c.Ports); held != "" && !in.Stale {
-			st.Action, st.Why = Defer, held+"; the claim stays until the port is free: `portclaim release` then gives it back (home-manager's next switch does)"
+			st.Action, st.Why = Defer, held+"; the claim keeps it down until the port is free, then the next `portclaim release` gives it back (as do home-manager's next switch and reconcile at boot)"
 			st.Held, st.Holder = sock, who
 			return st
 		}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +379,26 @@ func TestReleaseLeavesOutWhatThePolicyDoesNotName(t *testing.T) {
 	in.Reach["qdrant.service"] = StartReach{Along: []string{"qdrant.service"}, Skipped: []string{"extra.service"}, Needed: []string{"req.service (Requires= of qdrant.service)"}}
 	if st := PlanRelease(in); st[0].Action != Defer || !strings.Contains(st[0].Why, "would also start req.service (Requires= of qdrant.service)") {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestYieldDropsAGiveBackAskedBefore: a claim asked back and deferred,
+// asked to yield again, stays, without the give-back.
+func TestYieldDropsAGiveBackAskedBefore(t *testing.T) {
+	in := yieldIn()
+	asked := record("alice", "ollama.service", 50, "active")
+	asked.Claim.GiveBack = &claim.GiveBack{AskedAt: time.Unix(60, 0), Why: "11434/tcp is still held"}
+	f := in.Facts["ollama.service"]
+	f.Records = []claimstore.Entry{asked}
+	in.Facts["ollama.service"] = f
+	p := PlanYield(in)
+	var kept *claim.Claim
+	for i, c := range p.Write {
+		if c.Unit == "ollama.service" {
+			kept = &p.Write[i]
+		}
+	}
+	if p.Refused != nil || kept == nil || kept.GiveBack != nil || !kept.ClaimedAt.Equal(time.Unix(50, 0)) || !slices.Contains(p.Already, "ollama.service") {
+		t.Fatalf("%+v", p)
 	}
 }

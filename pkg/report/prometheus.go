@@ -36,7 +36,10 @@ type UserMetrics struct {
 type ClaimMetric struct {
 	Unit, Method        string
 	KeptDown, Releasing bool
-	Unreadable          bool
+	// AskedBack: a release asked for and deferred; the claim still
+	// keeps the unit down.
+	AskedBack  bool
+	Unreadable bool
 }
 
 // ConflictMetric is one conflict on a claimed port.
@@ -90,7 +93,7 @@ func Prometheus(w io.Writer, m Metrics) error {
 	broker := gauge("portclaim_broker_listening", "Whether portclaim's broker socket is there (1) or not (0).")
 	claims := gauge("portclaim_claims", "Claim records, by user, unit and what keeps the unit down.")
 	keptDown := gauge("portclaim_unit_kept_down", "Whether a claim keeps the unit down now (1), by unit.")
-	pending := gauge("portclaim_release_pending", "Releases under way: the claim was given back but the unit is not back yet.")
+	pending := gauge("portclaim_release_pending", "Releases under way: the claim was given back, or asked back and deferred, but the unit is not back yet.")
 	unreadable := gauge("portclaim_records_unreadable", "Claim records portclaim cannot read, by user; each keeps its unit down until root repairs it.")
 	checked := gauge("portclaim_checked", "Whether the user's manifest was read and checked (1) or not (0).")
 	conflicts := gauge("portclaim_conflicts", "Conflicts on claimed ports, by user, kind, port and protocol.")
@@ -114,6 +117,9 @@ func Prometheus(w io.Writer, m Metrics) error {
 			default:
 				claims.add([][2]string{{"user", u.User}, {"unit", c.Unit}, {"method", c.Method}}, 1)
 				down[c.Unit] = down[c.Unit] || c.KeptDown
+				if c.AskedBack {
+					pending.add([][2]string{{"user", u.User}, {"unit", c.Unit}}, 1)
+				}
 			}
 		}
 		unreadable.add([][2]string{{"user", u.User}}, float64(bad))

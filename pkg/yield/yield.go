@@ -880,9 +880,16 @@ func (s *Service) releaseUnits(ctx context.Context, who string, units []string) 
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
 }
 
-// finishReleases finishes who's releases under way, but of skip.
+// finishReleases finishes who's releases under way (begun, or asked for
+// and deferred), but of skip.
 func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (ReleaseResult, error) {
-	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return pending(e) && !slices.Contains(skip, e.Unit) })
+}
+
+// pending reports whether e is a release under way: begun (its record
+// in .releasing), or asked for and deferred (GiveBack).
+func pending(e claimstore.Entry) bool {
+	return e.Releasing || e.Problem == "" && e.Claim.GiveBack != nil
 }
 
 func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
@@ -897,7 +904,7 @@ func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claims
 // stopped with them, and every release of who's still under way.
 func (s *Service) release(ctx context.Context, who string, units []string, all bool) (ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool {
-		return all || e.Releasing || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
+		return all || pending(e) || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
 	})
 }
 
@@ -970,6 +977,9 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		r.Outcome = Deferred
 		if st.Held != nil {
 			r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
+		}
+		if err := s.keepGiveBack(e, st.Why); err != nil {
+			r.Detail += "; and recording that it is to be given back failed: " + err.Error()
 		}
 		log("defer", "deferred", st.Why)
 		return r
@@ -1065,6 +1075,23 @@ func (s *Service) start(ctx context.Context, unit string, each []string) (system
 	return "", fmt.Errorf("%s is not among the units to start", unit)
 }
 
+// keepGiveBack records in a deferred claim that its user asked for it
+// back: the claim stays where its condition keeps the unit down (a
+// target's start must not start it into a port still held), and the
+// next release, switch or reconcile gives it back.
+func (s *Service) keepGiveBack(e claimstore.Entry, why string) error {
+	c := e.Claim
+	if e.Releasing || c.GiveBack != nil && c.GiveBack.Why == why {
+		return nil
+	}
+	gb := claim.GiveBack{AskedAt: s.now().UTC(), Why: why}
+	if c.GiveBack != nil {
+		gb.AskedAt = c.GiveBack.AskedAt
+	}
+	c.GiveBack, c.Version = &gb, claim.Version
+	return s.Store.Write(c)
+}
+
 // settle is how long a started unit must keep running (not activating,
 // not restarting) before its release counts as done: a best effort for a
 // simple service, whose start job is done once its process runs; one
@@ -1149,20 +1176,20 @@ func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func
 	if err != nil {
 		return res, err
 	}
-	var stale, pending []claimstore.Entry
+	var stale, unfinished []claimstore.Entry
 	for _, e := range entries {
 		switch {
 		case plan.Stale(e, s.Authority.Policy, exists) != "":
 			stale = append(stale, e)
-		case e.Releasing:
-			pending = append(pending, e)
+		case pending(e):
+			unfinished = append(unfinished, e)
 		}
 	}
 	var errs []error
 	for _, part := range []struct {
 		entries []claimstore.Entry
 		stale   bool
-	}{{stale, true}, {pending, false}} {
+	}{{stale, true}, {unfinished, false}} {
 		r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
 		if err != nil {
 			errs = append(errs, err)
