@@ -536,9 +536,7 @@ func (r *reader) walkStart(ctx context.Context, d systemd.Detail, may func(unit 
 			}
 		}
 	}
-	for _, p := range sortedKeys(skipped) {
-		w.skipped = append(w.skipped, p)
-	}
+	w.skipped = sortedKeys(skipped)
 	return w, nil
 }
 
