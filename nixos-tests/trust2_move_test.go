@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,4 +93,57 @@ func TestMovingTheClaimsDirectoryCarriesTheClaims(t *testing.T) {
 	}
 	checkInvariant(t, ctx, claimsDir, "pc-t-mv.service")
 	replaySwitch(t, ctx, installed, elsewhere) // for the cleanup's switch back
+}
+
+// TestAMoveStoppedHalfWayHidesNothing: the move killed after one record
+// of two: status shows both, where they are; nothing acts on the new
+// directory until the move is finished, and the next run of the mover
+// (a restart of reconcile, the next boot) finishes it.
+func TestAMoveStoppedHalfWayHidesNothing(t *testing.T) {
+	ctx := need(t)
+	const moved = "/var/lib/portclaim/moved"
+	for i, unit := range []string{"pc-t-mv2.service", "pc-t-mv3.service"} {
+		systemUnit(t, ctx, unit, "", true, false, fmt.Sprintf("tcp4:127.0.0.1:%d", 7416+i))
+		path := manifest(t, unit, oneService(strings.TrimSuffix(unit, ".service"), unit, "podman-"+unit, 7416+i, ""))
+		if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, unit) != "inactive" {
+			t.Fatalf("resolve %s: exit %d\n%s", unit, code, out)
+		}
+	}
+	elsewhere, err := fixture.RenderIn(ctx, yieldTo, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The switch's files, and what a mover killed after its first record
+	// leaves: one record moved, the note still naming the old directory.
+	if _, err := fixture.Activate(m, installed, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if _, err := fixture.Activate(m, elsewhere, installed); err != nil {
+			t.Error(err)
+		}
+		m.Run(ctx, "root", "systemctl", "daemon-reload")
+		m.Run(ctx, "root", "systemctl", "restart", "portclaim-reconcile.service")
+		m.Run(ctx, "root", "rm", "-rf", moved)
+	})
+	must(t, ctx, "root", "sh", "-c", "systemctl daemon-reload && mkdir -p "+moved+"/alice && mv "+claimsDir+"/alice/pc-t-mv2.service "+moved+"/alice/")
+	status := must(t, ctx, "root", "portclaim", "status")
+	contains(t, "root's status", status, "claims: still in "+claimsDir, "claim: pc-t-mv2.service yields to alice", "claim: pc-t-mv3.service yields to alice")
+	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
+	contains(t, "a release during the move", out, "being moved")
+	if isActive(ctx, "pc-t-mv2.service") != "inactive" || isActive(ctx, "pc-t-mv3.service") != "inactive" {
+		t.Fatalf("a release during the move changed something\n%s", out)
+	}
+	must(t, ctx, "root", "systemctl", "restart", "portclaim-reconcile.service")
+	for _, unit := range []string{"pc-t-mv2.service", "pc-t-mv3.service"} {
+		if _, ok := readClaimIn(t, ctx, moved+"/alice", unit); !ok {
+			t.Errorf("%s's record was not moved by the next run", unit)
+		}
+	}
+	checkInvariant(t, ctx, moved, "pc-t-mv2.service", "pc-t-mv3.service")
+	out, _ = portclaim(t, ctx, "alice", nil, "release", "--all")
+	if isActive(ctx, "pc-t-mv2.service") != "active" || isActive(ctx, "pc-t-mv3.service") != "active" {
+		t.Errorf("release after the move was finished:\n%s", out)
+	}
 }

@@ -20,6 +20,8 @@ func init() {
 	for unit, users := range map[string][]string{
 		"pc-t-pol.service":        {"alice"},
 		"pc-t-mv.service":         {"alice"},
+		"pc-t-mv2.service":        {"alice"},
+		"pc-t-mv3.service":        {"alice"},
 		"pc-t-hook-main.service":  {"alice"}, // but not pc-t-hook.service
 		"pc-t-fail-main.service":  {"alice"}, // but not pc-t-onfail.service
 		"pc-t-ok-main.service":    {"alice"},

@@ -19,6 +19,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/lastrun"
+	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/safeopen"
 )
@@ -97,8 +98,13 @@ func (c *statusCmd) Run(a *app) error {
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
 	store := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}
+	stores := []claimstore.Store{store}
 	if pol == nil || store.Dir != pol.ClaimsDir {
 		doc.ClaimsIn = store.Dir
+	}
+	if pol != nil && store.Dir != pol.ClaimsDir {
+		// A move under way, or stopped half way: some records are there.
+		stores = append(stores, claimstore.Store{Dir: pol.ClaimsDir})
 	}
 	var users []string
 	found := map[string]lookup{}
@@ -111,9 +117,16 @@ func (c *statusCmd) Run(a *app) error {
 		users = []string{t.Name}
 		found[t.Name] = lookup{t: t}
 	default:
-		var err error
-		if users, err = store.Users(); err != nil {
-			return fail(exitEnv, "", "%v", err)
+		for _, st := range stores {
+			more, err := st.Users()
+			if err != nil {
+				return fail(exitEnv, "", "%v", err)
+			}
+			for _, u := range more {
+				if !slices.Contains(users, u) {
+					users = append(users, u)
+				}
+			}
 		}
 	}
 	if c.JSON {
@@ -136,7 +149,7 @@ func (c *statusCmd) Run(a *app) error {
 			l.t, l.err = a.target(u, false)
 			found[u] = l
 		}
-		doc.Users = append(doc.Users, a.statusOf(store, u, l))
+		doc.Users = append(doc.Users, a.statusOf(stores, pol, u, l))
 	}
 	a.holdersOf(sh, doc.Users)
 	return a.writeOut(c.Output, func(w io.Writer) error {
@@ -206,11 +219,19 @@ func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, fou
 	return m
 }
 
-// statusOf reads a user's claims and last run; holdersOf adds who holds
-// the claimed ports.
-func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser {
+// statusOf reads a user's claims, in stores, and last run; holdersOf
+// adds who holds the claimed ports.
+func (a *app) statusOf(stores []claimstore.Store, pol *policy.Policy, name string, l lookup) statusUser {
 	su := statusUser{User: name, Claims: []statusClaim{}}
-	entries, err := store.List(name)
+	for _, store := range stores {
+		a.claimsOf(&su, store, pol)
+	}
+	su.LastRun, su.LastRunProblem = a.lastRunOf(l)
+	return su
+}
+
+func (a *app) claimsOf(su *statusUser, store claimstore.Store, pol *policy.Policy) {
+	entries, err := store.List(su.User)
 	if err != nil {
 		su.Claims = append(su.Claims, statusClaim{Problem: err.Error(), Holders: []string{}})
 	}
@@ -220,7 +241,9 @@ func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser
 			cl := e.Claim
 			at := cl.ClaimedAt
 			sc.Service, sc.Ports, sc.ClaimedAt, sc.Method, sc.Prior, sc.With = cl.Service, cl.Ports, &at, cl.Method, cl.Prior.ActiveState, cl.With
-			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit)
+			// A record not yet moved to the policy's directory is not
+			// where its unit's condition looks.
+			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit) && (pol == nil || store.Dir == pol.ClaimsDir || cl.Method != claim.ByCondition)
 			if cl.Release != nil {
 				sc.LastError = cl.Release.LastError
 			}
@@ -230,8 +253,6 @@ func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser
 		}
 		su.Claims = append(su.Claims, sc)
 	}
-	su.LastRun, su.LastRunProblem = a.lastRunOf(l)
-	return su
 }
 
 // holdersOf says who holds each claimed port now, from one read of the
