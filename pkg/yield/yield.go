@@ -790,7 +790,7 @@ func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
 
 // describe names who holds a socket for whoever asked. Root (root mode)
 // sees everything. A user asking the broker learns of a socket only what
-// they could learn themselves: a system unit by name (systemd tells
+// they could learn themselves: root's system unit by name (systemd tells
 // anyone which unit runs), their own unit by the socket's cgroup (the
 // broker, without the capability to read users' open files, could only
 // guess the process; the client names it), and of anyone else's socket
@@ -810,7 +810,7 @@ func (s *Service) describe(sock host.Socket, caller uint32) string {
 		return fmt.Sprintf("a process of uid %d", sock.UID)
 	case s.Authority.Root:
 		return h.Describe(gather.NameOf)
-	case h.Unit.Name != "" && (!h.Unit.User || sock.UID == caller):
+	case h.Unit.Name != "" && (sock.UID == caller || sock.UID == 0 && !h.Unit.User):
 		named := *h
 		named.PID, named.Command = 0, "" // known by its unit alone
 		return named.Describe(gather.NameOf)
