@@ -111,7 +111,9 @@ in
       description = ''
         Where the broker keeps claims: {file}`<claimsDir>/<user>/<unit>`,
         root-owned. While a claim on a unit exists, the unit's start
-        condition keeps it down, at boot too.
+        condition keeps it down, at boot too. Changing it moves the claims
+        there (portclaim-move-claims.service) before the units they keep
+        down start.
       '';
     };
 
