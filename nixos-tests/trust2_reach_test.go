@@ -75,7 +75,8 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 	t.Cleanup(func() { m.Run(context.Background(), "root", "systemctl", "stop", "user@1001.service") })
 	installUnit(t, ctx, "pc-t-extra.service", "[Service]\nExecStart=/bin/sleep infinity\n", false)
 	systemUnit(t, ctx, "pc-t-q.service", "", false, false, "tcp4:127.0.0.1:7405")
-	dropIn(t, ctx, "pc-t-q.service", "[Unit]\nWants=pc-t-extra.service\n")
+	// (A Wants= of a unit that does not exist is no side effect.)
+	dropIn(t, ctx, "pc-t-q.service", "[Unit]\nWants=pc-t-extra.service pc-t-nowhere.service\n")
 	must(t, ctx, "root", "systemctl", "start", "pc-t-q.service")
 	waitListening(t, ctx, "tcp4:127.0.0.1:7405")
 	must(t, ctx, "root", "systemctl", "stop", "pc-t-extra.service") // root wants it down
@@ -87,6 +88,10 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 		out, _ := portclaim(t, ctx, "bob", nil, "release", "--all")
 		if q, x := isActive(ctx, "pc-t-q.service"), isActive(ctx, "pc-t-extra.service"); q != "active" || x != "inactive" {
 			t.Fatalf("bob's release: pc-t-q.service %s, pc-t-extra.service %s; want it back without what root stopped\n%s", q, x, out)
+		}
+		contains(t, "bob's release", out, "without pc-t-extra.service (Wants=)")
+		if strings.Contains(out, "pc-t-nowhere") {
+			t.Errorf("a unit that does not exist counted as left out:\n%s", out)
 		}
 	}
 

@@ -523,7 +523,7 @@ func (r *reader) walkStart(ctx context.Context, d systemd.Detail, may func(unit 
 				return w, err
 			}
 			switch {
-			case nd.Active() || down:
+			case nd.Active() || down || !startable(nd):
 				seen[p.Unit] = true
 			case may(p.Unit):
 				seen[p.Unit] = true
@@ -550,16 +550,28 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // keptDown reports whether a claim keeps d down: a record on it, under
-// any of its names, that is not a release under way. Its start is
-// skipped by its condition, not a side effect.
+// any of its names, that is not a release under way and that its
+// condition (or root's mask) heeds, or that cannot be read (it is not
+// acted on). Its start is skipped, not a side effect.
 func (r *reader) keptDown(d systemd.Detail) (bool, error) {
 	records, err := r.recordsOn(d)
 	for _, e := range records {
-		if !e.Releasing {
+		if !e.Releasing && (e.Problem != "" || e.Claim.Method != claim.ByNothing) {
 			return true, err
 		}
 	}
 	return false, err
+}
+
+// startable reports whether a start job of d could start it: a unit not
+// found, masked or broken is not started (a Wants= of it is dropped, a
+// Requires= fails the start), so it is no side effect.
+func startable(d systemd.Detail) bool {
+	switch d.LoadState {
+	case "not-found", "masked", "bad-setting", "error":
+		return false
+	}
+	return true
 }
 
 // recordsOn is every user's record on d, under any of its names (a
@@ -650,7 +662,7 @@ func (r *reader) triggerReach(ctx context.Context, who string, planned []string)
 				if err != nil {
 					return nil, nil, err
 				}
-				if td.Active() || down {
+				if td.Active() || down || !startable(td) {
 					continue
 				}
 				out = append(out, plan.Triggered{Unit: unit, By: u, Via: t.via})
