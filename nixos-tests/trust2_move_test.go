@@ -20,6 +20,7 @@ import (
 // is left running: one may outlive a switch.
 func replaySwitch(t *testing.T, ctx context.Context, old, new fixture.Files) {
 	t.Helper()
+	since := strings.TrimSpace(must(t, ctx, "root", "date", "+%Y-%m-%d %H:%M:%S"))
 	var stopped []string
 	for p, f := range new {
 		unit := filepath.Base(p)
@@ -38,6 +39,11 @@ func replaySwitch(t *testing.T, ctx context.Context, old, new fixture.Files) {
 	must(t, ctx, "root", "systemd-tmpfiles", "--create", "/etc/tmpfiles.d/portclaim.conf")
 	r := m.Run(ctx, "root", append([]string{"systemctl", "start", "multi-user.target", "sockets.target"}, stopped...)...)
 	t.Logf("the switch's start of the targets and %v: exit %d %s", stopped, r.ExitCode, r.Stderr)
+	// The drop-ins' order after the mover must not make a cycle with
+	// sockets.target or anything a target starts.
+	if j := must(t, ctx, "root", "journalctl", "--no-pager", "--since", since); strings.Contains(j, "ordering cycle") {
+		t.Errorf("the switch found an ordering cycle:\n%s", j)
+	}
 }
 
 // TestMovingTheClaimsDirectoryCarriesTheClaims: a switch to a new
