@@ -44,7 +44,9 @@ func Served(path string) (string, error) {
 
 // Moving reports whether records are still to be moved from the
 // directory served last (the note at path) to dir: the directory differs
-// and holds a user's directory.
+// and holds a user's directory. Empty ones count: a move killed after
+// its last record, before its note, is not done until the note names
+// dir (a later move must start from where the records are).
 func Moving(path, dir string) (from string, err error) {
 	served, err := Served(path)
 	if err != nil || served == dir {
