@@ -206,7 +206,10 @@ rec {
   # starts multi-user.target, which would start the unit before its
   # record is where the new condition looks).
   dropIn =
-    args: concatLines ([ "[Unit]" ] ++ conditionLines args ++ [ "After=portclaim-move-claims.service" ]);
+    args:
+    concatLines (
+      [ "[Unit]" ] ++ conditionLines args ++ [ "After=portclaim-move-claims.service" ]
+    );
 
   # The hardening the broker and reconcile units share: they talk to
   # systemd over D-Bus (AF_UNIX), read sockets through sock_diag
@@ -370,8 +373,9 @@ rec {
             "Unit"
             [
               "Description=portclaim reconcile: release the claims the policy no longer allows"
-              # A user a network directory (sssd, LDAP) serves is not found
-              # before it is up: reconcile must not take it for one removed.
+              # After the user lookups (a user a network directory, sssd or
+              # LDAP, serves is not found before it is up: not one removed)
+              # and the move of the claims.
               "After=nss-user-lookup.target portclaim-move-claims.service"
               "Wants=portclaim-move-claims.service"
               # A switch that changes the policy changes this unit file, so
