@@ -33,6 +33,7 @@ func TestTheBrokerTellsOnlyWhatTheCallerMaySee(t *testing.T) {
 	if strings.Contains(answer, "pc-t-secret") || strings.Contains(answer, "holdport") || !strings.Contains(answer, "uid 1000") {
 		t.Errorf("the broker told bob about alice's socket: %s", answer)
 	}
+	checkInvariant(t, ctx, claimsDir, "pc-t-probe.service")
 	portclaim(t, ctx, "bob", nil, "release", "--all")
 	must(t, ctx, "root", "mount", "-o", "remount,hidepid=0", "/proc")
 
@@ -61,6 +62,7 @@ func TestTheBrokerTellsOnlyWhatTheCallerMaySee(t *testing.T) {
 	contains(t, "alice's who", who, want)
 	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
 	contains(t, "alice's release", out, "deferred pc-t-own-sys.service: 7410/tcp is still held at [::]:7410 by "+want+")")
+	checkInvariant(t, ctx, claimsDir, "pc-t-own-sys.service")
 }
 
 // TestAFloodOfUnnamedUidsNeitherKillsNorBlocksTheBroker: hundreds of
@@ -96,6 +98,7 @@ func TestAFloodOfUnnamedUidsNeitherKillsNorBlocksTheBroker(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	checkInvariant(t, ctx, claimsDir, "pc-t-flood.service")
 	portclaim(t, ctx, "alice", nil, "release", "--all")
 	if s := isActive(ctx, "pc-t-flood.service"); s != "active" {
 		t.Errorf("alice's release during the flood: %s", s)

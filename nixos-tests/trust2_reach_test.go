@@ -164,6 +164,7 @@ func TestAUnitNamedByAnAliasIsOneUnit(t *testing.T) {
 	}
 	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
 	contains(t, "alice's release", out, "it stays down: bob's claim keeps it")
+	checkInvariant(t, ctx, claimsDir, "pc-t-al.service")
 	out, _ = portclaim(t, ctx, "bob", nil, "release", "--all")
 	if s := isActive(ctx, "pc-t-al.service"); s != "active" {
 		t.Errorf("after both releases pc-t-al.service is %s\n%s", s, out)

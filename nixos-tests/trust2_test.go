@@ -53,11 +53,21 @@ func checkInvariant(t *testing.T, ctx context.Context, dir string, units ...stri
 		if isActive(ctx, u) == "active" {
 			continue
 		}
-		r := m.Run(ctx, "root", "sh", "-c", fmt.Sprintf("ls %s/*/%s %s/*/.releasing/%s 2>/dev/null", dir, u, dir, u))
-		if strings.TrimSpace(r.Stdout) == "" {
+		// A record may name the unit by any of its names (an alias).
+		var found []string
+		for _, name := range strings.Fields(must(t, ctx, "root", "systemctl", "show", "-P", "Names", u)) {
+			r := m.Run(ctx, "root", "sh", "-c", fmt.Sprintf("ls %s/*/%s %s/*/.releasing/%s 2>/dev/null", dir, name, dir, name))
+			if strings.TrimSpace(r.Stdout) != "" {
+				found = append(found, name)
+			}
+		}
+		if len(found) == 0 {
 			t.Errorf("%s is down without a record in %s", u, dir)
-		} else if !strings.Contains(status, u) {
-			t.Errorf("%s is down with a record that status does not show:\n%s", u, status)
+		}
+		for _, name := range found {
+			if !strings.Contains(status, name) {
+				t.Errorf("%s is down with a record on %s that status does not show:\n%s", u, name, status)
+			}
 		}
 	}
 }

@@ -32,6 +32,7 @@ func TestAUserNotFoundBeforeTheLookupsAreUpKeepsTheClaims(t *testing.T) {
 	if _, ok := readClaimIn(t, ctx, claimsDir+"/dave", "pc-t-nss.service"); !ok {
 		t.Error("dave's claim is gone")
 	}
+	checkInvariant(t, ctx, claimsDir, "pc-t-nss.service")
 	// Only files answer: dave is gone, and reconcile gives back.
 	must(t, ctx, "root", "cp", "/run/nsswitch.t", "/etc/nsswitch.conf")
 	m.Run(ctx, "root", "systemctl", "restart", "portclaim-reconcile.service")
