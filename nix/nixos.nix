@@ -54,8 +54,8 @@ let
     unit:
     pkgs.writeTextFile {
       name = "portclaim-${storeName unit}.d";
-      destination = "/etc/systemd/system/${unit}.d/portclaim.conf";
-      text = files."/etc/systemd/system/${unit}.d/portclaim.conf";
+      destination = pc.dropInPath unit;
+      text = files.${pc.dropInPath unit};
     }
   ) (builtins.attrNames yield);
 
@@ -128,7 +128,9 @@ in
       description = ''
         Where the broker keeps claims: {file}`<claimsDir>/<user>/<unit>`,
         root-owned. While a claim on a unit exists, the unit's start
-        condition keeps it down, at boot too.
+        condition keeps it down, at boot too. Changing it moves the claims
+        there (portclaim-move-claims.service) before the units they keep
+        down start.
       '';
     };
 

@@ -255,9 +255,14 @@ func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
 	}
 }
 
+// The helper comes back along with pc-r2w.service only because the policy
+// names it: what it does not name a release's start leaves out
+// (TestAReleaseStartsNothingOutsideThePolicy).
+func init() { yieldTo["pc-r2w-helper.service"] = []string{"alice"} }
+
 // TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith: the unit
-// Wants= a helper that Conflicts= with a unit now running: starting it
-// would stop that one, so the release waits.
+// Wants= a helper (which comes back along) that Conflicts= with a unit
+// now running: starting it would stop that one, so the release waits.
 func TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith(t *testing.T) {
 	ctx := need(t)
 	installUnit(t, ctx, "pc-r2w-helper.service", "Conflicts=pc-r2w-victim.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)

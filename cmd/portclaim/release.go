@@ -40,7 +40,7 @@ func (c *releaseCmd) Run(a *app) error {
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
 	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := pol.ClaimsDirOrDefault()
+	claimsDir := gather.ClaimsDir(pol, a.places.ServedNote)
 	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
 	if err != nil {
 		r.errorf("%v; nothing was changed", err)
@@ -80,6 +80,7 @@ func (c *releaseCmd) Run(a *app) error {
 		}
 		res = *resp.Release
 	}
+	a.nameOwnHolders(&res, t)
 	doc.Release = &res
 	for _, line := range report.ReleaseLines(t.Name, res) {
 		r.printf("%s", line)
@@ -92,10 +93,35 @@ func (c *releaseCmd) Run(a *app) error {
 	return a.finish(r, t, source, "release", code, left, doc, c.JSON)
 }
 
+// nameOwnHolders names the holder of each of the user's own sockets a
+// deferred release waits for as `portclaim who` does: the broker names
+// the unit alone (it reads no user's open files; the process it could
+// only guess), and the user can read their own.
+func (a *app) nameOwnHolders(res *yield.ReleaseResult, t target) {
+	for i := range res.Units {
+		u := &res.Units[i]
+		h := u.Held
+		if h == nil || h.Holder == "" {
+			continue
+		}
+		held, err := gather.Who(h.Socket.Port, h.Socket.Proto, nil, a.places)
+		if err != nil {
+			continue
+		}
+		for _, x := range held {
+			if x.Socket.Inode == h.Inode && x.Holder.Known() && x.Holder.UID == t.UID {
+				u.Detail = strings.Replace(u.Detail, h.Holder, x.Holder.Describe(a.names.Of), 1)
+			}
+		}
+	}
+}
+
 // giveBack lists the claimed units to release: every one with all, else
 // those no service of the manifest names any more (by unit, not by
 // service name: renaming a service in home.nix must not give its port
-// away), with releases under way among them. A unit stopped with another
+// away), with releases under way among them, and those asked for back
+// before and deferred (the manifest may still name them: `release --all`
+// while their port was still the user's). A unit stopped with another
 // goes with it, and a socket with its service. (A release under way of a
 // unit the manifest names again is resolve's to take back.)
 func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
@@ -104,7 +130,7 @@ func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []strin
 		if e.Problem != "" && !all {
 			continue // reported by status; nothing to ask for
 		}
-		if all || !declared(m, e) {
+		if all || !declared(m, e) || e.Problem == "" && e.Claim.GiveBack != nil {
 			if !slices.Contains(out, e.Unit) {
 				out = append(out, e.Unit)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
+	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/lastrun"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
@@ -136,7 +137,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 		if t.Root(a) {
 			if root == nil {
 				var closeBus func()
-				root, closeBus, err = a.rootService(ctx, v.snap.Policy.ClaimsDirOrDefault(), c.Wait)
+				root, closeBus, err = a.rootService(ctx, gather.ClaimsDir(v.snap.Policy, a.places.ServedNote), c.Wait)
 				if err != nil {
 					r.errorf("%v; nothing was changed", err)
 					return done
@@ -279,7 +280,7 @@ func (a *app) rootService(ctx context.Context, claimsDir string, wait time.Durat
 		return nil, nil, err
 	}
 	return &yield.Service{Store: claimstore.Store{Dir: claimsDir}, Authority: plan.Authority{Root: true}, Sys: sys,
-		Places: a.places, Wait: wait, Log: actionlog.Journal()}, closeBus, nil
+		Places: a.places, Note: a.places.ServedNote, Wait: wait, Log: actionlog.Journal()}, closeBus, nil
 }
 
 // strictCode is code under strict = true, else 0: home-manager's

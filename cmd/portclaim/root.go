@@ -44,25 +44,53 @@ type reconcileCmd struct {
 	Wait    time.Duration `default:"10s" help:"How long to wait for each start."`
 	Timeout time.Duration `default:"5m" help:"The longest the whole run may take."`
 	JSON    bool          `name:"json" help:"Print JSON."`
+	// MoveClaims is what portclaim-move-claims.service runs, early at
+	// boot and on a switch, before the units the claims keep down start.
+	MoveClaims bool `name:"move-claims" help:"Only move the claims into the policy's claimsDir from the directory served before, and note it (no system bus, no user lookups)."`
 }
 
 func (c *reconcileCmd) Run(a *app) error {
 	if a.euid != 0 {
 		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
 	}
-	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
-	if pol == nil {
+	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
+	switch {
+	case pol == nil && !missing:
+		// Not a policy that allows nothing: giving back every claim would
+		// start the units under the users' containers.
+		return fail(exitEnv, "fix the policy (a NixOS module newer than this portclaim? update portclaim) and run `systemctl restart portclaim-reconcile.service`; `portclaim status` shows the claims kept",
+			"%s: it cannot be trusted, so every claim is kept and nothing is given back", problem)
+	case pol == nil && c.MoveClaims:
+		return nil // nothing to move claims into
+	case pol == nil:
 		a.notef("%s: every condition claim is given back", problem)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
+	dir := gather.ClaimsDir(pol, a.places.ServedNote)
+	if pol != nil && (c.MoveClaims || dir != pol.ClaimsDir) {
+		// services.portclaim.claimsDir changed: every record goes there
+		// before anything is given back from it.
+		n, err := claimstore.Store{Dir: pol.ClaimsDir}.MoveTo(ctx, a.places.ServedNote)
+		if n > 0 {
+			fmt.Fprintf(a.stdout, "moved %d claim record%s from %s to %s\n", n, plural(n), dir, pol.ClaimsDir)
+		}
+		if err != nil {
+			return fail(exitEnv, "root must move or remove what is left (`portclaim status` shows it); then `systemctl restart portclaim-reconcile.service`",
+				"the claims are still in %s, not in the policy's %s: %v; nothing is given back until they are", dir, pol.ClaimsDir, err)
+		}
+		if c.MoveClaims {
+			return nil
+		}
+		dir = pol.ClaimsDir
+	}
 	sys, closeBus, err := systemd.SystemOutliving(ctx)
 	if err != nil {
 		return fail(exitEnv, "", "%v; nothing was changed", err)
 	}
 	defer closeBus()
-	svc := &yield.Service{Store: claimstore.Store{Dir: pol.ClaimsDirOrDefault()}, Authority: plan.Authority{Policy: pol}, Sys: sys,
-		Places: a.places, Wait: c.Wait, Log: actionlog.Journal()}
+	svc := &yield.Service{Store: claimstore.Store{Dir: dir}, Authority: plan.Authority{Policy: pol}, Sys: sys,
+		Places: a.places, Note: a.places.ServedNote, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
 	for _, p := range svc.Log.Problems {
 		a.warnf("%s", p) // the actions matter more than their record

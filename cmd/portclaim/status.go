@@ -19,6 +19,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/lastrun"
+	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/safeopen"
 )
@@ -35,8 +36,15 @@ type statusCmd struct {
 type statusDoc struct {
 	Policy        *statusPolicy `json:"policy"`
 	PolicyProblem string        `json:"policyProblem,omitempty"`
-	Broker        bool          `json:"broker"`
-	Users         []statusUser  `json:"users"`
+	// PolicyUntrusted: a policy is there but cannot be believed; every
+	// claim stands as it is until it is fixed.
+	PolicyUntrusted bool `json:"policyUntrusted,omitempty"`
+	// ClaimsIn is where the claims are read from when that is not the
+	// policy's claimsDir: the directory served before, while its records
+	// wait to be moved (or without a trusted policy).
+	ClaimsIn string       `json:"claimsIn,omitempty"`
+	Broker   bool         `json:"broker"`
+	Users    []statusUser `json:"users"`
 }
 
 type statusPolicy struct {
@@ -61,10 +69,13 @@ type statusClaim struct {
 	Method    string              `json:"method,omitempty"`
 	// KeptDown: what the claim promises holds now (a mask in place, or
 	// the unit's condition, which the NixOS module renders).
-	KeptDown  bool     `json:"keptDown"`
-	Prior     string   `json:"prior,omitempty"`
-	With      string   `json:"with,omitempty"`
-	Releasing bool     `json:"releasing,omitempty"`
+	KeptDown  bool   `json:"keptDown"`
+	Prior     string `json:"prior,omitempty"`
+	With      string `json:"with,omitempty"`
+	Releasing bool   `json:"releasing,omitempty"`
+	// GiveBack says why a release the user asked for waits; the claim
+	// keeps the unit down meanwhile.
+	GiveBack  string   `json:"giveBack,omitempty"`
 	LastError string   `json:"lastError,omitempty"`
 	Problem   string   `json:"problem,omitempty"`
 	Holders   []string `json:"holders"`
@@ -77,16 +88,24 @@ type lookup struct {
 }
 
 func (c *statusCmd) Run(a *app) error {
-	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
+	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
 	// One run shares the policy, the reads of the socket tables and the
 	// processes, and the system manager's connection.
 	sh := gather.Share(a.places, pol, problem)
 	defer sh.Close()
-	doc := statusDoc{PolicyProblem: problem, Broker: sh.Broker(), Users: []statusUser{}}
+	doc := statusDoc{PolicyProblem: problem, PolicyUntrusted: pol == nil && !missing, Broker: sh.Broker(), Users: []statusUser{}}
 	if pol != nil {
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}
+	store := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}
+	stores := []claimstore.Store{store}
+	if pol == nil || store.Dir != pol.ClaimsDir {
+		doc.ClaimsIn = store.Dir
+	}
+	if pol != nil && store.Dir != pol.ClaimsDir {
+		// A move under way, or stopped half way: some records are there.
+		stores = append(stores, claimstore.Store{Dir: pol.ClaimsDir})
+	}
 	var users []string
 	found := map[string]lookup{}
 	switch {
@@ -98,9 +117,16 @@ func (c *statusCmd) Run(a *app) error {
 		users = []string{t.Name}
 		found[t.Name] = lookup{t: t}
 	default:
-		var err error
-		if users, err = store.Users(); err != nil {
-			return fail(exitEnv, "", "%v", err)
+		for _, st := range stores {
+			more, err := st.Users()
+			if err != nil {
+				return fail(exitEnv, "", "%v", err)
+			}
+			for _, u := range more {
+				if !slices.Contains(users, u) {
+					users = append(users, u)
+				}
+			}
 		}
 	}
 	if c.JSON {
@@ -123,7 +149,7 @@ func (c *statusCmd) Run(a *app) error {
 			l.t, l.err = a.target(u, false)
 			found[u] = l
 		}
-		doc.Users = append(doc.Users, a.statusOf(store, u, l))
+		doc.Users = append(doc.Users, a.statusOf(stores, pol, u, l))
 	}
 	a.holdersOf(sh, doc.Users)
 	return a.writeOut(c.Output, func(w io.Writer) error {
@@ -170,12 +196,12 @@ func (a *app) writeOut(path string, write func(io.Writer) error) error {
 // metrics is the fleet view: the claims and last runs status read, and
 // each user's conflicts from a check of their manifest.
 func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, found map[string]lookup, policyOK bool) report.Metrics {
-	m := report.Metrics{PolicyOK: policyOK, Broker: doc.Broker}
+	m := report.Metrics{PolicyOK: policyOK, PolicyUntrusted: doc.PolicyUntrusted, Broker: doc.Broker}
 	for _, su := range doc.Users {
 		um := report.UserMetrics{User: su.User, LastRun: su.LastRun}
 		for _, c := range su.Claims {
 			um.Claims = append(um.Claims, report.ClaimMetric{Unit: c.Unit, Method: c.Method, KeptDown: c.KeptDown,
-				Releasing: c.Releasing, Unreadable: c.Problem != ""})
+				Releasing: c.Releasing, AskedBack: c.GiveBack != "", Unreadable: c.Problem != ""})
 		}
 		if l := found[su.User]; l.err == nil {
 			if man, source, err := a.loadManifest("", l.t); err == nil && source != builtinSource {
@@ -193,11 +219,19 @@ func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, fou
 	return m
 }
 
-// statusOf reads a user's claims and last run; holdersOf adds who holds
-// the claimed ports.
-func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser {
+// statusOf reads a user's claims, in stores, and last run; holdersOf
+// adds who holds the claimed ports.
+func (a *app) statusOf(stores []claimstore.Store, pol *policy.Policy, name string, l lookup) statusUser {
 	su := statusUser{User: name, Claims: []statusClaim{}}
-	entries, err := store.List(name)
+	for _, store := range stores {
+		a.claimsOf(&su, store, pol)
+	}
+	su.LastRun, su.LastRunProblem = a.lastRunOf(l)
+	return su
+}
+
+func (a *app) claimsOf(su *statusUser, store claimstore.Store, pol *policy.Policy) {
+	entries, err := store.List(su.User)
 	if err != nil {
 		su.Claims = append(su.Claims, statusClaim{Problem: err.Error(), Holders: []string{}})
 	}
@@ -207,15 +241,18 @@ func (a *app) statusOf(store claimstore.Store, name string, l lookup) statusUser
 			cl := e.Claim
 			at := cl.ClaimedAt
 			sc.Service, sc.Ports, sc.ClaimedAt, sc.Method, sc.Prior, sc.With = cl.Service, cl.Ports, &at, cl.Method, cl.Prior.ActiveState, cl.With
-			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit)
+			// A record not yet moved to the policy's directory is not
+			// where its unit's condition looks.
+			sc.KeptDown = !e.Releasing && keptDown(a.places, cl.Method, e.Unit) && (pol == nil || store.Dir == pol.ClaimsDir || cl.Method != claim.ByCondition)
 			if cl.Release != nil {
 				sc.LastError = cl.Release.LastError
+			}
+			if cl.GiveBack != nil {
+				sc.GiveBack = cl.GiveBack.Why
 			}
 		}
 		su.Claims = append(su.Claims, sc)
 	}
-	su.LastRun, su.LastRunProblem = a.lastRunOf(l)
-	return su
 }
 
 // holdersOf says who holds each claimed port now, from one read of the
@@ -296,9 +333,12 @@ func (a *app) lastRunOf(l lookup) (*lastrun.Record, string) {
 }
 
 func (a *app) statusText(w io.Writer, doc statusDoc) {
-	if doc.Policy == nil {
+	switch {
+	case doc.PolicyUntrusted:
+		fmt.Fprintf(w, "policy: %s: it cannot be trusted, so every claim stays as it is (reconcile gives nothing back, the broker does nothing) until root fixes it\n", doc.PolicyProblem)
+	case doc.Policy == nil:
 		fmt.Fprintf(w, "policy: %s\n", doc.PolicyProblem)
-	} else {
+	default:
 		fmt.Fprintf(w, "policy: %s, claims in %s\n", doc.Policy.Path, doc.Policy.ClaimsDir)
 		var units []string
 		for u := range doc.Policy.Yield {
@@ -310,6 +350,9 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 				fmt.Fprintf(w, "  may yield: %s to %s\n", u, strings.Join(doc.Policy.Yield[u], ", "))
 			}
 		}
+	}
+	if doc.Policy != nil && doc.ClaimsIn != "" {
+		fmt.Fprintf(w, "claims: still in %s, the claims directory served before, until portclaim-move-claims.service moves them to %s (`journalctl -u portclaim-move-claims` says why not)\n", doc.ClaimsIn, doc.Policy.ClaimsDir)
 	}
 	if doc.Broker {
 		fmt.Fprintf(w, "broker: listening at %s\n", a.places.BrokerSocket)
@@ -333,6 +376,9 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 				if c.LastError != "" {
 					state += ": " + c.LastError
 				}
+			}
+			if c.GiveBack != "" && !c.Releasing {
+				state += "; asked back, waiting: " + c.GiveBack + "; the next `portclaim release`, home-manager switch or boot gives it back once that is over"
 			}
 			with := ""
 			if c.With != "" {

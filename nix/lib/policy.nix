@@ -84,7 +84,20 @@ rec {
 
   conditionLines = args: map (c: "ConditionPathExists=${c}") (conditions args);
 
-  dropIn = args: concatLines ([ "[Unit]" ] ++ conditionLines args);
+  # Where a yielding unit's drop-in goes: named after the unit as the
+  # policy names it, so that a unit named by its name for one user and by
+  # an alias for another gets both (systemd reads one file of a name
+  # across the .d directories of all a unit's names).
+  dropInPath = unit: "/etc/systemd/system/${unit}.d/portclaim-${unit}.conf";
+
+  # Ordered after the move of the claims (a switch to a new claimsDir
+  # starts multi-user.target, which would start the unit before its
+  # record is where the new condition looks).
+  dropIn =
+    args:
+    concatLines (
+      [ "[Unit]" ] ++ conditionLines args ++ [ "After=portclaim-move-claims.service" ]
+    );
 
   # tmpfiles.d: the claims directory is root's; the broker makes each
   # user's directory inside it (root-owned too: users write nothing there).
@@ -130,7 +143,7 @@ rec {
     }
     // builtins.listToAttrs (
       map (unit: {
-        name = "${unitDir}/${unit}.d/portclaim.conf";
+        name = dropInPath unit;
         value = dropIn {
           inherit claimsDir unit;
           users = yield.${unit};

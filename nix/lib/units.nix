@@ -111,6 +111,11 @@ rec {
             "Unit"
             [
               "Description=portclaim reconcile: release the claims the policy no longer allows"
+              # After the user lookups (a user a network directory, sssd or
+              # LDAP, serves is not found before it is up: not one removed)
+              # and the move of the claims.
+              "After=nss-user-lookup.target portclaim-move-claims.service"
+              "Wants=portclaim-move-claims.service"
               # A switch that changes the policy changes this unit file, so
               # switch-to-configuration restarts it: the claims follow the
               # new policy on that switch, not at the next boot.
@@ -126,6 +131,50 @@ rec {
                 "ExecStart=${portclaim} reconcile"
               ]
               ++ harden
+            )
+          ]
+        ];
+      };
+      # Moves the claims when claimsDir changes, before any unit they keep
+      # down starts (every drop-in is ordered after it): early at boot,
+      # and on a switch, where a restart of reconcile restarts it too.
+      # It writes where the old directory was, which no sandbox set for
+      # the new one would let it.
+      "portclaim-move-claims.service" = {
+        wantedBy = [
+          "multi-user.target"
+          "sockets.target"
+        ];
+        text = unitText [
+          [
+            "Unit"
+            [
+              "Description=portclaim: move the claims into services.portclaim.claimsDir before the units they keep down start"
+              "DefaultDependencies=no"
+              "After=local-fs.target"
+              "Conflicts=shutdown.target"
+              "Before=shutdown.target"
+              "PartOf=portclaim-reconcile.service"
+              "X-Restart-Triggers=${claimsDir}"
+            ]
+          ]
+          [
+            "Service"
+            (
+              [
+                "Type=oneshot"
+                "RemainAfterExit=yes"
+                "ExecStart=${portclaim} reconcile --move-claims"
+              ]
+              ++ map (
+                l:
+                if l == "ProtectSystem=strict" then
+                  "ProtectSystem=full"
+                else if l == "RestrictAddressFamilies=AF_UNIX AF_NETLINK" then
+                  "RestrictAddressFamilies=AF_UNIX"
+                else
+                  l
+              ) (builtins.filter (l: l != "ReadWritePaths=${claimsDir}") harden)
             )
           ]
         ];

@@ -140,7 +140,7 @@ func TestYieldOfAnUndefinedUnitDefinesNoUnit(t *testing.T) {
 		}
 	}
 	// The start condition is still installed, as a drop-in only.
-	if _, ok := r.Installed["/etc/systemd/system/olama.service.d/portclaim.conf"]; !ok {
+	if _, ok := r.Installed["/etc/systemd/system/olama.service.d/portclaim-olama.service.conf"]; !ok {
 		t.Error("no drop-in for olama.service")
 	}
 }

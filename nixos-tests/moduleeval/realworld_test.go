@@ -84,7 +84,7 @@ func TestTheOllamaFamilyYieldsTogether(t *testing.T) {
 			if strings.Join(y["ollama.service"], " ") != c.want || strings.Join(y["ollama-model-loader.service"], " ") != c.want {
 				t.Errorf("policy %s: want ollama.service and ollama-model-loader.service to yield to %s", r.Policy, c.want)
 			}
-			dropIn := string(r.Installed["/etc/systemd/system/ollama-model-loader.service.d/portclaim.conf"])
+			dropIn := string(r.Installed["/etc/systemd/system/ollama-model-loader.service.d/portclaim-ollama-model-loader.service.conf"])
 			if !strings.Contains(dropIn, `ConditionPathExists=!/var/lib/portclaim/claims/alice/ollama-model-loader.service`) {
 				t.Errorf("the loader's start condition: %s", dropIn)
 			}

@@ -84,8 +84,8 @@ func TestSystemFilesContract(t *testing.T) {
 	if err != nil || !p.Allows("bob", "qdrant.socket") || p.Allows("bob", "ollama.service") || p.ClaimsDir != "/srv/claims" {
 		t.Errorf("the Go policy reader reads %+v, %v", p, err)
 	}
-	if got, want := files["/etc/systemd/system/qdrant.socket.d/portclaim.conf"].Content,
-		"[Unit]\nConditionPathExists=!/srv/claims/alice/qdrant.socket\nConditionPathExists=!/srv/claims/bob/qdrant.socket\n"; got != want {
+	if got, want := files["/etc/systemd/system/qdrant.socket.d/portclaim-qdrant.socket.conf"].Content,
+		"[Unit]\nConditionPathExists=!/srv/claims/alice/qdrant.socket\nConditionPathExists=!/srv/claims/bob/qdrant.socket\nAfter=portclaim-move-claims.service\n"; got != want {
 		t.Errorf("qdrant.socket's drop-in = %q, want %q", got, want)
 	}
 	if got := files["/etc/tmpfiles.d/portclaim.conf"].Content; got != "d /srv/claims 0755 root root -\n" {
@@ -125,7 +125,7 @@ func TestSystemFilesContract(t *testing.T) {
 	if other[r].Content == files[r].Content || !strings.Contains(other[r].Content, "X-Restart-Triggers=") {
 		t.Errorf("portclaim-reconcile.service does not change with the policy:\n%s", other[r].Content)
 	}
-	if _, ok := other["/etc/systemd/system/qdrant.socket.d/portclaim.conf"]; ok {
+	if _, ok := other["/etc/systemd/system/qdrant.socket.d/portclaim-qdrant.socket.conf"]; ok {
 		t.Error("a unit that left the policy keeps its drop-in")
 	}
 }

@@ -3,13 +3,16 @@ package broker
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
@@ -236,5 +239,53 @@ func TestAUIDIsCountedBeforeItsNameIsLookedUp(t *testing.T) {
 	}
 	if n := lookups.Load(); n != 1 {
 		t.Errorf("%d lookups for one uid without a name; want 1", n)
+	}
+}
+
+// TestABrokerForAnotherClaimsDirMakesWay: services.portclaim.claimsDir
+// changed while a broker ran; it may write only where the claims were,
+// so it leaves the next connection in the socket, unanswered, and exits,
+// for systemd to start one for the new directory.
+func TestABrokerForAnotherClaimsDirMakesWay(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root")
+		}
+		t.Skip("the policy is believed only when root's: needs root")
+	}
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.json")
+	write := func(claims string) {
+		tmp := pol + ".tmp"
+		if err := os.WriteFile(tmp, []byte(`{"version":1,"claimsDir":"`+claims+`","yield":[]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, pol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(dir + "/a")
+	path, done := serve(t, &Server{Places: gather.Places{PolicyPath: pol}})
+	if _, err := call(t, path, Request{Op: OpStatus}); err != nil {
+		t.Fatalf("status for its own directory: %v", err)
+	}
+	write(dir + "/b")
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte(`{"version":1,"op":"status"}` + "\n"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the broker went on serving another claims directory")
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	if b, _ := io.ReadAll(conn); len(b) > 0 {
+		t.Errorf("it answered for the new directory: %s", b)
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,7 +49,13 @@ type Server struct {
 	// the limits stand in a uid of their own.
 	peerOf func(*net.UnixConn) (uint32, error)
 
-	turn    chan struct{} // one request acts at a time: its token
+	turn chan struct{} // one request acts at a time: its token
+	// serving is the claims directory this broker was started for: its
+	// unit lets it write there alone (ReadWritePaths=). When the policy
+	// names another, it stops serving, and socket activation starts one
+	// for the new directory.
+	serving string
+	moved   atomic.Bool
 	connMu  sync.Mutex
 	conns   map[uint32]int
 	total   int
@@ -97,6 +105,9 @@ func (s *Server) defaults() {
 // for s.Idle while none was open.
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	s.defaults()
+	if pol, _ := gather.LoadPolicy(s.Places.PolicyPath); pol != nil {
+		s.serving = pol.ClaimsDir
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := make(chan struct{})
@@ -111,13 +122,23 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 		}
 	}()
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || s.moved.Load() {
 			return nil
 		}
 		if err := ln.SetDeadline(time.Now().Add(s.Idle)); err != nil {
 			return err
 		}
-		conn, err := ln.AcceptUnix()
+		// A connection waits in the socket until this broker knows it
+		// may answer it: one for another claims directory leaves it
+		// there, for the broker systemd starts next.
+		err := pending(ctx, ln, s.Idle)
+		if err == nil && s.movedAway() {
+			return nil
+		}
+		var conn *net.UnixConn
+		if err == nil {
+			conn, err = ln.AcceptUnix()
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -141,6 +162,50 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 			s.handle(ctx, conn)
 		}()
 	}
+}
+
+// pending waits until a connection is there to accept, without
+// accepting it, until ctx ends or idle passes (a timeout error then, as
+// the listener's deadline gives Accept). The listener's own wait cannot
+// leave the connection in the socket, so this one polls the socket, a
+// slice at a time to notice ctx.
+func pending(ctx context.Context, ln *net.UnixListener, idle time.Duration) error {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(idle)
+	for ctx.Err() == nil {
+		wait := min(time.Until(deadline), 200*time.Millisecond)
+		if wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		var n int
+		var perr error
+		if err := raw.Control(func(fd uintptr) {
+			n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(wait.Milliseconds())+1)
+		}); err != nil {
+			return err
+		}
+		if perr != nil && !errors.Is(perr, unix.EINTR) {
+			return perr
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return os.ErrDeadlineExceeded
+}
+
+// movedAway reports whether the policy names another claims directory
+// than the one this broker serves: services.portclaim.claimsDir changed.
+func (s *Server) movedAway() bool {
+	pol, _ := gather.LoadPolicy(s.Places.PolicyPath)
+	if pol == nil || s.serving == "" || pol.ClaimsDir == s.serving {
+		return false
+	}
+	s.moved.Store(true)
+	return true
 }
 
 func (s *Server) open() int {
@@ -284,9 +349,15 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	if pol == nil {
 		return fail(CodeFailed, "%s; nothing was changed", problem)
 	}
+	if s.serving != "" && pol.ClaimsDir != s.serving {
+		// This broker may write only where the claims were: a fresh one
+		// answers for the new directory.
+		s.moved.Store(true)
+		return fail(CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again; nothing was changed", pol.ClaimsDir, s.serving)
+	}
 	store := claimstore.Store{Dir: pol.ClaimsDir}
 	if req.Op == OpStatus {
-		return Response{Version: Version, User: name, Status: status(store, pol, name)}
+		return Response{Version: Version, User: name, Status: status(claimstore.Store{Dir: gather.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
 	}
 
 	// One request acts at a time. The wait for a turn has its deadline;
@@ -320,7 +391,7 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		return fail(CodeFailed, "%v; nothing was changed", err)
 	}
 	defer closeBus()
-	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Wait: wait, Log: s.Log,
+	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Note: s.Places.ServedNote, Wait: wait, Log: s.Log,
 		Policy: func() (*policy.Policy, string) { return gather.LoadPolicy(s.Places.PolicyPath) }}
 	resp := Response{Version: Version, User: name}
 	if req.Op == OpYield {

@@ -18,9 +18,10 @@ import (
 	"github.com/portclaim/portclaim/pkg/unitname"
 )
 
-// Version is the record format written; Decode also reads version 1
-// (the records of portclaim 0.1, which had no dependents or releases).
-const Version = 2
+// Version is the record format written; Decode also reads version 2
+// (no giveBack) and 1 (the records of portclaim 0.1, which had no
+// dependents or releases).
+const Version = 3
 
 // How a claim keeps its unit down.
 const (
@@ -57,6 +58,18 @@ type Claim struct {
 	// user's .releasing directory, where no condition looks, until the
 	// unit is back in its prior state.
 	Release *Release `json:"release,omitempty"`
+	// GiveBack records that the user asked for the unit back while it
+	// could not come back yet (their own unit still held its port, say):
+	// the claim keeps the unit down (not started into a held port) until
+	// the next release, home-manager switch or reconcile gives it back.
+	// Version 3.
+	GiveBack *GiveBack `json:"giveBack,omitempty"`
+}
+
+// GiveBack is a release asked for and deferred.
+type GiveBack struct {
+	AskedAt time.Time `json:"askedAt"`
+	Why     string    `json:"why"` // why it waits
 }
 
 // Prior is a unit's state before portclaim touched it.
@@ -105,8 +118,10 @@ func Decode(data []byte) (Claim, error) {
 		return c, fmt.Errorf("not a whole claim record: data after the record")
 	}
 	switch {
-	case c.Version != 1 && c.Version != Version:
-		return c, fmt.Errorf("claim record version %d is not one this portclaim reads (1 or %d)", c.Version, Version)
+	case c.Version < 1 || c.Version > Version:
+		return c, fmt.Errorf("claim record version %d is not one this portclaim reads (1 to %d)", c.Version, Version)
+	case c.GiveBack != nil && c.Version < 3:
+		return c, fmt.Errorf("claim record version %d has giveBack, which version 3 brought", c.Version)
 	case !unitname.Claimable(c.Unit):
 		return c, fmt.Errorf("claim record names %q, not a .service or .socket unit", c.Unit)
 	case !policy.ValidUser(c.User):

@@ -35,6 +35,22 @@ func TestTruncatedRecordIsNotAQuietState(t *testing.T) {
 	}
 }
 
+// TestOlderVersionsAreRead: a record of portclaim 0.2 (version 2) and of
+// 0.1 (version 1) are read; version 3 adds a release asked and deferred.
+func TestOlderVersionsAreRead(t *testing.T) {
+	for _, v := range []string{"1", "2"} {
+		in := `{"version":` + v + `,"user":"alice","unit":"a.service","service":"x","ports":[],"claimedAt":"2026-11-27T10:00:00Z","method":"condition","prior":{"activeState":"active","unitFileState":""}}`
+		if c, err := Decode([]byte(in)); err != nil || c.GiveBack != nil {
+			t.Errorf("version %s: %+v, %v", v, c, err)
+		}
+	}
+	c := sample()
+	c.GiveBack = &GiveBack{AskedAt: c.ClaimedAt, Why: "11434/tcp is still held"}
+	if got, err := Decode(Encode(c)); err != nil || got.GiveBack == nil || got.GiveBack.Why != c.GiveBack.Why || got.Version != 3 {
+		t.Errorf("%+v, %v", got, err)
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	for _, in := range []string{
 		`{}`,
@@ -43,6 +59,7 @@ func TestDecodeRefuses(t *testing.T) {
 		`{"version":2,"user":"alice","unit":"a.service","service":"x","ports":[{"port":70000,"protocol":"tcp","address":""}],"claimedAt":"2026-11-27T10:00:00Z","method":"condition","prior":{"activeState":"active","unitFileState":""}}`,
 		`{"version":2,"user":"alice","unit":"a.service","service":"x","ports":[],"claimedAt":"2026-11-27T10:00:00Z","method":"condition","prior":{"activeState":"active","unitFileState":""},"evil":1}`,
 		`{"version":9,"user":"alice","unit":"a.service","service":"x","ports":[],"claimedAt":"2026-11-27T10:00:00Z","method":"condition","prior":{"activeState":"active","unitFileState":""}}`,
+		`{"version":2,"user":"alice","unit":"a.service","service":"x","ports":[],"claimedAt":"2026-11-27T10:00:00Z","method":"condition","prior":{"activeState":"active","unitFileState":""},"giveBack":{"askedAt":"2026-11-27T10:00:00Z","why":"x"}}`,
 	} {
 		if c, err := Decode([]byte(in)); err == nil {
 			t.Errorf("%s decoded as %+v", in, c)

@@ -169,3 +169,104 @@ func TestLockExcludesAndIsRootsAlone(t *testing.T) {
 	}
 	unlock2()
 }
+
+// TestMoveCarriesEveryRecordAndNotesIt: a new claims directory gets every
+// record of the one served last, claims and releases under way, and the
+// note names it; a record root did not write stays where it is, and so
+// does the note, so that every reader still finds it.
+func TestMoveCarriesEveryRecordAndNotesIt(t *testing.T) {
+	needRoot(t)
+	old := newStore(t)
+	note := filepath.Join(t.TempDir(), "claims-dir")
+	if err := os.WriteFile(note, []byte(old.Dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []claim.Claim{record("alice", "a.service"), record("bob", "a.service")} {
+		if err := old.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := record("alice", "b.service")
+	if err := old.Write(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Release = &claim.Release{Attempts: 1}
+	if err := old.BeginRelease(r); err != nil {
+		t.Fatal(err)
+	}
+	next := Store{Dir: filepath.Join(t.TempDir(), "moved")}
+	if from, err := Moving(note, next.Dir); err != nil || from != old.Dir {
+		t.Fatalf("Moving = %q, %v", from, err)
+	}
+	if n, err := next.MoveTo(context.Background(), note); err != nil || n != 3 {
+		t.Fatalf("MoveTo = %d, %v", n, err)
+	}
+	all, err := next.Records()
+	if err != nil || len(all["a.service"]) != 2 || len(all["b.service"]) != 1 || !all["b.service"][0].Releasing || all["b.service"][0].Problem != "" {
+		t.Fatalf("the records in the new directory: %+v, %v", all, err)
+	}
+	if left, _ := old.Records(); len(left) != 0 {
+		t.Errorf("left in the old directory: %+v", left)
+	}
+	if served, err := Served(note); err != nil || served != next.Dir {
+		t.Errorf("the note: %q, %v", served, err)
+	}
+	if from, err := Moving(note, next.Dir); err != nil || from != "" {
+		t.Errorf("after the move, Moving = %q, %v", from, err)
+	}
+
+	// Back, with one record already there (a move killed after its
+	// copy): it is the same record; the copy moved from goes.
+	if err := old.Write(record("alice", "a.service")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := old.MoveTo(context.Background(), note); err != nil || n != 3 {
+		t.Errorf("the move back: %d, %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(next.Dir, "alice", "a.service")); !os.IsNotExist(err) {
+		t.Errorf("a record at both places stayed in the one moved from: %v", err)
+	}
+}
+
+// TestMoveToAnotherFileSystemCopiesOnlyRootsRecords: across file systems
+// a record is copied, as root's file; one root did not write stays where
+// it is (its copy would be root's), and so does the note.
+func TestMoveToAnotherFileSystemCopiesOnlyRootsRecords(t *testing.T) {
+	needRoot(t)
+	shm, err := os.MkdirTemp("/dev/shm", "claims-")
+	if err != nil {
+		t.Skip("no /dev/shm")
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	old := newStore(t)
+	note := filepath.Join(t.TempDir(), "claims-dir")
+	os.WriteFile(note, []byte(old.Dir+"\n"), 0o644)
+	for _, c := range []claim.Claim{record("alice", "a.service"), record("bob", "b.service")} {
+		if err := old.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chown(filepath.Join(old.Dir, "bob", "b.service"), 1001, -1)
+	next := Store{Dir: filepath.Join(shm, "claims")}
+	n, err := next.MoveTo(context.Background(), note)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "b.service cannot be copied") {
+		t.Fatalf("MoveTo = %d, %v", n, err)
+	}
+	if l, _ := next.List("alice"); len(l) != 1 || l[0].Problem != "" {
+		t.Errorf("alice's record across file systems: %+v", l)
+	}
+	if _, err := os.Stat(filepath.Join(old.Dir, "bob", "b.service")); err != nil {
+		t.Errorf("bob's record, not root's, did not stay: %v", err)
+	}
+	if served, _ := Served(note); served != old.Dir {
+		t.Errorf("the note names %s with a record left in %s", served, old.Dir)
+	}
+}
+
+// TestServedWithoutANoteIsTheDefault: a machine on a portclaim before the
+// note kept its claims in the default directory.
+func TestServedWithoutANoteIsTheDefault(t *testing.T) {
+	if dir, err := Served(filepath.Join(t.TempDir(), "none")); err != nil || dir != "/var/lib/portclaim/claims" {
+		t.Errorf("%q, %v", dir, err)
+	}
+}

@@ -46,6 +46,7 @@ type Places struct {
 	PolicyPath   string // /etc/portclaim/policy.json
 	BrokerSocket string // policy.BrokerSocket
 	TransientDir string // /run/systemd/transient
+	ServedNote   string // policy.ServedNote
 }
 
 // Masked reports whether root mode's transient mask of unit is in place:
@@ -58,7 +59,7 @@ func (p Places) Masked(unit string) bool {
 
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
-	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient"}
+	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient", ServedNote: policy.ServedNote}
 
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {
@@ -168,9 +169,12 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 		s.Holders[sock.Inode] = sh.attr.one(sock, holder.Expected(m, sock, uid))
 	}
 
-	store := claimstore.Store{Dir: s.Policy.ClaimsDirOrDefault()}
+	var store *claimstore.Store // found on first need: a check rarely needs it
 	noteClaims := func(u host.Unit) {
-		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(store, u.Name, s.User, at)
+		if store == nil {
+			store = &claimstore.Store{Dir: ClaimsDir(s.Policy, at.ServedNote)}
+		}
+		s.KeptDown[u.Name], s.Others[u.Name] = claimsOn(*store, u.Name, s.User, at)
 	}
 	sys, err := sh.system(ctx)
 	if err != nil {
@@ -295,18 +299,45 @@ func lingerHint(uid uint32, name string) string {
 // LoadPolicy reads the policy if root alone can have written it; else
 // it returns why not.
 func LoadPolicy(path string) (*policy.Policy, string) {
-	data, err := safeopen.RootFile(path, policy.MaxSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Sprintf("no portclaim policy is installed (%s does not exist)", path)
+	pol, problem, _ := ReadPolicy(path)
+	return pol, problem
+}
+
+// ReadPolicy is LoadPolicy that also says whether the policy is missing:
+// no file at path (the NixOS module is off). A policy that is there but
+// cannot be believed (not root's, not whole JSON, a version this binary
+// does not read: a newer module beside an older binary) is not a policy
+// that allows nothing: the claims made under it stand.
+func ReadPolicy(path string) (pol *policy.Policy, problem string, missing bool) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("no portclaim policy is installed (%s does not exist)", path), true
 	}
+	data, err := safeopen.RootFile(path, policy.MaxSize)
 	if err != nil {
-		return nil, fmt.Sprintf("the policy cannot be used: %v", err)
+		return nil, fmt.Sprintf("the policy cannot be used: %v", err), false
 	}
 	p, err := policy.Parse(path, data)
 	if err != nil {
-		return nil, err.Error()
+		return nil, err.Error(), false
 	}
-	return &p, ""
+	return &p, "", false
+}
+
+// ClaimsDir is where the claims are now: the policy's directory, but
+// while records wait to be moved there from the directory served last
+// (claimstore.Moving), that one; without a trusted policy, the one
+// served last. note is the note of that directory (Places.ServedNote).
+func ClaimsDir(pol *policy.Policy, note string) string {
+	if pol == nil {
+		if dir, err := claimstore.Served(note); err == nil {
+			return dir
+		}
+		return policy.DefaultClaimsDir
+	}
+	if from, err := claimstore.Moving(note, pol.ClaimsDir); err == nil && from != "" {
+		return from
+	}
+	return pol.ClaimsDir
 }
 
 // IsSocket reports whether a socket is at path (the broker's, a user

@@ -34,6 +34,15 @@ type Dependent struct {
 	Via  string // the unit it depends on directly
 }
 
+// Triggered is a unit the stop of another starts: its OnSuccess= (it
+// goes inactive) or OnFailure= (an ExecStop= that fails leaves it
+// failed).
+type Triggered struct {
+	Unit string
+	By   string // the unit whose stop starts it
+	Via  string // OnSuccess or OnFailure
+}
+
 // Authority is on whose word the root side acts: the policy for a user
 // who asked the broker, or root itself (root mode), who may make any unit
 // yield and keeps down with a transient mask what has no condition.
@@ -54,6 +63,11 @@ type YieldInput struct {
 	// Queued are units the stop reaches that have a job queued: a stop
 	// with job mode "replace" would cancel root's job.
 	Queued []string
+	// Triggered are the units not running that the stops would start;
+	// TriggerProblems what those starts would do that nothing records
+	// ("stop x.service (Conflicts=), which ..."): either refuses.
+	Triggered       []Triggered
+	TriggerProblems []string
 	// ClaimPath is where user's claim on a unit lives (the path its
 	// condition names).
 	ClaimPath func(user, unit string) string
@@ -113,8 +127,8 @@ func PlanYield(in YieldInput) YieldPlan {
 	}
 	if !in.Authority.Root {
 		var missing []string
-		for _, u := range all {
-			if in.Authority.Policy == nil || !in.Authority.Policy.Allows(in.User, u) {
+		for _, u := range append(slices.Clone(all), TriggeredUnits(in.Triggered)...) {
+			if (in.Authority.Policy == nil || !in.Authority.Policy.Allows(in.User, u)) && !slices.Contains(missing, u) {
 				missing = append(missing, u)
 			}
 		}
@@ -123,6 +137,11 @@ func PlanYield(in YieldInput) YieldPlan {
 				Says: refusalText(in, missing)}
 			return p
 		}
+	}
+	if len(in.TriggerProblems) > 0 {
+		p.Refused = &Refusal{Says: fmt.Sprintf("stopping %s would %s: nothing would record that, and no release would undo it; nothing was changed",
+			strings.Join(in.Asked, " and "), strings.Join(in.TriggerProblems, "; "))}
+		return p
 	}
 	if len(in.Queued) > 0 {
 		p.Refused = &Refusal{Says: fmt.Sprintf("systemd has jobs queued for %s (a boot or a switch under way?), which a stop now would cancel; nothing was changed: try again when they are done",
@@ -149,14 +168,24 @@ func PlanYield(in YieldInput) YieldPlan {
 		facts := in.Facts[u]
 		how := method(in, u, facts)
 		mine := false
-		var releasing *claim.Claim
+		var releasing, askedBack *claim.Claim
 		for i, r := range facts.Records {
 			if r.User == in.User {
 				mine = mine || !r.Releasing
-				if r.Releasing {
+				switch {
+				case r.Releasing:
 					releasing = &facts.Records[i].Claim
+				case r.Problem == "" && r.Claim.GiveBack != nil:
+					askedBack = &facts.Records[i].Claim
 				}
 			}
+		}
+		if askedBack != nil {
+			// Asked for back, and now wanted down again: the give-back
+			// is dropped.
+			c := *askedBack
+			c.GiveBack = nil
+			p.Write = append(p.Write, c)
 		}
 		if releasing != nil {
 			p.CancelRelease = append(p.CancelRelease, u)
@@ -217,7 +246,26 @@ func refusalText(in YieldInput, missing []string) string {
 		parts = append(parts, fmt.Sprintf("stopping %s would also stop %s, which the policy does not let yield to %s",
 			strings.Join(in.Asked, " and "), strings.Join(deps, ", "), in.User))
 	}
+	var started []string
+	for _, t := range in.Triggered {
+		if slices.Contains(missing, t.Unit) {
+			started = append(started, fmt.Sprintf("%s (%s= of %s)", t.Unit, t.Via, t.By))
+		}
+	}
+	if len(started) > 0 {
+		parts = append(parts, fmt.Sprintf("stopping %s would start %s, which the policy does not let yield to %s",
+			strings.Join(in.Asked, " and "), strings.Join(started, ", "), in.User))
+	}
 	return strings.Join(parts, "; ") + "; nothing was changed"
+}
+
+// TriggeredUnits names the units of ts, in order.
+func TriggeredUnits(ts []Triggered) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Unit
+	}
+	return out
 }
 
 // DependentUnits names the units of ds, in order.
@@ -281,6 +329,31 @@ type ReleaseStep struct {
 	Action ReleaseAction
 	Unmask bool   // a transient mask to remove first
 	Why    string // for people
+	// Each, for a Restart that must leave out what its start would pull
+	// in (Without): exactly these units are started (the unit among
+	// them), each with job mode ignore-requirements, in this order.
+	// Empty: the unit is started with job mode replace, and systemd
+	// pulls in the rest.
+	Each, Without []string
+	// Held is the user's own socket a Defer waits for, and Holder how Why
+	// names its holder (the client, which can read its own processes'
+	// files, may name it better).
+	Held   *host.Socket
+	Holder string
+}
+
+// StartReach is what a start of a released unit would reach, as read.
+type StartReach struct {
+	// Along are the units to start: the unit, and those not running that
+	// it pulls in and that the policy lets come back along (a family:
+	// ollama and its model loader), in the order their After= asks.
+	Along []string
+	// Skipped are not running, pulled in through Wants= alone, and not
+	// in the policy: a start with job mode ignore-requirements leaves
+	// them out. Needed are the same through Requires=, BindsTo= or
+	// Upholds= ("x (Requires= of y)"): without them the unit may not
+	// work, so the release waits.
+	Skipped, Needed []string
 }
 
 // ReleaseInput is a request to give claims back.
@@ -306,6 +379,8 @@ type ReleaseInput struct {
 	// job mode "replace" would cancel.
 	Conflicting map[string][]string
 	Queued      map[string][]string
+	// Reach is, by unit, what its start would pull in (StartReach).
+	Reach map[string]StartReach
 	// Stale: the records are given back because their user or the policy
 	// no longer allows them (reconcile): the user's sockets are no reason
 	// to wait either.
@@ -386,8 +461,9 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	case !c.Prior.WasActive():
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
-		if held := heldPorts(in, c.Ports); held != "" && !in.Stale {
-			st.Action, st.Why = Defer, held+"; the claim stays until the port is free: `portclaim release` then gives it back (home-manager's next switch does)"
+		if held, sock, who := heldPorts(in, c.Ports); held != "" && !in.Stale {
+			st.Action, st.Why = Defer, held+"; the claim keeps it down until the port is free, then the next `portclaim release` gives it back (as do home-manager's next switch and reconcile at boot)"
+			st.Held, st.Holder = sock, who
 			return st
 		}
 		if stops := in.Conflicting[c.Unit]; len(stops) > 0 {
@@ -398,26 +474,35 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 			st.Action, st.Why = Defer, fmt.Sprintf("systemd has jobs queued for %s, which its start would cancel; released on a later run", strings.Join(queued, ", "))
 			return st
 		}
+		reach := in.Reach[c.Unit]
+		if len(reach.Needed) > 0 {
+			st.Action, st.Why = Defer, fmt.Sprintf("starting it would also start %s, which is down and which the policy does not let yield to %s; started without it, it may not work: the claim stays until it runs (root starts it) or the policy names it",
+				strings.Join(reach.Needed, ", "), in.User)
+			return st
+		}
 		st.Action, st.Why = Restart, "it ran before the first claim"
+		if len(reach.Skipped) > 0 {
+			st.Each, st.Without = reach.Along, reach.Skipped
+		}
 	}
 	return st
 }
 
-// heldPorts says which of the user's own sockets holds any of ports now,
-// or "".
-func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) string {
+// heldPorts says which of the user's own sockets holds any of ports now
+// (and names the socket and its holder), or "".
+func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) (string, *host.Socket, string) {
 	for _, want := range ports {
-		for _, s := range in.Sockets {
+		for i, s := range in.Sockets {
 			if endpoint.Overlap(want, s.Endpoint) && s.UID == in.UID {
 				who := fmt.Sprintf("uid %d", s.UID)
 				if in.HolderOf != nil {
 					who = in.HolderOf(s)
 				}
-				return fmt.Sprintf("%s is still held at %s by %s", want.PortProto(), s.Endpoint, who)
+				return fmt.Sprintf("%s is still held at %s by %s", want.PortProto(), s.Endpoint, who), &in.Sockets[i], who
 			}
 		}
 	}
-	return ""
+	return "", nil, ""
 }
 
 // Stale says why a record should be given back without its user asking:

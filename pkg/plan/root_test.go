@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +336,69 @@ func TestYieldRefusesDependentsThatCannotBeClaimed(t *testing.T) {
 				t.Errorf("root %v: %q lacks %q", root, p.Refused.Says, want)
 			}
 		}
+	}
+}
+
+// TestYieldRefusesWhatItsStopsWouldStart: a unit the stop starts
+// (OnSuccess=, OnFailure=) is refused as a dependent is, with the line
+// that allows it; what such a start would do that nothing records is
+// refused with no line to add.
+func TestYieldRefusesWhatItsStopsWouldStart(t *testing.T) {
+	in := yieldIn()
+	in.Triggered = []Triggered{{Unit: "hook.service", By: "ollama.service", Via: "OnSuccess"}}
+	p := PlanYield(in)
+	if p.Refused == nil || len(p.Write) > 0 || !strings.Contains(p.Refused.Says, "would start hook.service (OnSuccess= of ollama.service), which the policy does not let yield to alice") ||
+		p.Refused.NixOS != `services.portclaim.yield."hook.service".users = [ "alice" ];` {
+		t.Fatalf("%+v %+v", p, p.Refused)
+	}
+	in.Authority.Policy.Yield["hook.service"] = []string{"alice"}
+	if p := PlanYield(in); p.Refused != nil {
+		t.Fatalf("a hook the policy names: %+v", p.Refused)
+	}
+	in.TriggerProblems = []string{"stop victim.service (Conflicts=), which hook.service (OnSuccess= of ollama.service) would start"}
+	if p := PlanYield(in); p.Refused == nil || p.Refused.NixOS != "" || !strings.Contains(p.Refused.Says, "would stop victim.service") || len(p.Write) > 0 {
+		t.Fatalf("a hook that would stop another unit: %+v", p)
+	}
+}
+
+// TestReleaseLeavesOutWhatThePolicyDoesNotName: a Wants= the policy does
+// not name is left out (each unit along started alone, in order); a
+// Requires= it does not name defers the release.
+func TestReleaseLeavesOutWhatThePolicyDoesNotName(t *testing.T) {
+	in := releaseIn(record("alice", "qdrant.service", 1, "active"))
+	in.Facts["qdrant.service"] = stopped("qdrant.service", record("alice", "qdrant.service", 1, "active"))
+	in.Reach = map[string]StartReach{"qdrant.service": {Along: []string{"qdrant.service", "loader.service"}, Skipped: []string{"extra.service"}}}
+	st := PlanRelease(in)
+	if len(st) != 1 || st[0].Action != Restart || strings.Join(st[0].Each, " ") != "qdrant.service loader.service" || strings.Join(st[0].Without, " ") != "extra.service" {
+		t.Fatalf("%+v", st)
+	}
+	in.Reach["qdrant.service"] = StartReach{Along: []string{"qdrant.service"}}
+	if st := PlanRelease(in); st[0].Action != Restart || len(st[0].Each) != 0 {
+		t.Fatalf("nothing to leave out: a start with job mode replace: %+v", st)
+	}
+	in.Reach["qdrant.service"] = StartReach{Along: []string{"qdrant.service"}, Skipped: []string{"extra.service"}, Needed: []string{"req.service (Requires= of qdrant.service)"}}
+	if st := PlanRelease(in); st[0].Action != Defer || !strings.Contains(st[0].Why, "would also start req.service (Requires= of qdrant.service)") {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// TestYieldDropsAGiveBackAskedBefore: a claim asked back and deferred,
+// asked to yield again, stays, without the give-back.
+func TestYieldDropsAGiveBackAskedBefore(t *testing.T) {
+	in := yieldIn()
+	asked := record("alice", "ollama.service", 50, "active")
+	asked.Claim.GiveBack = &claim.GiveBack{AskedAt: time.Unix(60, 0), Why: "11434/tcp is still held"}
+	f := in.Facts["ollama.service"]
+	f.Records = []claimstore.Entry{asked}
+	in.Facts["ollama.service"] = f
+	p := PlanYield(in)
+	var kept *claim.Claim
+	for i, c := range p.Write {
+		if c.Unit == "ollama.service" {
+			kept = &p.Write[i]
+		}
+	}
+	if p.Refused != nil || kept == nil || kept.GiveBack != nil || !kept.ClaimedAt.Equal(time.Unix(50, 0)) || !slices.Contains(p.Already, "ollama.service") {
+		t.Fatalf("%+v", p)
 	}
 }

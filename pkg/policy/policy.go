@@ -27,6 +27,11 @@ const Path = "/etc/portclaim/policy.json"
 // DefaultClaimsDir is services.portclaim.claimsDir's default.
 const DefaultClaimsDir = "/var/lib/portclaim/claims"
 
+// ServedNote is root's note of the claims directory served last, kept
+// outside any claims directory: when services.portclaim.claimsDir
+// changes, the records are moved from there (claimstore.MoveTo).
+const ServedNote = "/var/lib/portclaim/claims-dir"
+
 // BrokerSocket is where the NixOS module's portclaim.socket listens for
 // users' requests to the root broker.
 const BrokerSocket = "/run/portclaim/broker.sock"

@@ -14,8 +14,11 @@ import (
 // --format prometheus` writes for node_exporter's textfile collector.
 type Metrics struct {
 	PolicyOK bool // a trusted policy is installed
-	Broker   bool // the broker's socket is there
-	Users    []UserMetrics
+	// PolicyUntrusted: a policy is there that cannot be believed; the
+	// claims stand, and reconcile fails, until root fixes it.
+	PolicyUntrusted bool
+	Broker          bool // the broker's socket is there
+	Users           []UserMetrics
 }
 
 // UserMetrics is one user's share of the view.
@@ -33,7 +36,10 @@ type UserMetrics struct {
 type ClaimMetric struct {
 	Unit, Method        string
 	KeptDown, Releasing bool
-	Unreadable          bool
+	// AskedBack: a release asked for and deferred; the claim still
+	// keeps the unit down.
+	AskedBack  bool
+	Unreadable bool
 }
 
 // ConflictMetric is one conflict on a claimed port.
@@ -83,10 +89,11 @@ func bool01(b bool) float64 {
 func Prometheus(w io.Writer, m Metrics) error {
 	gauge := func(name, help string) *family { return &family{name: name, help: help, typ: "gauge"} }
 	policyOK := gauge("portclaim_policy_ok", "Whether a trusted portclaim policy is installed (1) or not (0).")
+	untrusted := gauge("portclaim_policy_untrusted", "Whether a policy is installed that cannot be trusted (1): every claim is kept until root fixes it.")
 	broker := gauge("portclaim_broker_listening", "Whether portclaim's broker socket is there (1) or not (0).")
 	claims := gauge("portclaim_claims", "Claim records, by user, unit and what keeps the unit down.")
 	keptDown := gauge("portclaim_unit_kept_down", "Whether a claim keeps the unit down now (1), by unit.")
-	pending := gauge("portclaim_release_pending", "Releases under way: the claim was given back but the unit is not back yet.")
+	pending := gauge("portclaim_release_pending", "Releases under way: the claim was given back, or asked back and deferred, but the unit is not back yet.")
 	unreadable := gauge("portclaim_records_unreadable", "Claim records portclaim cannot read, by user; each keeps its unit down until root repairs it.")
 	checked := gauge("portclaim_checked", "Whether the user's manifest was read and checked (1) or not (0).")
 	conflicts := gauge("portclaim_conflicts", "Conflicts on claimed ports, by user, kind, port and protocol.")
@@ -95,6 +102,7 @@ func Prometheus(w io.Writer, m Metrics) error {
 	lastLeft := gauge("portclaim_last_run_conflicts", "Conflicts the user's last resolve or release left.")
 
 	policyOK.add(nil, bool01(m.PolicyOK))
+	untrusted.add(nil, bool01(m.PolicyUntrusted))
 	broker.add(nil, bool01(m.Broker))
 	down := map[string]bool{}
 	for _, u := range m.Users {
@@ -109,6 +117,9 @@ func Prometheus(w io.Writer, m Metrics) error {
 			default:
 				claims.add([][2]string{{"user", u.User}, {"unit", c.Unit}, {"method", c.Method}}, 1)
 				down[c.Unit] = down[c.Unit] || c.KeptDown
+				if c.AskedBack {
+					pending.add([][2]string{{"user", u.User}, {"unit", c.Unit}}, 1)
+				}
 			}
 		}
 		unreadable.add([][2]string{{"user", u.User}}, float64(bad))
@@ -145,7 +156,7 @@ func Prometheus(w io.Writer, m Metrics) error {
 	for _, u := range units {
 		keptDown.add([][2]string{{"unit", u}}, bool01(down[u]))
 	}
-	for _, f := range []*family{policyOK, broker, claims, keptDown, pending, unreadable, checked, conflicts, lastTime, lastExit, lastLeft} {
+	for _, f := range []*family{policyOK, untrusted, broker, claims, keptDown, pending, unreadable, checked, conflicts, lastTime, lastExit, lastLeft} {
 		if len(f.samples) == 0 {
 			continue
 		}

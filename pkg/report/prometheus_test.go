@@ -56,6 +56,7 @@ func TestPrometheusParses(t *testing.T) {
 		want   float64
 	}{
 		{"portclaim_policy_ok", nil, 1},
+		{"portclaim_policy_untrusted", nil, 0},
 		{"portclaim_claims", map[string]string{"user": "alice", "unit": "ollama.service", "method": "condition"}, 1},
 		{"portclaim_unit_kept_down", map[string]string{"unit": "ollama.service"}, 1},
 		{"portclaim_unit_kept_down", map[string]string{"unit": "x.service"}, 1},

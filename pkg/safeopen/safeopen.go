@@ -245,10 +245,65 @@ func storeLink(dirfd int, name, path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	target := string(buf[:n])
-	if !filepath.IsAbs(target) || !strings.HasPrefix(filepath.Clean(target)+"/", StorePrefix) {
+	if !filepath.IsAbs(target) || !inStore(filepath.Clean(target)) {
 		return nil, fmt.Errorf("%s is a link to %q; as root, portclaim follows links in a user's directory only into %s", path, target, StorePrefix)
 	}
-	return RootFile(filepath.Clean(target), max)
+	real, err := resolveInStore(filepath.Clean(target))
+	if err != nil {
+		return nil, fmt.Errorf("%s is a link into %s: %w", path, StorePrefix, err)
+	}
+	return RootFile(real, max)
+}
+
+// maxLinks bounds the links followed in one path, as the kernel does.
+const maxLinks = 40
+
+func inStore(path string) bool {
+	return strings.HasPrefix(path+"/", StorePrefix) && path+"/" != StorePrefix
+}
+
+// resolveInStore resolves path, a path in the store, through every link
+// on the way, each of which must lead into the store again: any user can
+// build a store path, and one that is a link back out (to root's 0600
+// file) must lead root nowhere. Nothing outside the store is looked at,
+// not even to say whether it exists.
+func resolveInStore(path string) (string, error) {
+	for hops := 0; ; {
+		if !inStore(path) {
+			return "", fmt.Errorf("a link in it leads out of %s (to %q); as root, portclaim reads only what stays in the store", StorePrefix, path)
+		}
+		rest := strings.Split(strings.TrimPrefix(path, StorePrefix), "/")
+		done := strings.TrimSuffix(StorePrefix, "/")
+		relinked := false
+		for i, name := range rest {
+			next := done + "/" + name
+			fi, err := os.Lstat(next)
+			if err != nil {
+				return "", err
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				if hops++; hops > maxLinks {
+					return "", fmt.Errorf("%s: more than %d links", path, maxLinks)
+				}
+				to, err := os.Readlink(next)
+				if err != nil {
+					return "", err
+				}
+				if !filepath.IsAbs(to) {
+					to = filepath.Join(done, to)
+				}
+				// done holds no link, and a clean path no "..": joining
+				// lexically is what the kernel would do.
+				path = filepath.Join(append([]string{filepath.Clean(to)}, rest[i+1:]...)...)
+				relinked = true
+				break
+			}
+			done = next
+		}
+		if !relinked {
+			return path, nil
+		}
+	}
 }
 
 // ReadFile reads path with the caller's own rights (none of the checks

@@ -109,8 +109,29 @@ func TestUserFile(t *testing.T) {
 	if data, err := UserFile(link, 1000, 100); err != nil || string(data) != `{"v":1}` {
 		t.Errorf("a link into the store: %q, %v", data, err)
 	}
+	// Within the store, links lead on (home-manager's files link to the
+	// manifest's own store path), relative ones too.
+	write(t, base+"/store/abc-hm-files/.config/portclaim/real.json", `{"v":2}`, 0o444, 0)
+	os.Symlink("abc-hm-files", base+"/store/def-alias")
+	os.Symlink("../../../abc-hm-files/.config/portclaim/real.json", base+"/store/abc-hm-files/.config/portclaim/manifest.json")
+	os.Symlink(base+"/store/def-alias/.config/portclaim/manifest.json", home+"/.config/portclaim/chain.json")
+	if data, err := UserFile(home+"/.config/portclaim/chain.json", 1000, 100); err != nil || string(data) != `{"v":2}` {
+		t.Errorf("a chain of links within the store: %q, %v", data, err)
+	}
 	secret := write(t, base+"/root/secret", "shadow", 0o600, 0)
 	os.Symlink(secret, home+"/.config/portclaim/evil.json")
+	// Any user can build a store path that is a link back out of the
+	// store, or has one inside.
+	os.Symlink(secret, base+"/store/bad-out")
+	os.Symlink(home+"/.config/portclaim/../../../../root/secret", base+"/store/bad-dotdot")
+	write(t, base+"/store/bad-dir/x", "", 0o444, 0)
+	os.Symlink("../../root", base+"/store/bad-dir/up")
+	os.Symlink(base+"/store/bad-out", home+"/.config/portclaim/out.json")
+	os.Symlink(base+"/store/bad-dotdot", home+"/.config/portclaim/dotdot.json")
+	os.Symlink(base+"/store/bad-dir/up/secret", home+"/.config/portclaim/updir.json")
+	os.Symlink(base+"/store/loop-a", base+"/store/loop-b")
+	os.Symlink(base+"/store/loop-b", base+"/store/loop-a")
+	os.Symlink(base+"/store/loop-a", home+"/.config/portclaim/loop.json")
 	os.Symlink(base+"/root", home+"/.config/evil-dir")
 	bobs := write(t, home+"/.config/portclaim/bob.json", "{}", 0o644, 1001)
 	fifo := home + "/.config/portclaim/fifo.json"
@@ -118,6 +139,10 @@ func TestUserFile(t *testing.T) {
 	os.Chown(fifo, 1000, -1)
 	for _, c := range []struct{ path, want string }{
 		{home + "/.config/portclaim/evil.json", "follows links in a user's directory only into"},
+		{home + "/.config/portclaim/out.json", "leads out of " + base + "/store/ (to \"" + secret + "\")"},
+		{home + "/.config/portclaim/dotdot.json", "leads out of"},
+		{home + "/.config/portclaim/updir.json", "leads out of"},
+		{home + "/.config/portclaim/loop.json", "more than 40 links"},
 		{home + "/.config/evil-dir/secret", "is a link or not a directory"},
 		{bobs, "belongs to uid 1001"},
 		{fifo, "not a regular file"},
@@ -195,6 +220,13 @@ func TestOnlyRegularFilesAreOpened(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		_, err := r.read()
+		if r.name == "a user's link into the store to a device" {
+			// It is refused before anything outside the store is looked at.
+			if err == nil || !strings.Contains(err.Error(), "leads out of") {
+				t.Errorf("%s: %v, want it refused as leading out of the store", r.name, err)
+			}
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Errorf("%s: %v, want it refused as not a regular file", r.name, err)
 		}

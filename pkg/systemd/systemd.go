@@ -3,8 +3,9 @@
 // Detection asks once per manager for the state of all units, whatever
 // their number (and the system manager once more for the unit files of
 // stopped ones); the root side asks about the few units it acts on, and
-// stops and starts them with job mode "replace", the only mode portclaim
-// uses.
+// stops and starts them with job mode "replace" (and starts them with
+// "ignore-requirements" when what a start would pull in must be left
+// out), never another.
 //
 // Every connection lives as long as the context it was dialed with, the
 // handshake included: a bus that accepts and never answers ends the run
@@ -284,10 +285,32 @@ type Detail struct {
 	// Conflicts are the units a start of this one stops (Conflicts=,
 	// and the units that conflict with it).
 	Conflicts []string
+	// Pulls are the units a start of this one starts too (Requisite=
+	// only checks).
+	Pulls []Pull
+	// OnSuccess and OnFailure are the units systemd starts when this one
+	// stops (goes inactive), or fails (an ExecStop= that fails), with
+	// their job modes.
+	OnSuccess, OnFailure               []string
+	OnSuccessJobMode, OnFailureJobMode string
+	// Names are every name of the unit: its own and its aliases.
+	Names []string
+	// After and Before order its jobs against others'.
+	After, Before []string
 	// Queued: systemd has a job queued for this unit; a stop with job
 	// mode "replace" would cancel it.
 	Queued bool
 }
+
+// Pull is a unit a start of another starts too, and the property that
+// says so: Requires, BindsTo, Wants or Upholds.
+type Pull struct{ Unit, Via string }
+
+// Skippable reports whether a start with job mode "ignore-requirements"
+// leaves the unit out and may still work: a Wants=. Without what it
+// Requires= or BindsTo= a unit may not work, and what it Upholds=
+// systemd starts whatever the job mode.
+func (p Pull) Skippable() bool { return p.Via == "Wants" }
 
 // The Unit properties that name other units, by what they mean to a stop
 // or a start of this one.
@@ -295,6 +318,7 @@ var (
 	stopPropagation = []string{"RequiredBy", "RequisiteOf", "BoundBy", "ConsistsOf", "PropagatesStopTo"}
 	needs           = []string{"Requires", "Requisite", "Wants", "BindsTo"}
 	conflicts       = []string{"Conflicts", "ConflictedBy"}
+	pulls           = []string{"Requires", "BindsTo", "Upholds", "Wants"}
 )
 
 // Inspect reads one unit's state, unit file state, conditions and the
@@ -320,7 +344,17 @@ func (m *Manager) Inspect(ctx context.Context, unit string) (Detail, error) {
 		return out
 	}
 	d := Detail{Unit: host.Unit{Name: unit, LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState")},
-		StopsWith: units(stopPropagation), Needs: units(needs), Conflicts: units(conflicts)}
+		StopsWith: units(stopPropagation), Needs: units(needs), Conflicts: units(conflicts),
+		OnSuccess: units([]string{"OnSuccess"}), OnFailure: units([]string{"OnFailure"}),
+		OnSuccessJobMode: str("OnSuccessJobMode"), OnFailureJobMode: str("OnFailureJobMode"),
+		Names: units([]string{"Names"}), After: units([]string{"After"}), Before: units([]string{"Before"})}
+	for _, via := range pulls {
+		for _, u := range units([]string{via}) {
+			if !slices.ContainsFunc(d.Pulls, func(p Pull) bool { return p.Unit == u }) {
+				d.Pulls = append(d.Pulls, Pull{Unit: u, Via: via})
+			}
+		}
+	}
 	d.StopWhenUnneeded, _ = props["StopWhenUnneeded"].(bool)
 	// Every socket that activates it, whatever its name (Service= in a
 	// socket unit need not follow foo.socket -> foo.service).
@@ -381,6 +415,36 @@ func (m *Manager) Start(ctx context.Context, unit string, wait time.Duration) (J
 	return m.job(ctx, wait, func(ch chan<- string) (int, error) {
 		return m.conn.StartUnitContext(ctx, unit, "replace", ch)
 	})
+}
+
+// StartEach starts exactly units, each with job mode
+// "ignore-requirements" (nothing else is pulled in, nor stopped), in
+// the order given: a job waits for those of the units it is ordered
+// after (After=) only if they are queued before it. It waits up to wait
+// for every job, and returns how each ended ("" not in time), or the
+// error enqueueing one (those enqueued before go on).
+func (m *Manager) StartEach(ctx context.Context, units []string, wait time.Duration) ([]JobResult, error) {
+	chans := make([]chan string, len(units))
+	for i, u := range units {
+		chans[i] = make(chan string, 1)
+		if _, err := m.conn.StartUnitContext(ctx, u, "ignore-requirements", chans[i]); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", u, err)
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	out := make([]JobResult, len(units))
+	for i, ch := range chans {
+		select {
+		case r := <-ch:
+			out[i] = JobResult(r)
+		case <-timer.C:
+			return out, nil
+		case <-ctx.Done():
+			return out, nil
+		}
+	}
+	return out, nil
 }
 
 func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan<- string) (int, error)) (JobResult, error) {

@@ -49,6 +49,19 @@ type UnitResult struct {
 	Detail  string  `json:"detail,omitempty"`
 	// With names the unit this one was stopped with (a dependent).
 	With string `json:"with,omitempty"`
+	// Held is the caller's own socket a deferred release waits for.
+	Held *HeldSocket `json:"held,omitempty"`
+}
+
+// HeldSocket is a socket of the caller's that keeps a release waiting.
+// Detail names its holder as the broker can (its unit, from the socket's
+// cgroup: the broker reads no user's open files); the caller, who can
+// read its own, may name the process too, as `portclaim who` does.
+type HeldSocket struct {
+	Socket endpoint.Endpoint `json:"socket"`
+	Inode  uint64            `json:"inode"`
+	// Holder is how Detail names the holder.
+	Holder string `json:"holder"`
 }
 
 // Refusal says why nothing was done and what would allow it.

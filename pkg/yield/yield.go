@@ -23,6 +23,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -39,6 +40,10 @@ type Service struct {
 	// a request that waited for another must act on the policy of now,
 	// not the one it arrived under (a switch may have revoked it).
 	Policy func() (*policy.Policy, string)
+	// Note is root's note of the claims directory served last
+	// (policy.ServedNote; "" in tests): while records wait to be moved
+	// from there, nothing acts on Store.
+	Note   string
 	Sys    *systemd.Manager
 	Places gather.Places
 	Wait   time.Duration // for each job, and for ports to change hands
@@ -157,7 +162,7 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		// What the stop takes along was read before the claims were
 		// written and earlier stops waited for: read it again now, and
 		// stop nothing that was not planned.
-		if why := s.stopsOnlyPlanned(ctx, u, planned); why != "" {
+		if why := s.stopsOnlyPlanned(ctx, who, u, planned, in.Triggered); why != "" {
 			outcome[u].Outcome, outcome[u].Detail = Failed, "not stopped: "+why+"; what this yield did is undone, ask again"
 			s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: "refused", Msg: why})
 			s.rollback(ctx, who, written, outcome)
@@ -267,6 +272,9 @@ func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) 
 			return in, err
 		}
 	}
+	if in.Triggered, in.TriggerProblems, err = r.triggerReach(ctx, who, plannedUnits(in)); err != nil {
+		return in, err
+	}
 	in.Queued = r.queued
 	return in, nil
 }
@@ -299,7 +307,7 @@ func withSockets(asked []string, triggers func(unit string) ([]string, error)) (
 // service that Requires= it), or that has a job queued now, and is not
 // planned, would go down with no record, or lose root's job. It says why
 // the stop must not happen, or "".
-func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []string) string {
+func (s *Service) stopsOnlyPlanned(ctx context.Context, who, unit string, planned []string, triggered []plan.Triggered) string {
 	r := s.newReader("a stop of " + unit)
 	deps, err := r.stopReach(ctx, []string{unit})
 	if err != nil {
@@ -308,6 +316,18 @@ func (s *Service) stopsOnlyPlanned(ctx context.Context, unit string, planned []s
 	for _, d := range deps {
 		if !slices.Contains(planned, d.Unit) {
 			return fmt.Sprintf("a stop now would also stop %s (it depends on %s), which was not running when this yield was planned", d.Unit, d.Via)
+		}
+	}
+	now, problems, err := r.triggerReach(ctx, who, append([]string{unit}, plan.DependentUnits(deps)...))
+	if err != nil {
+		return "reading again what its stop would start: " + err.Error()
+	}
+	if len(problems) > 0 {
+		return "a stop now would " + strings.Join(problems, "; ")
+	}
+	for _, t := range now {
+		if !slices.ContainsFunc(triggered, func(p plan.Triggered) bool { return p.Unit == t.Unit }) {
+			return fmt.Sprintf("a stop now would start %s (%s= of %s), which was running when this yield was planned", t.Unit, t.Via, t.By)
 		}
 	}
 	for _, q := range r.queued {
@@ -357,12 +377,8 @@ func (r *reader) facts(ctx context.Context, unit string) (plan.UnitFacts, error)
 	if err != nil {
 		return plan.UnitFacts{}, err
 	}
-	if r.records == nil {
-		if r.records, err = r.s.Store.Records(); err != nil {
-			return plan.UnitFacts{}, err
-		}
-	}
-	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: r.records[unit]}, nil
+	records, err := r.recordsOn(d)
+	return plan.UnitFacts{Unit: d.Unit, Conditions: d.Conditions, Records: records}, err
 }
 
 // stopReach finds every active unit a stop of roots takes along: those
@@ -426,47 +442,255 @@ func (r *reader) stopReach(ctx context.Context, roots []string) ([]plan.Dependen
 	return out, nil
 }
 
-// startReach reads what a start of d would reach: d and, through the
-// units it pulls in (Requires=, Wants=, BindsTo=, Requisite=) that are
-// not running and so would start too, the running units any of them
-// Conflicts= with (systemd would stop them), and those with a job queued
-// (a start with job mode "replace" would cancel it).
+// startReach reads what a start of d would reach (walkStart), for a
+// release by in.User: the units not running that it pulls in, by
+// whether the policy lets them come back along, the running ones it
+// would stop, those with a job queued.
 func (r *reader) startReach(ctx context.Context, d systemd.Detail, in *plan.ReleaseInput) error {
-	seen := map[string]bool{d.Name: true}
-	if d.Queued {
-		in.Queued[d.Name] = append(in.Queued[d.Name], d.Name)
+	w, err := r.walkStart(ctx, d, func(u string) bool { return in.Stale || r.s.allows(in.User, u) })
+	if err != nil {
+		return err
 	}
-	queue := []systemd.Detail{d}
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
+	in.Conflicting[d.Name] = w.stops
+	in.Queued[d.Name] = w.queued
+	in.Reach[d.Name] = plan.StartReach{Along: startOrder(w.along), Skipped: w.skipped, Needed: w.needed}
+	return nil
+}
+
+// allows reports whether unit may yield to user, and so come back (or
+// start) on user's account: root's word for root mode, else the policy's.
+func (s *Service) allows(user, unit string) bool {
+	return s.Authority.Root || s.Authority.Policy != nil && s.Authority.Policy.Allows(user, unit)
+}
+
+// startWalk is what a start of a unit reaches.
+type startWalk struct {
+	// along: the unit, and the units not running that it pulls in and
+	// may start (and what those pull in, in turn).
+	along []systemd.Detail
+	// skipped: not running, pulled in through Wants= alone, and not to
+	// be started: a start with job mode ignore-requirements leaves them
+	// out. needed: the same through Requires=, BindsTo= or Upholds=,
+	// "x (Requires= of y)": without them the start may not work.
+	skipped, needed []string
+	stops           []string // running units a start of those along would stop (Conflicts=)
+	queued          []string // units along, or reached, with a job queued
+}
+
+// walkStart reads what a start of d would reach: the units not running
+// that it pulls in (Requires=, BindsTo=, Upholds=, Wants=), through
+// those may lets start (systemd starts what they pull in too); units a
+// claim keeps down are no side effect (their condition skips them). A
+// running unit pulls in nothing: systemd does not start what it wants
+// again.
+func (r *reader) walkStart(ctx context.Context, d systemd.Detail, may func(unit string) bool) (startWalk, error) {
+	var w startWalk
+	seen := map[string]bool{d.Name: true}
+	for _, n := range d.Names {
+		seen[n] = true
+	}
+	if d.Queued {
+		w.queued = append(w.queued, d.Name)
+	}
+	skipped := map[string]bool{}
+	w.along = []systemd.Detail{d}
+	for i := 0; i < len(w.along); i++ {
+		u := w.along[i]
 		for _, c := range u.Conflicts {
 			cd, err := r.detail(ctx, c)
-			if err == nil && cd.Active() && !slices.Contains(in.Conflicting[d.Name], c) {
-				in.Conflicting[d.Name] = append(in.Conflicting[d.Name], c)
+			if err == nil && cd.Active() && !slices.Contains(w.stops, c) {
+				w.stops = append(w.stops, c)
 			}
 		}
-		for _, n := range u.Needs {
-			if seen[n] {
+		for _, p := range u.Pulls {
+			if skipped[p.Unit] && !p.Skippable() {
+				delete(skipped, p.Unit) // needed after all
+			} else if seen[p.Unit] || skipped[p.Unit] {
 				continue
 			}
-			seen[n] = true
-			if len(seen) > 4*maxDependents {
-				return fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
+			if len(seen)+len(skipped) > 4*maxDependents {
+				return w, fmt.Errorf("a start of %s reaches more than %d units; portclaim does not start it", d.Name, 4*maxDependents)
 			}
-			nd, err := r.detail(ctx, n)
+			nd, err := r.detail(ctx, p.Unit)
 			if err != nil {
-				return err
+				return w, err
 			}
-			if nd.Queued {
-				in.Queued[d.Name] = append(in.Queued[d.Name], n)
+			if nd.Queued && !slices.Contains(w.queued, p.Unit) {
+				w.queued = append(w.queued, p.Unit)
 			}
-			if !nd.Active() {
-				queue = append(queue, nd)
+			down, err := r.keptDown(nd)
+			if err != nil {
+				return w, err
+			}
+			switch {
+			case nd.Active() || down || !startable(nd):
+				seen[p.Unit] = true
+			case may(p.Unit):
+				seen[p.Unit] = true
+				w.along = append(w.along, nd)
+			case p.Skippable():
+				skipped[p.Unit] = true
+			default:
+				seen[p.Unit] = true
+				w.needed = append(w.needed, fmt.Sprintf("%s (%s= of %s)", p.Unit, p.Via, u.Name))
 			}
 		}
 	}
-	return nil
+	w.skipped = sortedKeys(skipped)
+	return w, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// keptDown reports whether a claim keeps d down: a record on it, under
+// any of its names, that is not a release under way and that its
+// condition (or root's mask) heeds, or that cannot be read (it is not
+// acted on). Its start is skipped, not a side effect.
+func (r *reader) keptDown(d systemd.Detail) (bool, error) {
+	records, err := r.recordsOn(d)
+	for _, e := range records {
+		if !e.Releasing && (e.Problem != "" || e.Claim.Method != claim.ByNothing) {
+			return true, err
+		}
+	}
+	return false, err
+}
+
+// startable reports whether a start job of d could start it: a unit not
+// found, masked or broken is not started (a Wants= of it is dropped, a
+// Requires= fails the start), so it is no side effect.
+func startable(d systemd.Detail) bool {
+	switch d.LoadState {
+	case "not-found", "masked", "bad-setting", "error":
+		return false
+	}
+	return true
+}
+
+// recordsOn is every user's record on d, under any of its names (a
+// unit the policy names by an alias beside its own name is one unit).
+func (r *reader) recordsOn(d systemd.Detail) ([]claimstore.Entry, error) {
+	if r.records == nil {
+		var err error
+		if r.records, err = r.s.Store.Records(); err != nil {
+			return nil, err
+		}
+	}
+	out := slices.Clone(r.records[d.Name])
+	for _, n := range d.Names {
+		if n != d.Name {
+			out = append(out, r.records[n]...)
+		}
+	}
+	return out, nil
+}
+
+// startOrder orders units to start one job each: a unit after those it
+// is ordered after (After=, or their Before=), else as found.
+func startOrder(ds []systemd.Detail) []string {
+	after := func(a, b systemd.Detail) bool { // a starts after b
+		return slices.Contains(a.After, b.Name) || slices.Contains(b.Before, a.Name)
+	}
+	var out []string
+	done := map[string]bool{}
+	for len(out) < len(ds) {
+		progressed := false
+		for _, d := range ds {
+			if done[d.Name] {
+				continue
+			}
+			ready := true
+			for _, o := range ds {
+				if !done[o.Name] && o.Name != d.Name && after(d, o) {
+					ready = false
+				}
+			}
+			if ready {
+				out, done[d.Name], progressed = append(out, d.Name), true, true
+			}
+		}
+		if !progressed { // an ordering cycle: systemd breaks it too
+			for _, d := range ds {
+				if !done[d.Name] {
+					out, done[d.Name] = append(out, d.Name), true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// triggerReach reads what the stops of planned would start: the units
+// each one's OnSuccess= (it goes inactive) and OnFailure= (an ExecStop=
+// that fails leaves it failed) name that do not run, with what their
+// starts would reach. Those the policy does not let yield to the user
+// are refused as dependents are; a start that would pull in a unit the
+// policy does not name, stop a running unit the yield does not stop, or
+// cancel root's jobs is a side effect nothing records: said in problems.
+func (r *reader) triggerReach(ctx context.Context, who string, planned []string) ([]plan.Triggered, []string, error) {
+	var out []plan.Triggered
+	var problems []string
+	for _, u := range planned {
+		d, err := r.detail(ctx, u)
+		if err != nil || !d.Active() {
+			if err != nil {
+				return nil, nil, err
+			}
+			continue // a stop of what does not run triggers nothing
+		}
+		for _, t := range []struct {
+			via   string
+			units []string
+			mode  string
+		}{{"OnSuccess", d.OnSuccess, d.OnSuccessJobMode}, {"OnFailure", d.OnFailure, d.OnFailureJobMode}} {
+			for _, unit := range t.units {
+				if slices.Contains(planned, unit) || slices.ContainsFunc(out, func(tr plan.Triggered) bool { return tr.Unit == unit }) {
+					continue
+				}
+				td, err := r.detail(ctx, unit)
+				if err != nil {
+					return nil, nil, err
+				}
+				down, err := r.keptDown(td)
+				if err != nil {
+					return nil, nil, err
+				}
+				if td.Active() || down || !startable(td) {
+					continue
+				}
+				out = append(out, plan.Triggered{Unit: unit, By: u, Via: t.via})
+				if !r.s.allows(who, unit) {
+					continue // refused for itself
+				}
+				if t.mode != "" && t.mode != "replace" && t.mode != "fail" {
+					problems = append(problems, fmt.Sprintf("start %s with job mode %s (%sJobMode= of %s)", unit, t.mode, t.via, u))
+				}
+				w, err := r.walkStart(ctx, td, func(n string) bool { return r.s.allows(who, n) })
+				if err != nil {
+					return nil, nil, err
+				}
+				for _, n := range append(w.needed, w.skipped...) {
+					problems = append(problems, fmt.Sprintf("start %s, which %s (%s= of %s) pulls in and the policy does not name", n, unit, t.via, u))
+				}
+				for _, v := range w.stops {
+					if !slices.Contains(planned, v) {
+						problems = append(problems, fmt.Sprintf("stop %s (Conflicts=), which %s (%s= of %s) would start", v, unit, t.via, u))
+					}
+				}
+				for _, q := range w.queued {
+					problems = append(problems, fmt.Sprintf("cancel the job systemd has queued for %s, reached by %s (%s= of %s)", q, unit, t.via, u))
+				}
+			}
+		}
+	}
+	return out, problems, nil
 }
 
 // rollback gives back the claims this run wrote, after a later step
@@ -520,7 +744,7 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 	for {
 		sock, want, err := s.inTheWay(req.Ports, uid)
 		if err != nil || sock == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return s.held(res, sock, want, err)
+			return s.held(res, sock, want, uid, err)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
@@ -532,17 +756,17 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 // portsNow records who holds the ports at this moment.
 func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
 	sock, want, err := s.inTheWay(req.Ports, uid)
-	return s.held(res, sock, want, err)
+	return s.held(res, sock, want, uid, err)
 }
 
-// held records in res who holds the ports: sock in the way of want, or
-// the error reading them.
-func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, err error) YieldResult {
+// held records in res who holds the ports: sock in the way of want (as
+// the caller uid may learn it), or the error reading them.
+func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, uid uint32, err error) YieldResult {
 	switch {
 	case err != nil:
 		res.HeldBy = err.Error()
 	case sock != nil:
-		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock))
+		res.HeldBy = fmt.Sprintf("%s is held at %s by %s", want.PortProto(), sock.Endpoint, s.describe(*sock, uid))
 	default:
 		res.HeldBy = ""
 	}
@@ -576,18 +800,34 @@ func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
 	return tab.Sockets, err
 }
 
-// describe names who holds a socket: the unit when it can be found, else
-// the uid.
-func (s *Service) describe(sock host.Socket) string {
+// describe names who holds a socket for whoever asked. Root (root mode)
+// sees everything. A user asking the broker learns of a socket only what
+// they could learn themselves: root's system unit by name (systemd tells
+// anyone which unit runs), their own unit by the socket's cgroup (the
+// broker, without the capability to read users' open files, could only
+// guess the process; the client names it), and of anyone else's socket
+// its uid alone: with /proc mounted hidepid, they could not see more.
+func (s *Service) describe(sock host.Socket, caller uint32) string {
 	held, err := gather.Who(sock.Port, sock.Proto, nil, s.Places)
+	var h *holder.Holder // the gather package's attribution
 	if err == nil {
-		for _, h := range held {
-			if h.Socket.Inode == sock.Inode && h.Holder.Known() {
-				return h.Holder.Describe(gather.NameOf)
+		for i := range held {
+			if held[i].Socket.Inode == sock.Inode && held[i].Holder.Known() {
+				h = &held[i].Holder
 			}
 		}
 	}
-	return fmt.Sprintf("a process of uid %d", sock.UID)
+	switch {
+	case h == nil:
+		return fmt.Sprintf("a process of uid %d", sock.UID)
+	case s.Authority.Root:
+		return h.Describe(gather.NameOf)
+	case h.Unit.Name != "" && (sock.UID == caller || sock.UID == 0 && !h.Unit.User):
+		named := *h
+		named.PID, named.Command = 0, "" // known by its unit alone
+		return named.Describe(gather.NameOf)
+	}
+	return fmt.Sprintf("a socket of uid %d", sock.UID)
 }
 
 // Release gives back who's claims on req's units (with the units stopped
@@ -606,7 +846,7 @@ func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (
 
 // lock takes the store's lock and, holding it, the policy as it is now.
 func (s *Service) lock(ctx context.Context) (func(), error) {
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lockStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -625,15 +865,41 @@ func (s *Service) lock(ctx context.Context) (func(), error) {
 	return unlock, nil
 }
 
+// lockStore takes the store's lock, once no records wait to be moved
+// into or out of it: a record written where the move has passed would
+// be one no condition sees, a release there one of nothing.
+func (s *Service) lockStore(ctx context.Context) (func(), error) {
+	unlock, err := s.Store.Lock(ctx)
+	if err != nil || s.Note == "" {
+		return unlock, err
+	}
+	from, err := claimstore.Moving(s.Note, s.Store.Dir)
+	if err == nil && from != "" {
+		err = fmt.Errorf("the claims are in %s, not in %s: the claims directory is being moved (portclaim-move-claims.service; `journalctl -u portclaim-move-claims`); ask again in a moment", from, s.Store.Dir)
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 // releaseUnits releases exactly who's claims on units (a rollback: no
 // dependents, no unfinished releases of other units).
 func (s *Service) releaseUnits(ctx context.Context, who string, units []string) (ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
 }
 
-// finishReleases finishes who's releases under way, but of skip.
+// finishReleases finishes who's releases under way (begun, or asked for
+// and deferred), but of skip.
 func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (ReleaseResult, error) {
-	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return e.Releasing && !slices.Contains(skip, e.Unit) })
+	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return pending(e) && !slices.Contains(skip, e.Unit) })
+}
+
+// pending reports whether e is a release under way: begun (its record
+// in .releasing), or asked for and deferred (GiveBack).
+func pending(e claimstore.Entry) bool {
+	return e.Releasing || e.Problem == "" && e.Claim.GiveBack != nil
 }
 
 func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
@@ -648,7 +914,7 @@ func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claims
 // stopped with them, and every release of who's still under way.
 func (s *Service) release(ctx context.Context, who string, units []string, all bool) (ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool {
-		return all || e.Releasing || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
+		return all || pending(e) || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
 	})
 }
 
@@ -663,10 +929,12 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 	r := s.newReader("a release of " + who + "'s claims")
 	r.limit = 0 // each start's reach is bounded below
 	in := plan.ReleaseInput{User: who, Entries: entries, Facts: map[string]plan.UnitFacts{},
-		HolderOf: s.describe, Conflicting: map[string][]string{}, Queued: map[string][]string{}, Stale: stale, UID: ^uint32(0)}
+		Conflicting: map[string][]string{}, Queued: map[string][]string{}, Reach: map[string]plan.StartReach{},
+		Stale: stale, UID: ^uint32(0)}
 	if uid, ok := lookupUID(ctx, who); ok {
 		in.UID = uid
 	}
+	in.HolderOf = func(sock host.Socket) string { return s.describe(sock, in.UID) }
 	var ports []endpoint.Endpoint
 	for _, e := range entries {
 		for _, u := range []string{e.Unit, e.Claim.With} {
@@ -678,10 +946,12 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 				return res, err
 			}
 			in.Facts[u] = facts
-			if u == e.Unit {
-				if err := r.startReach(ctx, r.details[u], &in); err != nil {
-					return res, err
-				}
+		}
+		// Read for every unit released, also one read first as the unit
+		// another was stopped with (a dependent may sort first).
+		if _, done := in.Reach[e.Unit]; !done {
+			if err := r.startReach(ctx, r.details[e.Unit], &in); err != nil {
+				return res, err
 			}
 		}
 		ports = append(ports, e.Claim.Ports...)
@@ -715,6 +985,12 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		return r
 	case plan.Defer:
 		r.Outcome = Deferred
+		if st.Held != nil {
+			r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
+		}
+		if err := s.keepGiveBack(e, st.Why); err != nil {
+			r.Detail += "; and recording that it is to be given back failed: " + err.Error()
+		}
 		log("defer", "deferred", st.Why)
 		return r
 	case plan.RemoveOnly:
@@ -759,8 +1035,8 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 			return s.releaseFailed(r, c, fmt.Sprintf("daemon-reload after unmasking: %v", err))
 		}
 	}
-	result, err := s.Sys.Start(ctx, e.Unit, s.Wait)
-	log("start", jobText(result, err), "")
+	result, err := s.start(ctx, e.Unit, st.Each)
+	log("start", jobText(result, err), strings.Join(st.Each, " "))
 	if err != nil || result != "done" {
 		return s.releaseFailed(r, c, "starting it: "+jobText(result, err))
 	}
@@ -784,7 +1060,46 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	}
 	log("unclaim", "done", "started again")
 	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
+	if len(st.Without) > 0 {
+		r.Detail += fmt.Sprintf(", without %s (Wants=), which is down and which the policy does not name", strings.Join(st.Without, ", "))
+	}
 	return r
+}
+
+// start starts unit: with job mode replace, or when each is given,
+// exactly those units (unit among them), with ignore-requirements, in
+// that order. It returns how unit's job ended.
+func (s *Service) start(ctx context.Context, unit string, each []string) (systemd.JobResult, error) {
+	if len(each) == 0 {
+		return s.Sys.Start(ctx, unit, s.Wait)
+	}
+	results, err := s.Sys.StartEach(ctx, each, s.Wait)
+	if err != nil {
+		return "", err
+	}
+	for i, u := range each {
+		if u == unit {
+			return results[i], nil
+		}
+	}
+	return "", fmt.Errorf("%s is not among the units to start", unit)
+}
+
+// keepGiveBack records in a deferred claim that its user asked for it
+// back: the claim stays where its condition keeps the unit down (a
+// target's start must not start it into a port still held), and the
+// next release, switch or reconcile gives it back.
+func (s *Service) keepGiveBack(e claimstore.Entry, why string) error {
+	c := e.Claim
+	if e.Releasing || c.GiveBack != nil && c.GiveBack.Why == why {
+		return nil
+	}
+	gb := claim.GiveBack{AskedAt: s.now().UTC(), Why: why}
+	if c.GiveBack != nil {
+		gb.AskedAt = c.GiveBack.AskedAt
+	}
+	c.GiveBack, c.Version = &gb, claim.Version
+	return s.Store.Write(c)
 }
 
 // settle is how long a started unit must keep running (not activating,
@@ -812,7 +1127,7 @@ func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitRes
 // user whose records cannot be read or given back does not stop the
 // others': every user is done, and every error returned, joined.
 func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
-	unlock, err := s.Store.Lock(ctx)
+	unlock, err := s.lockStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -821,10 +1136,19 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 	if err != nil {
 		return nil, err
 	}
+	// Asked once, and only when a user is not found.
+	var ready *bool
+	lookupsReady := func() bool {
+		if ready == nil {
+			r := s.lookupsReady(ctx)
+			ready = &r
+		}
+		return *ready
+	}
 	out := map[string]ReleaseResult{}
 	var errs []error
 	for _, u := range users {
-		res, err := s.reconcileUser(ctx, u)
+		res, err := s.reconcileUser(ctx, u, lookupsReady)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 		}
@@ -835,27 +1159,47 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 	return out, errors.Join(errs...)
 }
 
-func (s *Service) reconcileUser(ctx context.Context, u string) (ReleaseResult, error) {
+// lookupsReady reports whether a user the database does not find is
+// gone: passwd is served from local files alone, or
+// nss-user-lookup.target is reached (the network directories' services,
+// sssd, nslcd, come up before it; reconcile is ordered after it).
+func (s *Service) lookupsReady(ctx context.Context) bool {
+	if conf, err := os.ReadFile(nsswitchPath); err == nil && localUsers(conf) {
+		return true
+	}
+	if s.Sys == nil {
+		return false
+	}
+	d, err := s.Sys.Inspect(ctx, "nss-user-lookup.target")
+	return err == nil && d.ActiveState == "active"
+}
+
+func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func() bool) (ReleaseResult, error) {
 	var res ReleaseResult
-	exists := !userGone(ctx, u)
+	notFound := userGone(ctx, u)
+	exists := !notFound || !lookupsReady()
+	if notFound && exists {
+		s.Log.Add(actionlog.Entry{Action: "keep", User: u, Result: "kept",
+			Msg: "the user database does not find " + u + ", but its network sources may not be up (nss-user-lookup.target is not reached): " + u + "'s claims are kept"})
+	}
 	entries, err := s.Store.List(u)
 	if err != nil {
 		return res, err
 	}
-	var stale, pending []claimstore.Entry
+	var stale, unfinished []claimstore.Entry
 	for _, e := range entries {
 		switch {
 		case plan.Stale(e, s.Authority.Policy, exists) != "":
 			stale = append(stale, e)
-		case e.Releasing:
-			pending = append(pending, e)
+		case pending(e):
+			unfinished = append(unfinished, e)
 		}
 	}
 	var errs []error
 	for _, part := range []struct {
 		entries []claimstore.Entry
 		stale   bool
-	}{{stale, true}, {pending, false}} {
+	}{{stale, true}, {unfinished, false}} {
 		r, err := s.releaseEntries(ctx, u, part.entries, part.stale)
 		if err != nil {
 			errs = append(errs, err)

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // TestSocketsAreAddedOrRefusedNeverDropped: the sockets that activate the
@@ -81,5 +83,46 @@ func TestBudgetCountsEveryUnit(t *testing.T) {
 	one, many := budget(10*time.Second, 1), budget(10*time.Second, 1+maxDependents)
 	if many-one != time.Duration(maxDependents)*(10*time.Second+settle) || one < 10*time.Second+portWait {
 		t.Errorf("budget 1: %s, %d: %s", one, 1+maxDependents, many)
+	}
+}
+
+// TestOnlyLocalFilesMakeNotFoundGone: a user the database does not find
+// is gone when passwd comes from local files alone; with a network
+// source (or systemd's userdb, or NIS through compat) the source may not
+// be up yet.
+func TestOnlyLocalFilesMakeNotFoundGone(t *testing.T) {
+	for conf, want := range map[string]bool{
+		"passwd:         files\ngroup: files sss\n":    true,
+		"# comment\npasswd: files [NOTFOUND=return]\n": true,
+		"hosts: files dns\n":                           true,
+		"passwd: files sss\n":                          false,
+		"passwd:\tfiles ldap\n":                        false,
+		"passwd: compat\n":                             false,
+		"passwd: files mymachines systemd\n":           false,
+	} {
+		if got := localUsers([]byte(conf)); got != want {
+			t.Errorf("%q: %v, want %v", conf, got, want)
+		}
+	}
+}
+
+// TestStartOrderFollowsAfter: units started one job each go after those
+// they are ordered after (After=, or the other's Before=); a cycle does
+// not lose any.
+func TestStartOrderFollowsAfter(t *testing.T) {
+	d := func(name string, after, before []string) systemd.Detail {
+		return systemd.Detail{Unit: host.Unit{Name: name}, After: after, Before: before}
+	}
+	got := startOrder([]systemd.Detail{
+		d("loader.service", []string{"ollama.service"}, nil),
+		d("ollama.service", []string{"network.target"}, nil),
+		d("db.service", nil, []string{"ollama.service"}),
+	})
+	if strings.Join(got, " ") != "db.service ollama.service loader.service" {
+		t.Errorf("%v", got)
+	}
+	cycle := startOrder([]systemd.Detail{d("a.service", []string{"b.service"}, nil), d("b.service", []string{"a.service"}, nil)})
+	if len(cycle) != 2 {
+		t.Errorf("a cycle: %v", cycle)
 	}
 }

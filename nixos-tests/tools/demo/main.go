@@ -50,7 +50,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	for _, p := range []string{"/etc/portclaim/policy.json", "/etc/systemd/system/" + system + ".d/portclaim.conf", "/etc/systemd/system/portclaim.socket"} {
+	for _, p := range []string{"/etc/portclaim/policy.json", "/etc/systemd/system/" + system + ".d/portclaim-" + system + ".conf", "/etc/systemd/system/portclaim.socket"} {
 		fmt.Println(indent(p + ":\n" + strings.TrimSpace(files[p].Content)))
 	}
 

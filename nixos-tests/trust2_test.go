@@ -1,0 +1,84 @@
+package e2e
+
+// Trust II: each scenario is a hole in the invariant that a system unit is
+// down only while a record that `status` shows and `release` can act on
+// says why, and that no user action changes the state of a unit the
+// policy does not let yield to that user (directly, by dependency, by
+// trigger, or by what a start pulls in). Each reproduced the hole on a
+// booted machine before its fix.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func init() {
+	for unit, users := range map[string][]string{
+		"pc-t-pol.service":        {"alice"},
+		"pc-t-mv.service":         {"alice"},
+		"pc-t-mv2.service":        {"alice"},
+		"pc-t-mv3.service":        {"alice"},
+		"pc-t-hook-main.service":  {"alice"}, // but not pc-t-hook.service
+		"pc-t-fail-main.service":  {"alice"}, // but not pc-t-onfail.service
+		"pc-t-ok-main.service":    {"alice"},
+		"pc-t-ok-hook.service":    {"alice"},
+		"pc-t-q.service":          {"bob"}, // but not pc-t-extra.service
+		"pc-t-q2.service":         {"bob"}, // but not pc-t-req.service
+		"pc-t-fam.service":        {"alice"},
+		"pc-t-fam-loader.service": {"alice"}, // but not pc-t-fam-extra.service
+		"pc-t-probe.service":      {"bob"},
+		"pc-t-own-sys.service":    {"alice"},
+		"pc-t-defer.service":      {"alice"},
+		"pc-t-nss.service":        {"dave"},
+		"pc-t-al.service":         {"alice"},
+		"pc-t-alias.service":      {"bob"}, // an alias of pc-t-al.service
+		"pc-t-flood.service":      {"alice"},
+	} {
+		yieldTo[unit] = users
+	}
+}
+
+// checkInvariant fails the test when a unit is down while no record says
+// why: every inactive unit of units that ran before must have a record
+// (a claim or a release under way) of some user, that `status` as root
+// shows.
+func checkInvariant(t *testing.T, ctx context.Context, dir string, units ...string) {
+	t.Helper()
+	status := must(t, ctx, "root", "portclaim", "status")
+	for _, u := range units {
+		if isActive(ctx, u) == "active" {
+			continue
+		}
+		// A record may name the unit by any of its names (an alias).
+		var found []string
+		for _, name := range strings.Fields(must(t, ctx, "root", "systemctl", "show", "-P", "Names", u)) {
+			r := m.Run(ctx, "root", "sh", "-c", fmt.Sprintf("ls %s/*/%s %s/*/.releasing/%s 2>/dev/null", dir, name, dir, name))
+			if strings.TrimSpace(r.Stdout) != "" {
+				found = append(found, name)
+			}
+		}
+		if len(found) == 0 {
+			t.Errorf("%s is down without a record in %s", u, dir)
+		}
+		for _, name := range found {
+			if !strings.Contains(status, name) {
+				t.Errorf("%s is down with a record on %s that status does not show:\n%s", u, name, status)
+			}
+		}
+	}
+}
+
+// dropIn adds a drop-in to unit until the test ends.
+func dropIn(t *testing.T, ctx context.Context, unit, body string) {
+	t.Helper()
+	p := "/etc/systemd/system/" + unit + ".d/test.conf"
+	if err := m.WriteFile(p, []byte(body), 0o644, ""); err != nil {
+		t.Fatal(err)
+	}
+	must(t, ctx, "root", "systemctl", "daemon-reload")
+	t.Cleanup(func() { os.Remove(filepath.Join(m.Root(), p)) })
+}
