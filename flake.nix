@@ -25,6 +25,8 @@
       portclaim = import ./module.nix;
       version = "0.2.0";
       commit = self.shortRev or self.dirtyShortRev or "unknown";
+      # The man page's date: the source's, not the build's clock.
+      date = builtins.substring 0 8 (self.lastModifiedDate or "19700101000000");
 
       # go.mod says go 1.26: build with it where the default Go is older.
       buildGoModule =
@@ -59,6 +61,7 @@
             "-w"
             "-X main.version=${version}"
             "-X main.commit=${commit}"
+            "-X main.date=${date}"
           ];
           nativeBuildInputs = [ pkgs.installShellFiles ];
           # subPackages limits go test to cmd/portclaim as well: test every

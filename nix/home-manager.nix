@@ -326,14 +326,14 @@ in
       # sd-switch starts the user units.
       home.activation.portclaim = lib.hm.dag.entryBetween [ "reloadSystemd" ] [ "linkGeneration" ] (invoke {
         what = "resolve";
-        command = "${portclaim} resolve --manifest ${manifestFile}";
+        command = "${portclaim} resolve --switch --manifest ${manifestFile}";
       });
 
       # Ports go back after reloadSystemd: only then has sd-switch stopped
       # the user units home.nix no longer declares.
       home.activation.portclaimRelease = lib.hm.dag.entryAfter [ "reloadSystemd" ] (invoke {
         what = "release";
-        command = "${portclaim} release --manifest ${manifestFile}";
+        command = "${portclaim} release --switch --manifest ${manifestFile}";
       });
 
       warnings = lib.mkIf (!cfg.strict) collisions;

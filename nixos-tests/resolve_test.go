@@ -154,7 +154,7 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("resolve exit %d\n%s", code, out)
 	}
-	contains(t, "resolve output", out, "yielded  pc-y1.service to alice: stopped and claimed", "7201/tcp free for alice")
+	contains(t, "resolve output", out, "yielded  pc-y1.service to alice: stopped and claimed", "7201/tcp free for podman-y1.service")
 	if s := isActive(ctx, "pc-y1.service"); s != "inactive" {
 		t.Fatalf("pc-y1.service is %s after resolve", s)
 	}
@@ -282,7 +282,7 @@ func TestWithoutTheBrokerNothingChanges(t *testing.T) {
 	must(t, ctx, "root", "systemctl", "stop", "portclaim.socket")
 	t.Cleanup(func() { m.Run(context.Background(), "root", "systemctl", "start", "portclaim.socket") })
 	refusedUnchanged(t, ctx, "nobroker", "pc-nobroker.service", body, nil,
-		"no portclaim broker is listening", "services.portclaim.enable = true;", "sudo portclaim resolve --user")
+		"portclaim.socket is stopped", "systemctl status portclaim.socket", "sudo portclaim resolve --user alice")
 	// Without even the socket file (a machine without portclaim's NixOS
 	// module), check and resolve say the same before trying it.
 	must(t, ctx, "root", "rm", "-f", "/run/portclaim/broker.sock")

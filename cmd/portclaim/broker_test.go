@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,9 @@ import (
 )
 
 // TestNoBrokerNamesTheCommand: without the broker, root's way to do it
-// now is the command the user ran, not always resolve.
+// now is the command the user ran, not always resolve, for that user (a
+// literal NAME is no command to run); a socket file nobody listens on is
+// portclaim.socket stopped, not a module to install.
 func TestNoBrokerNamesTheCommand(t *testing.T) {
 	a := &app{places: gather.Default}
 	a.places.BrokerSocket = filepath.Join(t.TempDir(), "no.sock")
@@ -25,13 +28,23 @@ func TestNoBrokerNamesTheCommand(t *testing.T) {
 		{"resolve", broker.Request{Op: broker.OpYield, Yield: &yield.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}}}},
 		{"release", broker.Request{Op: broker.OpRelease, Release: &yield.ReleaseRequest{Units: []string{"ollama.service"}}}},
 	} {
-		_, err := a.askBroker(context.Background(), c.command, c.req)
+		_, err := a.askBroker(context.Background(), c.command, "alice", c.req)
 		if !errors.Is(err, broker.ErrNoBroker) {
 			t.Fatalf("%s: %v, want no broker", c.command, err)
 		}
-		if want := "root can: sudo portclaim " + c.command + " --user NAME"; !strings.Contains(err.Error(), want) {
+		if want := "root can: sudo portclaim " + c.command + " --user alice"; !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %q lacks %q", c.command, err, want)
 		}
+	}
+	ln, err := net.Listen("unix", a.places.BrokerSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // its file stays, as systemd's does when portclaim.socket stops
+	_, err = a.askBroker(context.Background(), "resolve", "alice", broker.Request{Op: broker.OpYield, Yield: &yield.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}}})
+	if !errors.Is(err, broker.ErrNoBroker) || !strings.Contains(err.Error(), "systemctl status portclaim.socket") || strings.Contains(err.Error(), "installs it") {
+		t.Errorf("a stopped socket: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -28,9 +29,11 @@ const (
 )
 
 // Set by the Nix build: -X main.version=... -X main.commit=...
+// -X main.date=YYYYMMDD (the source's date, for the man page).
 var (
 	version = ""
 	commit  = ""
+	date    = ""
 )
 
 type cli struct {
@@ -128,8 +131,33 @@ func (h *helpCmd) Run(a *app) error {
 	if err != nil {
 		return err
 	}
+	if len(h.Command) > 0 && !slices.Contains(commandNames(parser), h.Command[0]) {
+		return fail(exitBadInput, "commands: "+strings.Join(commandNames(parser), ", "), "help %s: no such command", h.Command[0])
+	}
 	_, err = parser.Parse(append(h.Command, "--help"))
 	return err
+}
+
+// commandNames lists the commands a person may ask for help on.
+func commandNames(k *kong.Kong) []string {
+	var out []string
+	for _, n := range k.Model.Children {
+		if !n.Hidden {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// helpHint is the hint after a mistake in args: the help of the command
+// they name, else portclaim's.
+func helpHint(args []string, a *app) string {
+	if len(args) > 0 {
+		if parser, err := newParser(&cli{}, a); err == nil && slices.Contains(commandNames(parser), args[0]) {
+			return fmt.Sprintf("see `portclaim %s --help`", args[0])
+		}
+	}
+	return "see `portclaim --help`"
 }
 
 // app is what every command gets: where to write, where to read the
@@ -141,6 +169,8 @@ type app struct {
 	names          gather.Names // user names by uid, looked up once a run
 	euid           int
 	getenv         func(string) string
+	lookupEnv      func(string) (string, bool) // nil: getenv alone
+
 	// stdinTTY: a person can answer a prompt; stderrTTY: a person sees
 	// progress (and colours, unless NO_COLOR).
 	stdinTTY, stderrTTY bool
@@ -170,7 +200,7 @@ func quietExit(code int) error {
 
 func main() {
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, places: gather.Default,
-		euid: os.Geteuid(), getenv: os.Getenv, stdinTTY: isTerminal(os.Stdin), stderrTTY: isTerminal(os.Stderr)}
+		euid: os.Geteuid(), getenv: os.Getenv, lookupEnv: os.LookupEnv, stdinTTY: isTerminal(os.Stdin), stderrTTY: isTerminal(os.Stderr)}
 	os.Exit(run(os.Args[1:], a))
 }
 
@@ -238,9 +268,19 @@ func run(args []string, a *app) (code int) {
 			code = int(h)
 		}
 	}()
+	if len(args) == 0 {
+		// No command: the usage, as --help gives it, and exit 2.
+		if parser, err := newParser(&cli{}, a); err == nil {
+			func() {
+				defer func() { _ = recover() }() // kong's exit after help
+				_, _ = parser.Parse([]string{"--help"})
+			}()
+		}
+		return exitBadInput
+	}
 	ctx, flags, err := parse(args, a, true)
 	if err != nil {
-		a.errorf(err.Error(), "see `portclaim --help`")
+		a.errorf(err.Error(), helpHint(args, a))
 		return exitBadInput
 	}
 	for _, o := range []struct{ flag, place *string }{{&flags.ProcRoot, &a.places.ProcRoot}, {&flags.SysRoot, &a.places.SysRoot},

@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -34,13 +38,16 @@ var manFiles = []manEntry{
 	{policy.DefaultClaimsDir, "Claims, unless the policy's claimsDir says otherwise: claimsDir/USER/UNIT for each system unit that yields to USER. While it exists, the unit's start condition keeps the unit down, across reboots too."},
 	{"$XDG_CONFIG_HOME/portclaim/manifest.json", "Your claims, linked there by the home-manager module (default ~/.config/portclaim/manifest.json). Without it, the built-in map of known services stands in. --manifest names another."},
 	{"$XDG_STATE_HOME/portclaim/" + lastrun.File, "The outcome of your last resolve or release, which status shows (default ~/.local/state/portclaim/" + lastrun.File + ")."},
+	{lastrun.RootDir + "/USER.json", "The outcome of root's last resolve or release for USER (root's, never in USER's home); status shows the newer of this and USER's own."},
 }
 
 // manEnvironment is what the binary reads from its environment. The
 // home-manager activation's DRY_RUN and VERBOSE are not among them: it
 // turns them into --dry-run and --verbose.
 var manEnvironment = []manEntry{
-	{"NO_COLOR", "When set and not empty, messages on a terminal are not coloured."},
+	{"NO_COLOR", "When set, even empty, messages on a terminal are not coloured (home-manager's colours otherwise: errors bold red, warnings yellow, notes bold cyan)."},
+	{"TERM", "When unset or dumb, messages are not coloured."},
+	{"SOURCE_DATE_EPOCH", "When this man page is generated, its date (unless the build stamped the source's date)."},
 	{"XDG_CONFIG_HOME", "Where your manifest is looked for, when an absolute path; else $HOME/.config. Root and root acting for a user use the user's home instead."},
 	{"XDG_STATE_HOME", "Where the last run's outcome is kept, when an absolute path; else $HOME/.local/state."},
 	{"XDG_RUNTIME_DIR", "Where your user manager's bus is found ($XDG_RUNTIME_DIR/bus); else /run/user/UID/bus. Root ignores it: for itself it uses /run/user/0/bus, and acting for a user, that user's manager's private socket, /run/user/UID/systemd/private."},
@@ -48,14 +55,37 @@ var manEnvironment = []manEntry{
 
 var manSeeAlso = []string{"systemctl(1)", "journalctl(1)", "home-manager(1)", "configuration.nix(5)", "home-configuration.nix(5)"}
 
+// manDate is the page's date: the same whenever the same source builds
+// it, never the clock's. The Nix build stamps the flake's last commit
+// (-X main.date=YYYYMMDD); else SOURCE_DATE_EPOCH, as reproducible
+// builds set it; else the commit time go build records from git; else
+// none.
+func manDate(getenv func(string) string) string {
+	if len(date) == 8 {
+		return date[:4] + "-" + date[4:6] + "-" + date[6:]
+	}
+	if epoch, err := strconv.ParseInt(getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
+		return time.Unix(epoch, 0).UTC().Format(time.DateOnly)
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				if t, err := time.Parse(time.RFC3339, s.Value); err == nil {
+					return t.UTC().Format(time.DateOnly)
+				}
+			}
+		}
+	}
+	return ""
+}
+
 func manPage(app *kong.Application) string {
 	var m roff
 	ver := version
 	if ver == "" {
 		ver = "devel"
 	}
-	// No date: the page must be the same whenever the same source builds it.
-	m.macro("TH", "PORTCLAIM", "1", "", "portclaim "+ver, "User Commands")
+	m.macro("TH", "PORTCLAIM", "1", manDate(os.Getenv), "portclaim "+ver, "User Commands")
 	// No hyphenation, ragged right: a flag, a path or claimsDir broken at
 	// a line's end with a hyphen that is not in it misleads whoever types
 	// it.

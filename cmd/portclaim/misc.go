@@ -24,8 +24,10 @@ type whoCmd struct {
 }
 
 type whoDoc struct {
-	Port     uint16      `json:"port"`
-	Protocol string      `json:"protocol"`
+	Port uint16 `json:"port"`
+	// Protocol is the one asked for (PORT/tcp, PORT/udp); absent for
+	// both.
+	Protocol string      `json:"protocol,omitempty"`
 	Sockets  []whoSocket `json:"sockets"`
 }
 
@@ -105,7 +107,7 @@ func parsePortArg(s string) (uint16, endpoint.Proto, error) {
 }
 
 type validateCmd struct {
-	File string `arg:"" help:"Manifest file to check." type:"path"`
+	File string `arg:"" help:"Manifest file to check (- for standard input)." type:"path"`
 	JSON bool   `name:"json" help:"Print JSON (schema in the README)."`
 }
 
@@ -117,26 +119,42 @@ type validateDoc struct {
 	Services int      `json:"services"`
 	Ports    int      `json:"ports"`
 	Notes    []string `json:"notes"`
-	Problems []string `json:"problems"`
+	// Problems each name the JSON path of what is wrong ("" for the
+	// whole file) and what; More counts those beyond the ones listed.
+	Problems []validateProblem `json:"problems"`
+	More     int               `json:"more,omitempty"`
+}
+
+type validateProblem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 func (c *validateCmd) Run(a *app) error {
-	doc := validateDoc{File: c.File, Notes: []string{}, Problems: []string{}}
-	data, err := safeopen.ReadFile(c.File, manifest.MaxSize)
-	if err != nil {
-		return manifestReadError(c.File, err)
+	name := c.File
+	var data []byte
+	var err error
+	if c.File == "-" {
+		name = "standard input"
+		data, err = readAtMost(a.stdin, manifest.MaxSize)
+	} else {
+		data, err = safeopen.ReadFile(name, manifest.MaxSize)
 	}
-	m, err := manifest.Parse(c.File, data)
+	doc := validateDoc{File: name, Notes: []string{}, Problems: []validateProblem{}}
+	if err != nil {
+		return manifestReadError(name, err)
+	}
+	m, err := manifest.Parse(name, data)
 	if err != nil {
 		if c.JSON {
 			var e *manifest.Error
 			if errors.As(err, &e) {
 				for _, p := range e.Problems {
-					doc.Problems = append(doc.Problems, p.String())
+					doc.Problems = append(doc.Problems, validateProblem{Path: p.Path, Message: p.Message})
 				}
-				if e.More > 0 {
-					doc.Problems = append(doc.Problems, fmt.Sprintf("... and %d more", e.More))
-				}
+				doc.More = e.More
+			} else {
+				doc.Problems = append(doc.Problems, validateProblem{Message: err.Error()})
 			}
 			if err := report.WriteJSON(a.stdout, doc); err != nil {
 				return err
@@ -152,7 +170,7 @@ func (c *validateCmd) Run(a *app) error {
 	if c.JSON {
 		return report.WriteJSON(a.stdout, doc)
 	}
-	fmt.Fprintf(a.stdout, "%s: valid (version %d, strategy %s, %d service%s, %d port%s)\n", c.File, m.Version, m.Strategy,
+	fmt.Fprintf(a.stdout, "%s: valid (version %d, strategy %s, %d service%s, %d port%s)\n", name, m.Version, m.Strategy,
 		doc.Services, plural(doc.Services), doc.Ports, plural(doc.Ports))
 	for _, n := range m.Notes {
 		a.notef("%s", n)

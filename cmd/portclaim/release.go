@@ -7,6 +7,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -21,11 +22,14 @@ type releaseCmd struct {
 
 type releaseDoc struct {
 	User     string               `json:"user"`
-	Manifest string               `json:"manifest"`
+	Manifest report.Manifest      `json:"manifest"`
 	DryRun   bool                 `json:"dryRun"`
 	Release  *yield.ReleaseResult `json:"release"`
-	Notes    []string             `json:"notes"`
-	Errors   []string             `json:"errors"`
+	// UserUnits, inside a switch: whether each user unit holds the ports
+	// claimed for it.
+	UserUnits []report.UserUnitDoc `json:"userUnits"`
+	Notes     []string             `json:"notes"`
+	Errors    []string             `json:"errors"`
 }
 
 func (c *releaseCmd) Run(a *app) error {
@@ -38,13 +42,16 @@ func (c *releaseCmd) Run(a *app) error {
 		return err
 	}
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
-	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Notes: []string{}, Errors: []string{}}
+	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, UserUnits: []report.UserUnitDoc{}, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
 	claimsDir := gather.ClaimsDir(pol, a.places.ServedNote)
 	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
 	if err != nil {
 		r.errorf("%v; nothing was changed", err)
 		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc, c.JSON)
+	}
+	if c.Switch && !c.DryRun {
+		c.verify(a, r, t, entries, m, &doc)
 	}
 	units := giveBack(entries, m, c.All)
 	if len(units) == 0 {
@@ -73,7 +80,7 @@ func (c *releaseCmd) Run(a *app) error {
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
 		}
 	} else {
-		resp, err := a.askBroker(ctx, "release", broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
+		resp, err := a.askBroker(ctx, "release", t.Name, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
 		if err != nil {
 			r.errorf("%s", failedSays(err, false))
 			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
@@ -148,4 +155,47 @@ func declared(m manifest.Manifest, e claimstore.Entry) bool {
 		}
 	}
 	return false
+}
+
+// verify is release's part of a switch: sd-switch has started the user
+// units by now, so each port still claimed for one is checked to be held
+// by it; one that is not is reported (the claim keeps the system unit
+// down for nothing until it does). It reads the socket table only when
+// there are claims.
+func (c *releaseCmd) verify(a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *releaseDoc) {
+	var ws []wanted
+	for _, svc := range m.Services {
+		claimed := false
+		for _, e := range entries {
+			if e.Problem == "" && !e.Releasing && slices.ContainsFunc(svc.SystemUnits, func(u string) bool {
+				return u == e.Unit || u == e.Claim.With || unitname.SocketFor(u) == e.Unit
+			}) {
+				claimed = true
+			}
+		}
+		if claimed && len(svc.UserUnits) > 0 {
+			ws = append(ws, wanted{unit: svc.UserUnits[0], ports: svc.Ports})
+		}
+	}
+	whose := "your"
+	if t.Root(a) {
+		whose = t.Name + "'s"
+	}
+	for _, w := range ws {
+		ud := report.UserUnitDoc{Unit: w.unit, Ports: w.ports}
+		holds, other := a.holding(t, w)
+		ports := endpoint.PortList(w.ports)
+		switch {
+		case holds:
+			ud.Outcome, ud.Holds = "holds", true
+			r.verbosef("%s held by %s %s", ports, whose, w.unit)
+		case other != "":
+			ud.Outcome, ud.Detail = "not-holding", other+" holds it"
+			r.warnf("%s is claimed for %s %s, but %s holds it", ports, whose, w.unit, other)
+		default:
+			ud.Outcome, ud.Detail = "not-holding", "free"
+			r.warnf("%s is claimed for %s %s, which does not hold it after the switch: `%s status %s` says why", ports, whose, w.unit, userCtl(a, t), w.unit)
+		}
+		doc.UserUnits = append(doc.UserUnits, ud)
+	}
 }

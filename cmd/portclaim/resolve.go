@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,12 +19,14 @@ import (
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/report"
+	"github.com/portclaim/portclaim/pkg/safeopen"
 	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 // actFlags are shared by resolve and release: home-manager's activation
-// passes --manifest, and --dry-run/--verbose under DRY_RUN/VERBOSE.
+// passes --manifest and --switch, and --dry-run/--verbose under
+// DRY_RUN/VERBOSE.
 type actFlags struct {
 	manifestFlag `embed:""`
 	DryRun       bool          `name:"dry-run" help:"Say what would be done, change nothing."`
@@ -32,6 +35,7 @@ type actFlags struct {
 	User         string        `help:"Act for this user's claims, with root's authority (root only; root must name one)." placeholder:"NAME"`
 	Wait         time.Duration `default:"10s" help:"How long to wait for each stop or start, and for ports to change hands."`
 	Timeout      time.Duration `default:"60s" help:"The longest the whole run may take."`
+	Switch       bool          `name:"switch" help:"Run as a step of home-manager switch (its activation passes it): resolve leaves starting your user units to the switch; release checks that each holds its claimed ports."`
 }
 
 type resolveCmd struct {
@@ -41,75 +45,100 @@ type resolveCmd struct {
 
 // resolveDoc is resolve's JSON document.
 type resolveDoc struct {
-	User     string              `json:"user"`
-	Manifest string              `json:"manifest"`
-	DryRun   bool                `json:"dryRun"`
-	Yields   []yield.YieldResult `json:"yields"`
-	Left     []report.Conflict   `json:"left"`
-	Notes    []string            `json:"notes"`
-	Errors   []string            `json:"errors"`
+	User      string               `json:"user"`
+	Manifest  report.Manifest      `json:"manifest"`
+	DryRun    bool                 `json:"dryRun"`
+	Yields    []yield.YieldResult  `json:"yields"`
+	UserUnits []report.UserUnitDoc `json:"userUnits"`
+	Left      []report.Conflict    `json:"left"`
+	Notes     []string             `json:"notes"`
+	Errors    []string             `json:"errors"`
 }
 
 func (c *resolveCmd) Run(a *app) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	t, m, source, v, err := a.lookFor(ctx, c.User, c.Manifest, true)
+	t, m, src, err := a.lookFor(c.User, c.Manifest, true)
 	if err != nil {
 		return err
 	}
+	ask, cannot := c.consent(a, t, m)
+	v := a.look(ctx, m, src, t, looking{declined: cannot != ""})
 	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
-	doc := resolveDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, Yields: []yield.YieldResult{}, Left: []report.Conflict{},
-		Notes: nonNil(v.check.Notes), Errors: nonNil(v.check.Errors)}
+	doc := resolveDoc{User: t.Name, Manifest: src, DryRun: c.DryRun, Yields: []yield.YieldResult{}, UserUnits: []report.UserUnitDoc{},
+		Left: []report.Conflict{}, Notes: nonNil(v.check.Notes), Errors: nonNil(v.check.Errors)}
 	if c.Verbose && !c.JSON {
-		a.announce(source, t)
 		report.Text(a.stdout, v.check)
 	}
 	conflicts := conflict.Conflicts(v.check.Findings)
 	if len(v.check.Errors) > 0 {
 		r.errorf("nothing was changed: %s", strings.Join(v.check.Errors, "; "))
-		return a.finish(r, t, source, "resolve", strictCode(m, exitConflicts), conflicts, doc, c.JSON)
+		return a.finish(r, t, src, "resolve", strictCode(m, exitConflicts), conflicts, doc, c.JSON)
 	}
 	if c.Verbose {
 		for _, n := range v.check.Notes {
 			r.notef("%s", n)
 		}
 	}
+	if len(v.plan.Unasked) > 0 {
+		r.warnf("%s", cannot)
+	}
 	done := map[string]bool{} // system units whose yield freed their ports
-	if m.Strategy == manifest.DisableSystem && len(v.plan.Yields) > 0 {
-		done = c.yield(ctx, a, r, t, m, v, &doc)
+	if len(v.plan.Yields) > 0 {
+		done = c.yield(ctx, a, r, t, v, &doc, ask)
 	}
 	// What is left: every conflict whose unit did not yield.
 	left := 0
+	shown := map[string]string{}
 	for _, it := range v.plan.Items {
 		if it.Remedy.Who == plan.ByResolve && done[it.Finding.SystemUnit] {
 			continue
 		}
 		left++
 		doc.Left = append(doc.Left, report.ConflictDoc(it))
-		r.warnf("%s %s: %s, which %s's %s wants [%s]\n  fix (%s): %s", it.Finding.Want.PortProto(), it.Finding.Service,
-			report.Holding(it.Finding, v.check.NameOf), t.Name, it.Finding.UserUnit, it.Finding.Kind, it.Remedy.Who, it.Remedy.Text())
+		f := it.Finding
+		lines := v.check.ConflictLines(it, 2, shown)
+		r.warnf("%s %s [%s]\n  %s", f.Want.PortProto(), f.Service, report.Label(it.Remedy.Who), strings.Join(lines, "\n  "))
+	}
+	if len(done) > 0 && !c.DryRun {
+		c.userUnits(ctx, a, r, t, v, done, &doc)
 	}
 	if left == 0 && conflicts == 0 {
-		r.verbosef("%s's ports are free", t.Name)
+		r.verbosef("%s", portsNow(v, t))
 	}
 	code := exitOK
 	if left > 0 {
 		code = strictCode(m, exitConflicts)
 	}
-	return a.finish(r, t, source, "resolve", code, left, doc, c.JSON)
+	return a.finish(r, t, src, "resolve", code, left, doc, c.JSON)
+}
+
+// portsNow says, with nothing in the way, whose each claimed port is:
+// free, or held by the user's own unit ("held by your ...").
+func portsNow(v view, t target) string {
+	var held, free []string
+	for _, f := range v.check.Findings {
+		if f.Kind == conflict.Self {
+			held = append(held, fmt.Sprintf("%s held by %s %s", f.Want.PortProto(), v.check.Whose(), f.Unit))
+		} else {
+			free = append(free, f.Want.PortProto())
+		}
+	}
+	switch {
+	case len(held) == 0:
+		return t.Name + "'s ports are free"
+	case len(free) == 0:
+		return strings.Join(held, "; ")
+	}
+	return strings.Join(held, "; ") + "; free: " + strings.Join(free, ", ")
 }
 
 // yield asks for each planned yield (the broker, or as root in-process)
 // and says what happened; it returns the system units whose ports are
 // free now.
-func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m manifest.Manifest, v view, doc *resolveDoc) map[string]bool {
+func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, v view, doc *resolveDoc, ask bool) map[string]bool {
 	done := map[string]bool{}
 	var in *bufio.Reader
-	ask, cannot := c.consent(a, t, m)
-	if cannot != "" {
-		r.warnf("%s", cannot)
-		return done
-	}
 	if ask {
 		in = bufio.NewReader(a.stdin)
 	}
@@ -147,7 +176,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 			res, err = root.Yield(ctx, t.Name, t.UID, req)
 		} else {
 			var resp broker.Response
-			if resp, err = a.askBroker(ctx, "resolve", broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()}); err == nil {
+			if resp, err = a.askBroker(ctx, "resolve", t.Name, broker.Request{Op: broker.OpYield, Yield: &req, WaitMS: c.Wait.Milliseconds()}); err == nil {
 				res = *resp.Yield
 			}
 		}
@@ -156,10 +185,12 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, m m
 			continue
 		}
 		doc.Yields = append(doc.Yields, res)
-		for _, line := range report.YieldLines(t.Name, y.Ports, res) {
-			if res.Refused != nil {
-				r.warnf("%s", line)
-			} else {
+		lines := report.YieldLines(t.Name, res)
+		if res.Refused != nil {
+			r.warnf("%s", strings.Join(lines, "\n"))
+		}
+		for _, line := range lines {
+			if res.Refused == nil {
 				r.printf("%s", line)
 			}
 		}
@@ -244,12 +275,17 @@ func dedupe(ss []string) []string {
 }
 
 // askBroker sends command's request (resolve's yield, release's
-// release) to portclaim's broker; the answer it returns carries the
-// result the request asked for.
-func (a *app) askBroker(ctx context.Context, command string, req broker.Request) (broker.Response, error) {
+// release) for user to portclaim's broker; the answer it returns carries
+// the result the request asked for. Without a broker, it says how to get
+// one, and root's command for user now.
+func (a *app) askBroker(ctx context.Context, command, user string, req broker.Request) (broker.Response, error) {
 	resp, err := broker.Call(ctx, a.places.BrokerSocket, req)
 	if errors.Is(err, broker.ErrNoBroker) {
-		return resp, fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user NAME", err, command)
+		who := user
+		if gather.IsSocket(a.places.BrokerSocket) {
+			return resp, fmt.Errorf("%w: portclaim.socket is stopped (`systemctl status portclaim.socket` says why; `sudo systemctl start portclaim.socket` starts it); until then root can: sudo portclaim %s --user %s", err, command, who)
+		}
+		return resp, fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user %s", err, command, who)
 	}
 	if err != nil {
 		return resp, err
@@ -293,25 +329,51 @@ func strictCode(m manifest.Manifest, code int) int {
 }
 
 // finish writes the JSON document or nothing more, records the run for
-// `portclaim status` (when the user runs it for themselves), and exits.
-func (a *app) finish(r *runLog, t target, source, command string, code, left int, doc any, asJSON bool) error {
+// `portclaim status` (the user's own in their state directory; root's
+// for a user in root's place), and exits.
+func (a *app) finish(r *runLog, t target, src report.Manifest, command string, code, left int, doc any, asJSON bool) error {
 	if asJSON {
 		if err := report.WriteJSON(a.stdout, doc); err != nil {
 			return err
 		}
 	}
-	if t.Self && a.euid != 0 && !r.dryRun {
-		summary := fmt.Sprintf("%d conflict%s left", left, plural(left))
-		if left == 0 {
-			summary = "nothing left to do"
+	if r.dryRun {
+		return quietExit(code)
+	}
+	summary := fmt.Sprintf("%d conflict%s left", left, plural(left))
+	if left == 0 {
+		summary = "nothing left to do"
+	}
+	rec := lastrun.Record{Command: command, Time: time.Now().UTC(), Manifest: src.String(), Exit: code, Conflicts: left, Summary: summary, Lines: r.lines}
+	var err error
+	switch {
+	case t.Root(a):
+		rec.By = "root"
+		err = lastrun.WriteRoot(a.places.RootRuns, t.Name, rec)
+	case t.Self && a.euid != 0:
+		var since time.Time
+		if root := a.rootRun(t); root != nil {
+			since = root.Time
 		}
-		err := lastrun.Write(lastrun.Dir(a.getenv), lastrun.Record{Command: command, Time: time.Now().UTC(), Manifest: source,
-			Exit: code, Conflicts: left, Summary: summary, Lines: r.lines})
-		if err != nil && r.verbose {
-			a.notef("not recording this run for `portclaim status`: %v", err)
-		}
+		err = lastrun.Write(lastrun.Dir(a.getenv), rec, since)
+	}
+	if err != nil && r.verbose {
+		a.notef("not recording this run for `portclaim status`: %v", err)
 	}
 	return quietExit(code)
+}
+
+// rootRun is root's record of its last run for t, if root wrote one.
+func (a *app) rootRun(t target) *lastrun.Record {
+	data, err := safeopen.RootFile(filepath.Join(a.places.RootRuns, lastrun.RootFile(t.Name)), lastrun.MaxSize)
+	if err != nil {
+		return nil
+	}
+	rec, err := lastrun.Decode(data)
+	if err != nil {
+		return nil
+	}
+	return &rec
 }
 
 func plural(n int) string {
@@ -339,9 +401,19 @@ type runLog struct {
 	lines   []string
 }
 
+// record keeps what was said for the last-run record, a line each.
+func (r *runLog) record(prefix, msg string) {
+	for i, l := range strings.Split(msg, "\n") {
+		if i == 0 {
+			l = prefix + l
+		}
+		r.lines = append(r.lines, l)
+	}
+}
+
 func (r *runLog) printf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	r.lines = append(r.lines, line)
+	r.record("", line)
 	if !r.json {
 		fmt.Fprintln(r.a.stdout, line)
 	}
@@ -355,7 +427,7 @@ func (r *runLog) verbosef(format string, args ...any) {
 
 func (r *runLog) warnf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	r.lines = append(r.lines, "warning: "+line)
+	r.record("warning: ", line)
 	if !r.json {
 		r.a.warnf("%s", line)
 	}
@@ -381,7 +453,7 @@ func (r *runLog) unrecorded(l *actionlog.Log) []string {
 
 func (r *runLog) errorf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	r.lines = append(r.lines, "error: "+line)
+	r.record("error: ", line)
 	if !r.json {
 		r.a.errorf(line, "")
 	}

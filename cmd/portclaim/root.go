@@ -43,7 +43,8 @@ func (c *brokerCmd) Run(a *app) error {
 type reconcileCmd struct {
 	Wait    time.Duration `default:"10s" help:"How long to wait for each start."`
 	Timeout time.Duration `default:"5m" help:"The longest the whole run may take."`
-	JSON    bool          `name:"json" help:"Print JSON."`
+	JSON    bool          `name:"json" help:"Print JSON (schema in the README)."`
+	Verbose bool          `short:"v" help:"Also say when there is nothing to do."`
 	// MoveClaims is what portclaim-move-claims.service runs, early at
 	// boot and on a switch, before the units the claims keep down start.
 	MoveClaims bool `name:"move-claims" help:"Only move the claims into the policy's claimsDir from the directory served before, and note it (no system bus, no user lookups)."`
@@ -53,6 +54,7 @@ func (c *reconcileCmd) Run(a *app) error {
 	if a.euid != 0 {
 		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
 	}
+	doc := report.ReconcileDoc{Users: []report.ReconcileUser{}, Notes: []string{}, Errors: []string{}}
 	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
 	switch {
 	case pol == nil && !missing:
@@ -63,7 +65,10 @@ func (c *reconcileCmd) Run(a *app) error {
 	case pol == nil && c.MoveClaims:
 		return nil // nothing to move claims into
 	case pol == nil:
-		a.notef("%s: every condition claim is given back", problem)
+		doc.Notes = append(doc.Notes, problem+": every condition claim is given back")
+		if !c.JSON {
+			a.notef("%s: every condition claim is given back", problem)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
@@ -93,7 +98,10 @@ func (c *reconcileCmd) Run(a *app) error {
 		Places: a.places, Note: a.places.ServedNote, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
 	for _, p := range svc.Log.Problems {
-		a.warnf("%s", p) // the actions matter more than their record
+		doc.Notes = append(doc.Notes, p)
+		if !c.JSON {
+			a.warnf("%s", p) // the actions matter more than their record
+		}
 	}
 	// What was done for the users it reached is said even when another
 	// user's claims failed: reconcile goes on past them.
@@ -104,15 +112,30 @@ func (c *reconcileCmd) Run(a *app) error {
 		left += report.Left(res.Units)
 	}
 	sort.Strings(users)
+	for _, u := range users {
+		res := results[u]
+		if res.Units == nil {
+			res.Units = []yield.UnitResult{}
+		}
+		doc.Users = append(doc.Users, report.ReconcileUser{User: u, Release: res})
+	}
+	if err != nil {
+		doc.Errors = append(doc.Errors, err.Error())
+	}
 	if c.JSON {
-		if werr := report.WriteJSON(a.stdout, results); werr != nil {
+		if werr := report.WriteJSON(a.stdout, doc); werr != nil {
 			return werr
 		}
 	} else {
+		said := false
 		for _, u := range users {
 			for _, line := range report.ReleaseLines(u, results[u]) {
+				said = true
 				fmt.Fprintf(a.stdout, "%s: %s\n", u, line)
 			}
+		}
+		if !said && err == nil && c.Verbose {
+			fmt.Fprintln(a.stdout, "nothing to do: every claim is one the policy allows, and no release is under way")
 		}
 	}
 	if err != nil {

@@ -42,9 +42,13 @@ type statusDoc struct {
 	// ClaimsIn is where the claims are read from when that is not the
 	// policy's claimsDir: the directory served before, while its records
 	// wait to be moved (or without a trusted policy).
-	ClaimsIn string       `json:"claimsIn,omitempty"`
-	Broker   bool         `json:"broker"`
-	Users    []statusUser `json:"users"`
+	ClaimsIn string `json:"claimsIn,omitempty"`
+	// Broker: the broker's socket listens; BrokerState says more:
+	// "listening", "stopped" (its file is there, nothing listens) or
+	// "missing".
+	Broker      bool         `json:"broker"`
+	BrokerState host.Broker  `json:"brokerState"`
+	Users       []statusUser `json:"users"`
 }
 
 type statusPolicy struct {
@@ -75,10 +79,13 @@ type statusClaim struct {
 	Releasing bool   `json:"releasing,omitempty"`
 	// GiveBack says why a release the user asked for waits; the claim
 	// keeps the unit down meanwhile.
-	GiveBack  string   `json:"giveBack,omitempty"`
-	LastError string   `json:"lastError,omitempty"`
-	Problem   string   `json:"problem,omitempty"`
-	Holders   []string `json:"holders"`
+	GiveBack  string `json:"giveBack,omitempty"`
+	LastError string `json:"lastError,omitempty"`
+	Problem   string `json:"problem,omitempty"`
+	// Holders are the sockets on the claimed ports now (none: free);
+	// HoldersProblem says why they could not be read.
+	Holders        []report.HeldDoc `json:"holders"`
+	HoldersProblem string           `json:"holdersProblem,omitempty"`
 }
 
 // lookup is one user's target, looked up once a run, or why not.
@@ -93,7 +100,11 @@ func (c *statusCmd) Run(a *app) error {
 	// processes, and the system manager's connection.
 	sh := gather.Share(a.places, pol, problem)
 	defer sh.Close()
-	doc := statusDoc{PolicyProblem: problem, PolicyUntrusted: pol == nil && !missing, Broker: sh.Broker(), Users: []statusUser{}}
+	if c.JSON && c.Format == "prometheus" {
+		return fail(exitBadInput, "give one: --json (the same as --format json), or --format prometheus", "--json and --format prometheus ask for two formats")
+	}
+	doc := statusDoc{PolicyProblem: problem, PolicyUntrusted: pol == nil && !missing,
+		Broker: sh.Broker() == host.BrokerListening, BrokerState: sh.Broker(), Users: []statusUser{}}
 	if pol != nil {
 		doc.Policy = &statusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
@@ -172,7 +183,12 @@ func (a *app) writeOut(path string, write func(io.Writer) error) error {
 	if path == "" {
 		return write(a.stdout)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fail(exitBadInput, fmt.Sprintf("create it first (mkdir -p %s), or give --output a file in a directory that exists", dir),
+			"--output %s: the directory %s does not exist; nothing was written", path, dir)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fail(exitEnv, "", "writing %s: %v", path, err)
 	}
@@ -204,13 +220,12 @@ func (a *app) metrics(ctx context.Context, sh *gather.Shared, doc statusDoc, fou
 				Releasing: c.Releasing, AskedBack: c.GiveBack != "", Unreadable: c.Problem != ""})
 		}
 		if l := found[su.User]; l.err == nil {
-			if man, source, err := a.loadManifest("", l.t); err == nil && source != builtinSource {
-				v := a.lookShared(ctx, sh, man, source, l.t)
+			if man, src, err := a.loadManifest("", l.t); err == nil && src.Kind != report.ManifestBuiltIn {
+				v := a.look(ctx, man, src, l.t, looking{shared: sh})
 				um.Checked = len(v.check.Errors) == 0
-				for _, f := range v.check.Findings {
-					if f.Kind.Conflict() {
-						um.Conflicts = append(um.Conflicts, report.ConflictMetric{Kind: string(f.Kind), Port: f.Want.Port, Protocol: string(f.Want.Proto)})
-					}
+				for _, it := range v.plan.Items {
+					f := it.Finding
+					um.Conflicts = append(um.Conflicts, report.ConflictMetric{Kind: string(f.Kind), Who: string(it.Remedy.Who), Port: f.Want.Port, Protocol: string(f.Want.Proto)})
 				}
 			}
 		}
@@ -233,10 +248,10 @@ func (a *app) statusOf(stores []claimstore.Store, pol *policy.Policy, name strin
 func (a *app) claimsOf(su *statusUser, store claimstore.Store, pol *policy.Policy) {
 	entries, err := store.List(su.User)
 	if err != nil {
-		su.Claims = append(su.Claims, statusClaim{Problem: err.Error(), Holders: []string{}})
+		su.Claims = append(su.Claims, statusClaim{Problem: err.Error(), Holders: []report.HeldDoc{}})
 	}
 	for _, e := range entries {
-		sc := statusClaim{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem, Ports: []endpoint.Endpoint{}, Holders: []string{}}
+		sc := statusClaim{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem, Ports: []endpoint.Endpoint{}, Holders: []report.HeldDoc{}}
 		if e.Problem == "" {
 			cl := e.Claim
 			at := cl.ClaimedAt
@@ -271,16 +286,17 @@ func (a *app) holdersOf(sh *gather.Shared, users []statusUser) {
 	for _, su := range users {
 		for ci := range su.Claims {
 			c := &su.Claims[ci]
-			for _, p := range c.Ports {
-				switch {
-				case err != nil:
-					c.Holders = append(c.Holders, fmt.Sprintf("%s: %v", p.PortProto(), err))
-				case len(held[i]) == 0:
-					c.Holders = append(c.Holders, p.PortProto()+": free")
-				}
+			if err != nil && c.Problem == "" {
+				c.HoldersProblem = err.Error()
+			}
+			for range c.Ports {
 				if err == nil {
 					for _, h := range held[i] {
-						c.Holders = append(c.Holders, fmt.Sprintf("%s: %s at %s", p.PortProto(), report.Who(h.Holder, a.names.Of), h.Socket.Endpoint))
+						manager := "system"
+						if h.Holder.Unit.User {
+							manager = "user " + a.names.Of(h.Holder.Unit.UserUID)
+						}
+						c.Holders = append(c.Holders, report.HeldDocOf(h.Socket, manager, h.Holder, a.names.Of))
 					}
 				}
 				i++
@@ -302,16 +318,26 @@ func keptDown(at gather.Places, method, unit string) bool {
 	return false
 }
 
-// lastRunOf reads a user's last-run record: their own, or as root through
-// safeopen (the file is in the user's home).
+// lastRunOf reads a user's last run: the newer of their own record (in
+// their home: as root, through safeopen) and root's record of its runs
+// for them.
 func (a *app) lastRunOf(l lookup) (*lastrun.Record, string) {
-	var path string
-	var data []byte
-	var err error
 	if l.err != nil {
 		return nil, l.err.Error()
 	}
-	t := l.t
+	own, problem := a.ownRun(l.t)
+	newest := lastrun.Newest(own, a.rootRun(l.t))
+	if newest != nil {
+		problem = ""
+	}
+	return newest, problem
+}
+
+// ownRun reads the record the user writes in their state directory.
+func (a *app) ownRun(t target) (*lastrun.Record, string) {
+	var path string
+	var data []byte
+	var err error
 	if t.Self && a.euid != 0 {
 		path = filepath.Join(lastrun.Dir(a.getenv), lastrun.File)
 		data, err = safeopen.ReadFile(path, lastrun.MaxSize)
@@ -354,10 +380,15 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 	if doc.Policy != nil && doc.ClaimsIn != "" {
 		fmt.Fprintf(w, "claims: still in %s, the claims directory served before, until portclaim-move-claims.service moves them to %s (`journalctl -u portclaim-move-claims` says why not)\n", doc.ClaimsIn, doc.Policy.ClaimsDir)
 	}
-	if doc.Broker {
+	switch doc.BrokerState {
+	case host.BrokerListening:
 		fmt.Fprintf(w, "broker: listening at %s\n", a.places.BrokerSocket)
-	} else {
-		fmt.Fprintf(w, "broker: not installed (no %s); users' resolve changes nothing until services.portclaim.enable = true;\n", a.places.BrokerSocket)
+	case host.BrokerStopped:
+		fmt.Fprintf(w, "broker: not listening (%s is there, but portclaim.socket is stopped); users' resolve changes nothing\n", a.places.BrokerSocket)
+		fmt.Fprintf(w, "  see why: systemctl status portclaim.socket\n  start it, as root: sudo systemctl start portclaim.socket\n")
+	default:
+		fmt.Fprintf(w, "broker: not installed (no %s); users' resolve changes nothing\n", a.places.BrokerSocket)
+		fmt.Fprintf(w, "  enable portclaim's NixOS module, in configuration.nix: services.portclaim.enable = true;\n")
 	}
 	total := 0
 	for _, su := range doc.Users {
@@ -384,15 +415,20 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 			if c.With != "" {
 				with = ", stopped with " + c.With
 			}
-			fmt.Fprintf(w, "claim: %s yields to %s (service %s%s, since %s; %s; before: %s)\n",
-				c.Unit, su.User, c.Service, with, c.ClaimedAt.Local().Format(time.RFC3339), state, c.Prior)
-			for _, h := range c.Holders {
-				fmt.Fprintf(w, "  %s\n", h)
+			fmt.Fprintf(w, "claim: %s yields to %s (service %s%s, since %s; before: %s)\n",
+				c.Unit, su.User, c.Service, with, c.ClaimedAt.Local().Format(time.RFC3339), c.Prior)
+			fmt.Fprintf(w, "  %s\n", state)
+			for _, line := range holderLines(c) {
+				fmt.Fprintf(w, "  %s\n", line)
 			}
 		}
 		if su.LastRun != nil {
 			lr := su.LastRun
-			fmt.Fprintf(w, "last run of %s: portclaim %s, exit %d: %s (this outcome since %s)\n", su.User, lr.Command, lr.Exit, lr.Summary, lr.Time.Local().Format(time.RFC3339))
+			by := ""
+			if lr.By != "" {
+				by = " (by " + lr.By + ")"
+			}
+			fmt.Fprintf(w, "last run of %s: portclaim %s%s, exit %d: %s (this outcome since %s)\n", su.User, lr.Command, by, lr.Exit, lr.Summary, lr.Time.Local().Format(time.RFC3339))
 			for _, l := range lr.Lines {
 				fmt.Fprintf(w, "  %s\n", l)
 			}
@@ -403,4 +439,26 @@ func (a *app) statusText(w io.Writer, doc statusDoc) {
 	if total == 0 {
 		fmt.Fprintln(w, "no claims")
 	}
+}
+
+// holderLines say who holds each of a claim's ports now, a line each.
+func holderLines(c statusClaim) []string {
+	var out []string
+	for _, p := range c.Ports {
+		if c.HoldersProblem != "" {
+			out = append(out, fmt.Sprintf("%s: %s", p.PortProto(), c.HoldersProblem))
+			continue
+		}
+		held := false
+		for _, h := range c.Holders {
+			if h.Port == p.Port && h.Protocol == string(p.Proto) {
+				held = true
+				out = append(out, fmt.Sprintf("%s: %s at %s", p.PortProto(), h.Says, h.Address))
+			}
+		}
+		if !held {
+			out = append(out, p.PortProto()+": free")
+		}
+	}
+	return out
 }

@@ -1,5 +1,31 @@
 package main
 
+// How portclaim speaks. Every command follows these rules; this file and
+// package report hold the code that does.
+//
+//   - Results go to standard output; errors, warnings, notes and progress
+//     to standard error, each line "portclaim: error: ...", "portclaim:
+//     warning: ...", "portclaim: note: ...", and an error's next step on
+//     its own "portclaim: hint: ..." line.
+//   - Quiet when there is nothing to say (resolve and release in a
+//     switch); --verbose says that too. Progress only at a terminal.
+//   - One thing per line. A conflict is a heading, then indented lines:
+//     what holds the port, what wants it, "fix: " and why, then each way
+//     on its own line (alternatives begin "or "), the Nix line or the
+//     command last. Lines stay within report.Width (100) columns where
+//     the content allows; a Nix line or a command is never broken but
+//     gets a line of its own. Nothing is said twice.
+//   - A label says only what is true now: [resolvable] only where
+//     `portclaim resolve`, run now, acts; otherwise who can act.
+//     Counts and labels come from the plan's one classification.
+//   - Root reads a user's report in the third person ("alice's"), a user
+//     their own in the second ("your").
+//   - A hint works when followed: it names real users, existing options
+//     and the command's own help.
+//   - Text a user controls reaches a terminal only through
+//     host.Printable.
+//   - Colours are home-manager's, at a terminal only (below).
+
 import (
 	"bufio"
 	"fmt"
@@ -8,17 +34,36 @@ import (
 	"github.com/portclaim/portclaim/pkg/host"
 )
 
-// Colours as home-manager's own messages have them (errorEcho, warnEcho,
-// noteEcho: bold red, yellow, blue), on a terminal, unless NO_COLOR.
+// Colours as home-manager's own messages have them (lib/bash/
+// home-manager.sh, setupColors: errorEcho bold red, warnEcho yellow,
+// noteEcho bold cyan), on a terminal, and as it does, not when NO_COLOR
+// is set at all (even empty) or the terminal cannot show colours
+// (TERM=dumb or unset).
 const (
 	errorColor = "\033[1;31m"
-	warnColor  = "\033[1;33m"
-	noteColor  = "\033[1;34m"
+	warnColor  = "\033[33m"
+	noteColor  = "\033[1;36m"
 	noColor    = "\033[0m"
 )
 
+// colours reports whether stderr gets colours.
+func (a *app) colours() bool {
+	if !a.stderrTTY {
+		return false
+	}
+	if a.lookupEnv != nil {
+		if _, set := a.lookupEnv("NO_COLOR"); set {
+			return false
+		}
+	} else if a.getenv("NO_COLOR") != "" {
+		return false
+	}
+	term := a.getenv("TERM")
+	return term != "" && term != "dumb"
+}
+
 func (a *app) colour(c, s string) string {
-	if !a.stderrTTY || a.getenv("NO_COLOR") != "" {
+	if !a.colours() {
 		return s
 	}
 	return c + s + noColor

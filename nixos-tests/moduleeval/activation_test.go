@@ -86,11 +86,11 @@ func TestActivationScripts(t *testing.T) {
 
 	t.Run("quiet when portclaim is", func(t *testing.T) {
 		r := runEntry(t, dir, resolve)
-		if r.code != 0 || r.out != "SWITCH-GOES-ON\n" || !strings.HasPrefix(r.calls, "resolve --manifest ") || !manifest(r.calls) || strings.Contains(r.calls, "--dry-run") || strings.Contains(r.calls, "--verbose") {
+		if r.code != 0 || r.out != "SWITCH-GOES-ON\n" || !strings.HasPrefix(r.calls, "resolve --switch --manifest ") || !manifest(r.calls) || strings.Contains(r.calls, "--dry-run") || strings.Contains(r.calls, "--verbose") {
 			t.Errorf("exit %d, output %q, called %q", r.code, r.out, r.calls)
 		}
 		r = runEntry(t, dir, release)
-		if r.code != 0 || !strings.HasPrefix(r.calls, "release --manifest ") {
+		if r.code != 0 || !strings.HasPrefix(r.calls, "release --switch --manifest ") {
 			t.Errorf("release: exit %d, called %q", r.code, r.calls)
 		}
 	})

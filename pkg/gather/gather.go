@@ -31,6 +31,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/lastrun"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/processes"
@@ -47,6 +48,12 @@ type Places struct {
 	BrokerSocket string // policy.BrokerSocket
 	TransientDir string // /run/systemd/transient
 	ServedNote   string // policy.ServedNote
+	// Booted is there while systemd runs as PID 1 (sd_booted(3)); a user
+	// has lingering on when LingerDir/<user> exists.
+	Booted    string // /run/systemd/system
+	LingerDir string // /var/lib/systemd/linger
+	// RootRuns is where root records the runs it makes for users.
+	RootRuns string // lastrun.RootDir
 }
 
 // Masked reports whether root mode's transient mask of unit is in place:
@@ -59,7 +66,34 @@ func (p Places) Masked(unit string) bool {
 
 // Default are the places on a running system.
 var Default = Places{ProcRoot: "/proc", SysRoot: "/sys", PolicyPath: policy.Path,
-	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient", ServedNote: policy.ServedNote}
+	BrokerSocket: policy.BrokerSocket, TransientDir: "/run/systemd/transient",
+	Booted: "/run/systemd/system", LingerDir: "/var/lib/systemd/linger", RootRuns: lastrun.RootDir,
+	ServedNote: policy.ServedNote}
+
+// Broker says whether portclaim's broker socket listens, is there but
+// stopped, or is missing.
+func (p Places) Broker() host.Broker {
+	if !IsSocket(p.BrokerSocket) {
+		return host.BrokerMissing
+	}
+	if ok, err := sockets.UnixListening(p.ProcRoot, p.BrokerSocket); err == nil && !ok {
+		return host.BrokerStopped
+	}
+	return host.BrokerListening // or not known: resolve will find out
+}
+
+// SystemdRuns reports whether systemd runs this machine.
+func (p Places) SystemdRuns() bool {
+	fi, err := os.Stat(p.Booted)
+	return err == nil && fi.IsDir()
+}
+
+// Lingers reports whether user has lingering on: their user manager
+// starts at boot.
+func (p Places) Lingers(user string) bool {
+	_, err := os.Stat(filepath.Join(p.LingerDir, user))
+	return err == nil
+}
 
 // Snapshot is what one look at the machine saw, for one user's manifest.
 type Snapshot struct {
@@ -83,8 +117,9 @@ type Snapshot struct {
 	// starting; Others those only other users' claims keep down, which
 	// come back (they ran before) when those claims go.
 	KeptDown, Others map[string]bool
-	// Broker reports whether portclaim's broker socket is there.
-	Broker bool
+	// Broker says whether portclaim's broker socket listens; "" when no
+	// finding needed to know (none is a unit that may yield).
+	Broker host.Broker
 	// Notes explain a partial view that is still useful; Broken what made
 	// it unusable (no socket table, no system bus).
 	Notes, Broken []string
@@ -104,7 +139,7 @@ type Shared struct {
 	at            Places
 	policy        *policy.Policy
 	policyProblem string
-	broker        bool
+	broker        host.Broker // "" until asked
 	attr          *attributor
 	dialed        bool
 	sys           *systemd.Manager
@@ -114,11 +149,17 @@ type Shared struct {
 // Share starts what looks at at share, with the policy already read
 // (LoadPolicy).
 func Share(at Places, pol *policy.Policy, policyProblem string) *Shared {
-	return &Shared{at: at, policy: pol, policyProblem: policyProblem, broker: IsSocket(at.BrokerSocket), attr: newAttributor(at)}
+	return &Shared{at: at, policy: pol, policyProblem: policyProblem, attr: newAttributor(at)}
 }
 
-// Broker reports whether portclaim's broker socket is there.
-func (sh *Shared) Broker() bool { return sh.broker }
+// Broker says whether portclaim's broker socket listens, read once, on
+// first need.
+func (sh *Shared) Broker() host.Broker {
+	if sh.broker == "" {
+		sh.broker = sh.at.Broker()
+	}
+	return sh.broker
+}
 
 // system is the system manager's connection, dialed once; it lives as
 // long as the first ctx.
@@ -152,7 +193,7 @@ func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nam
 func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string) Snapshot {
 	at := sh.at
 	s := Snapshot{User: user, DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
-	s.Policy, s.PolicyProblem, s.Broker = sh.policy, sh.policyProblem, sh.broker
+	s.Policy, s.PolicyProblem = sh.policy, sh.policyProblem
 	if len(m.Services) == 0 {
 		return s // nothing claimed: nothing to read, no bus to ask
 	}
@@ -178,7 +219,7 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 	}
 	sys, err := sh.system(ctx)
 	if err != nil {
-		s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
+		s.Broken = append(s.Broken, sh.unreachable(ctx, "the system manager on the system bus", err)+": system unit state is unknown, so no unit can be checked or resolved")
 	} else {
 		callsBefore := sys.Calls
 		names := systemNames(m, s.Holders)
@@ -211,7 +252,7 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 			systemd.LinkTriggers(conflict.SystemUnits(m), units)
 		}
 		if err != nil {
-			s.Broken = append(s.Broken, fmt.Sprintf("%v: system unit state is unknown, so no unit can be checked or resolved", err))
+			s.Broken = append(s.Broken, sh.unreachable(ctx, "the system manager on the system bus", err)+": system unit state is unknown, so no unit can be checked or resolved")
 		} else {
 			s.System = units
 		}
@@ -219,8 +260,28 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 	}
 	s.Findings = conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
 		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf})
-	s.userSide(ctx, m, uid)
+	// Whether the broker listens matters only to a unit that may yield:
+	// the kernel's table of Unix sockets is read only then.
+	for _, f := range s.Findings {
+		if f.Kind == conflict.Resolvable || f.Kind == conflict.Latent {
+			s.Broker = sh.Broker()
+			break
+		}
+	}
+	s.userSide(ctx, m, uid, at)
 	return s
+}
+
+// unreachable says why a manager did not answer: the run's time ran out
+// (--timeout), systemd does not run this machine, or err.
+func (sh *Shared) unreachable(ctx context.Context, what string, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Sprintf("the run's time (--timeout) ran out before %s answered", what)
+	case !sh.at.SystemdRuns():
+		return fmt.Sprintf("systemd does not run this machine (no %s): %v", sh.at.Booted, err)
+	}
+	return err.Error()
 }
 
 // claimsOn says whether user's claim keeps unit from starting (a
@@ -253,8 +314,10 @@ func claimsOn(store claimstore.Store, unit, user string, at Places) (mine, other
 }
 
 // userSide asks the user manager about the user units in the way (the
-// report shows their state), and notes when that manager is not running.
-func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32) {
+// report shows their state; under strategy disable-user also whether a
+// unit file or a generator made them), and notes when that manager is
+// not running, and why where portclaim can tell.
+func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32, at Places) {
 	var names []string
 	for _, f := range s.Findings {
 		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
@@ -265,33 +328,53 @@ func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32
 	if uid == 0 && !IsSocket(path) {
 		return // root's own units are system units; its user manager rarely runs
 	}
+	unchecked := fmt.Sprintf("%s's user units are not checked, the system side is", s.User)
 	if len(names) == 0 {
 		if !IsSocket(path) && len(m.Services) > 0 && uid != 0 {
 			s.Notes = append(s.Notes, fmt.Sprintf("%s's user manager is not running (%s); the user units are not checked, the system side is%s",
-				s.User, path, lingerHint(uid, s.User)))
+				s.User, path, managerDown(at, s.User, uid)))
 		}
+		return
+	}
+	if ctx.Err() != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("the run's time (--timeout) ran out before %s's user manager answered; %s", s.User, unchecked))
 		return
 	}
 	mgr, err := systemd.User(ctx, int(uid))
 	if err != nil {
-		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is%s", err, s.User, lingerHint(uid, s.User)))
+		if ctx.Err() != nil {
+			s.Notes = append(s.Notes, fmt.Sprintf("the run's time (--timeout) ran out before %s's user manager answered; %s", s.User, unchecked))
+			return
+		}
+		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s%s", err, unchecked, managerDown(at, s.User, uid)))
 		return
 	}
 	defer mgr.Close()
-	units, err := mgr.Units(ctx, names, nil)
+	var needFile func(host.Unit) bool
+	if m.Strategy == manifest.DisableUser {
+		needFile = func(u host.Unit) bool { return u.Exists() }
+	}
+	units, err := mgr.Units(ctx, names, needFile)
 	s.DBusCalls["user"] = mgr.Calls
 	if err != nil {
-		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s's user units are not checked, the system side is", err, s.User))
+		if ctx.Err() != nil {
+			err = fmt.Errorf("the run's time (--timeout) ran out before %s's user manager answered", s.User)
+		}
+		s.Notes = append(s.Notes, fmt.Sprintf("%v; %s", err, unchecked))
 		return
 	}
 	s.UserUnits = units
 }
 
-// lingerHint is the fix for a user manager that is not running: lingering,
-// for a user who has one (root's runs with the system).
-func lingerHint(uid uint32, name string) string {
-	if uid == 0 {
+// managerDown is the next step for a user manager that is not running:
+// lingering, for a user who does not linger on a machine systemd runs;
+// for one who does, the manager's own unit.
+func managerDown(at Places, name string, uid uint32) string {
+	switch {
+	case uid == 0 || !at.SystemdRuns():
 		return ""
+	case at.Lingers(name):
+		return fmt.Sprintf(" (%s lingers, so it should: `systemctl status user@%d.service` says why not)", name, uid)
 	}
 	return fmt.Sprintf(" (to have it run from boot: `loginctl enable-linger %s`)", name)
 }

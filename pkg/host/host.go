@@ -119,3 +119,18 @@ func Printable(s string) string {
 func unprintable(r rune) bool {
 	return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == utf8.RuneError
 }
+
+// Broker is what portclaim's broker socket is like now.
+type Broker string
+
+const (
+	// BrokerListening: something listens at the socket (systemd's
+	// portclaim.socket): a connection would be answered.
+	BrokerListening Broker = "listening"
+	// BrokerStopped: the socket file is there but nothing listens on it
+	// (portclaim.socket was stopped, or failed).
+	BrokerStopped Broker = "stopped"
+	// BrokerMissing: no socket file (portclaim's NixOS module is not on
+	// this machine).
+	BrokerMissing Broker = "missing"
+)

@@ -2,7 +2,10 @@
 // so that `portclaim status` can show what happened during a switch whose
 // output went to a journal nobody reads (home-manager as a NixOS module
 // runs in home-manager-<user>.service). The user writes it, in their own
-// state directory; root only ever reads it (package safeopen).
+// state directory; root only ever reads it there (package safeopen). A
+// run root makes for a user (root mode) is part of that user's story
+// too: root records it in a directory of its own (RootDir), never in the
+// user's home, and status shows whichever of the two is newer.
 package lastrun
 
 import (
@@ -11,9 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/safeopen"
 )
 
@@ -30,6 +35,8 @@ type Record struct {
 	Conflicts int      `json:"conflicts"`
 	Summary   string   `json:"summary"`
 	Lines     []string `json:"lines"` // what it did and said
+	// By is "root" for a run root made for the user (root mode).
+	By string `json:"by,omitempty"`
 }
 
 // MaxSize bounds what Read accepts.
@@ -53,17 +60,38 @@ func Dir(getenv func(string) string) string {
 const File = "last-run.json"
 
 // Write stores r in dir atomically (the user's own directory), unless
-// the record there already has r's outcome.
-func Write(dir string, r Record) error {
+// the record there already has r's outcome and is newer than since (the
+// time of root's record for the user, which status would show instead of
+// an older one).
+func Write(dir string, r Record, since time.Time) error {
 	if dir == "" {
 		return fmt.Errorf("no state directory ($HOME is not set)")
 	}
 	if old, err := safeopen.ReadFile(filepath.Join(dir, File), MaxSize); err == nil {
-		if prev, err := Decode(old); err == nil && prev.SameOutcome(r) {
+		if prev, err := Decode(old); err == nil && prev.SameOutcome(r) && prev.Time.After(since) {
 			return nil
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return write(dir, File, r, 0o700, 0o600)
+}
+
+// RootDir is where root records the runs it made for users (root mode):
+// RootDir/<user>.json, root's, readable by all as the claims are.
+const RootDir = "/var/lib/portclaim/last-run"
+
+// RootFile is the name of root's record of its runs for user.
+func RootFile(user string) string { return user + ".json" }
+
+// WriteRoot stores root's run for user in dir (RootDir) atomically.
+func WriteRoot(dir, user string, r Record) error {
+	if !policy.ValidUser(user) {
+		return fmt.Errorf("%q is not a user name", user)
+	}
+	return write(dir, RootFile(user), r, 0o755, 0o644)
+}
+
+func write(dir, name string, r Record, dirMode, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(r, "", "  ")
@@ -79,10 +107,25 @@ func Write(dir string, r Record) error {
 		tmp.Close()
 		return err
 	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, File))
+	return os.Rename(tmp.Name(), filepath.Join(dir, name))
+}
+
+// Newest is the newer of two records (nil: none).
+func Newest(a, b *Record) *Record {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || !b.Time.After(a.Time):
+		return a
+	}
+	return b
 }
 
 // Decode reads a record.
@@ -93,15 +136,21 @@ func Decode(data []byte) (Record, error) {
 	}
 	// The user writes this file and root may print it: nothing in it may
 	// reach a terminal as a control sequence.
-	r.Command, r.Manifest, r.Summary = host.Printable(r.Command), host.Printable(r.Manifest), host.Printable(r.Summary)
-	for i, l := range r.Lines {
-		r.Lines[i] = host.Printable(l)
+	// A line is one line: a message of several (an older record's) is
+	// split, not shown with its newlines made '?'.
+	r.Command, r.Manifest, r.Summary, r.By = host.Printable(r.Command), host.Printable(r.Manifest), host.Printable(r.Summary), host.Printable(r.By)
+	lines := make([]string, 0, len(r.Lines))
+	for _, l := range r.Lines {
+		for _, one := range strings.Split(l, "\n") {
+			lines = append(lines, host.Printable(one))
+		}
 	}
+	r.Lines = lines
 	return r, nil
 }
 
 // SameOutcome reports whether two runs ended alike, whenever they ran.
 func (r Record) SameOutcome(o Record) bool {
-	return r.Command == o.Command && r.Manifest == o.Manifest && r.Exit == o.Exit && r.Conflicts == o.Conflicts &&
+	return r.Command == o.Command && r.By == o.By && r.Manifest == o.Manifest && r.Exit == o.Exit && r.Conflicts == o.Conflicts &&
 		r.Summary == o.Summary && slices.Equal(r.Lines, o.Lines)
 }

@@ -10,7 +10,7 @@ import (
 func TestWriteAndDecode(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "portclaim")
 	r := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Exit: 0, Conflicts: 1, Summary: "1 conflict left", Lines: []string{"yielded ollama.service"}}
-	if err := Write(dir, r); err != nil {
+	if err := Write(dir, r, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, File))
@@ -40,12 +40,12 @@ func TestDir(t *testing.T) {
 func TestTheSameOutcomeIsNotWrittenAgain(t *testing.T) {
 	dir := t.TempDir()
 	first := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Summary: "nothing left to do"}
-	if err := Write(dir, first); err != nil {
+	if err := Write(dir, first, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	again := first
 	again.Time = time.Unix(99, 0).UTC()
-	if err := Write(dir, again); err != nil {
+	if err := Write(dir, again, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, File))
@@ -54,7 +54,7 @@ func TestTheSameOutcomeIsNotWrittenAgain(t *testing.T) {
 	}
 	changed := again
 	changed.Conflicts, changed.Summary = 1, "1 conflict left"
-	Write(dir, changed)
+	Write(dir, changed, time.Time{})
 	data, _ = os.ReadFile(filepath.Join(dir, File))
 	if got, _ := Decode(data); got.Summary != "1 conflict left" || !got.Time.Equal(changed.Time) {
 		t.Errorf("a new outcome was not written: %+v", got)
@@ -73,7 +73,7 @@ func TestAnEndlessOldRecordIsReadBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Summary: "nothing left to do"}
-	if err := Write(dir, r); err != nil {
+	if err := Write(dir, r, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, File))
@@ -82,5 +82,48 @@ func TestAnEndlessOldRecordIsReadBounded(t *testing.T) {
 	}
 	if got, err := Decode(data); err != nil || !got.SameOutcome(r) {
 		t.Errorf("got %+v, %v", got, err)
+	}
+}
+
+// TestRootsNewerRunIsNotHiddenByAnOlderSameOutcome: alice's record keeps
+// its time while her outcome stays the same, but once root has run for
+// her since, her next run is written again, so that status (newest wins)
+// shows it, not root's.
+func TestRootsNewerRunIsNotHiddenByAnOlderSameOutcome(t *testing.T) {
+	dir := t.TempDir()
+	first := Record{Command: "resolve", Time: time.Unix(5, 0).UTC(), Summary: "nothing left to do"}
+	Write(dir, first, time.Time{})
+	again := first
+	again.Time = time.Unix(99, 0).UTC()
+	if err := Write(dir, again, time.Unix(50, 0)); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, File))
+	if got, _ := Decode(data); !got.Time.Equal(again.Time) {
+		t.Errorf("kept %v under root's newer record", got.Time)
+	}
+}
+
+func TestRootsRecord(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "last-run")
+	r := Record{Command: "resolve", Time: time.Unix(7, 0).UTC(), Summary: "nothing left to do", Lines: []string{"a\n  b"}}
+	if err := WriteRoot(dir, "alice", r); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "alice.json"))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("%v %v", fi, err)
+	}
+	if err := WriteRoot(dir, "../etc", r); err == nil {
+		t.Error("a name that is not a user's was written")
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "alice.json"))
+	got, _ := Decode(data)
+	if len(got.Lines) != 2 || got.Lines[1] != "  b" {
+		t.Errorf("a line of two is not split: %q", got.Lines)
+	}
+	older := Record{Time: time.Unix(1, 0)}
+	if Newest(&older, &got) != &got || Newest(nil, &older) != &older || Newest(&got, nil) != &got {
+		t.Error("Newest")
 	}
 }

@@ -8,27 +8,39 @@ import (
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
-// YieldLines says what one yield did, a line per unit, and whether its
-// ports are free now.
-func YieldLines(user string, ports []endpoint.Endpoint, r yield.YieldResult) []string {
+// YieldLines says what one yield did, a line per unit, and what holds
+// a port still (whose its ports are now, resolve says after: another
+// user's socket is the only kind the broker waits out).
+func YieldLines(user string, r yield.YieldResult) []string {
 	if r.Refused != nil {
-		line := "refused: " + r.Refused.Says
+		out := []string{"refused: " + r.Refused.Says}
 		if r.Refused.NixOS != "" {
-			line += " — configuration.nix: " + r.Refused.NixOS
+			out = append(out, "  let it yield, in configuration.nix: "+r.Refused.NixOS)
 		}
-		return []string{line}
+		return out
 	}
 	var out []string
 	for _, u := range r.Units {
 		out = append(out, unitLine(user, u))
 	}
-	switch {
-	case r.PortsFree:
-		out = append(out, fmt.Sprintf("%s free for %s", endpoint.PortList(ports), user))
-	case r.HeldBy != "":
+	if !r.PortsFree && r.HeldBy != "" {
 		out = append(out, "still held: "+r.HeldBy)
 	}
 	return out
+}
+
+// UserUnitDoc is what resolve did with a user unit whose ports it freed:
+// started it (outside a switch), found it running, or left it, and why.
+type UserUnitDoc struct {
+	Unit string `json:"unit"`
+	// Outcome: "started", "running" (it was), "holds" (it holds its
+	// ports), "not-started" (Detail says why), "failed".
+	Outcome string `json:"outcome"`
+	// Ports are the unit's claimed ports, and Holds whether it holds
+	// each when resolve ends.
+	Ports  []endpoint.Endpoint `json:"ports"`
+	Holds  bool                `json:"holds"`
+	Detail string              `json:"detail,omitempty"`
 }
 
 func unitLine(user string, u yield.UnitResult) string {

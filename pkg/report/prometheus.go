@@ -17,7 +17,7 @@ type Metrics struct {
 	// PolicyUntrusted: a policy is there that cannot be believed; the
 	// claims stand, and reconcile fails, until root fixes it.
 	PolicyUntrusted bool
-	Broker          bool // the broker's socket is there
+	Broker          bool // the broker's socket listens
 	Users           []UserMetrics
 }
 
@@ -44,7 +44,10 @@ type ClaimMetric struct {
 
 // ConflictMetric is one conflict on a claimed port.
 type ConflictMetric struct {
-	Kind     string
+	Kind string
+	// Who can fix it (plan's classification: "resolve" where `portclaim
+	// resolve` acts now).
+	Who      string
 	Port     uint16
 	Protocol string
 }
@@ -90,13 +93,13 @@ func Prometheus(w io.Writer, m Metrics) error {
 	gauge := func(name, help string) *family { return &family{name: name, help: help, typ: "gauge"} }
 	policyOK := gauge("portclaim_policy_ok", "Whether a trusted portclaim policy is installed (1) or not (0).")
 	untrusted := gauge("portclaim_policy_untrusted", "Whether a policy is installed that cannot be trusted (1): every claim is kept until root fixes it.")
-	broker := gauge("portclaim_broker_listening", "Whether portclaim's broker socket is there (1) or not (0).")
+	broker := gauge("portclaim_broker_listening", "Whether portclaim's broker socket listens (1) or not (0).")
 	claims := gauge("portclaim_claims", "Claim records, by user, unit and what keeps the unit down.")
 	keptDown := gauge("portclaim_unit_kept_down", "Whether a claim keeps the unit down now (1), by unit.")
 	pending := gauge("portclaim_release_pending", "Releases under way: the claim was given back, or asked back and deferred, but the unit is not back yet.")
 	unreadable := gauge("portclaim_records_unreadable", "Claim records portclaim cannot read, by user; each keeps its unit down until root repairs it.")
 	checked := gauge("portclaim_checked", "Whether the user's manifest was read and checked (1) or not (0).")
-	conflicts := gauge("portclaim_conflicts", "Conflicts on claimed ports, by user, kind, port and protocol.")
+	conflicts := gauge("portclaim_conflicts", "Conflicts on claimed ports, by user, kind, who can fix them (resolve: portclaim resolve, now), port and protocol.")
 	lastTime := gauge("portclaim_last_run_timestamp_seconds", "When the user's last resolve or release ran.")
 	lastExit := gauge("portclaim_last_run_exit_code", "The exit code of the user's last resolve or release.")
 	lastLeft := gauge("portclaim_last_run_conflicts", "Conflicts the user's last resolve or release left.")
@@ -136,10 +139,10 @@ func Prometheus(w io.Writer, m Metrics) error {
 			if keys[i].Port != keys[j].Port {
 				return keys[i].Port < keys[j].Port
 			}
-			return keys[i].Kind+keys[i].Protocol < keys[j].Kind+keys[j].Protocol
+			return keys[i].Kind+keys[i].Protocol+keys[i].Who < keys[j].Kind+keys[j].Protocol+keys[j].Who
 		})
 		for _, c := range keys {
-			conflicts.add([][2]string{{"user", u.User}, {"kind", c.Kind}, {"port", strconv.Itoa(int(c.Port))}, {"protocol", c.Protocol}}, float64(count[c]))
+			conflicts.add([][2]string{{"user", u.User}, {"kind", c.Kind}, {"who", c.Who}, {"port", strconv.Itoa(int(c.Port))}, {"protocol", c.Protocol}}, float64(count[c]))
 		}
 		if r := u.LastRun; r != nil {
 			l := [][2]string{{"user", u.User}, {"command", r.Command}}

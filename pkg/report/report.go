@@ -18,8 +18,11 @@ import (
 
 // Check is one check's result.
 type Check struct {
-	User   string
-	Source string // where the manifest came from
+	User string
+	// Root: root reads it, for User (the report says "alice's", not
+	// "your").
+	Root     bool
+	Manifest Manifest // where the claims came from
 	// Findings are every claimed port's verdict; Items the conflicts
 	// among them with their remedies, in the same order.
 	Findings  []conflict.Finding
@@ -32,40 +35,186 @@ type Check struct {
 	NameOf        func(uint32) string
 }
 
-// Text writes the check for people.
+// Width is the column portclaim keeps its lines within where the content
+// allows: a Nix line or a command is never broken, it gets a line of its
+// own instead.
+const Width = 100
+
+// checkIndent is where a conflict's lines begin in check's report, under
+// its port.
+const checkIndent = "            "
+
+// Text writes the check for people: a line per claimed port; under each
+// conflict, what holds it, what wants it, and the fix.
 func Text(w io.Writer, c Check) {
-	fmt.Fprintf(w, "portclaim check: %s's claims from %s\n", c.User, c.Source)
-	items := map[int]plan.Item{}
-	i := 0
-	for n, f := range c.Findings {
-		if f.Kind.Conflict() {
-			items[n] = c.Items[i]
-			i++
-		}
-	}
+	fmt.Fprintf(w, "portclaim check: %s's claims from %s\n", c.User, c.Manifest)
+	items := c.itemOf()
+	shown := map[string]string{}
 	for n, f := range c.Findings {
 		port := f.Want.PortProto()
 		switch f.Kind {
 		case conflict.Free:
 			fmt.Fprintf(w, "  ok        %-10s %s: free for %s\n", port, f.Service, f.UserUnit)
 		case conflict.Self:
-			fmt.Fprintf(w, "  ok        %-10s %s: held by your %s at %s\n", port, f.Service, f.Unit, f.Socket.Endpoint)
+			fmt.Fprintf(w, "  ok        %-10s %s: held by %s %s at %s\n", port, f.Service, c.Whose(), f.Unit, f.Socket.Endpoint)
 		default:
-			fmt.Fprintf(w, "  CONFLICT  %-10s %s: %s, which %s wants [%s]\n", port, f.Service, Holding(f, c.NameOf), userSide(c, f), f.Kind)
-			fmt.Fprintf(w, "            fix (%s): %s\n", items[n].Remedy.Who, items[n].Remedy.Text())
+			it := items[n]
+			fmt.Fprintf(w, "  CONFLICT  %-10s %s [%s]\n", port, f.Service, Label(it.Remedy.Who))
+			for _, l := range c.ConflictLines(it, len(checkIndent), shown) {
+				fmt.Fprintf(w, "%s%s\n", checkIndent, l)
+			}
 		}
 	}
-	summary := conflict.Summary(c.Findings)
-	if len(c.Errors) > 0 {
-		summary += " in what could be read; the view is incomplete (see the errors)"
+	fmt.Fprintln(w, Summary(c))
+}
+
+// itemOf maps each conflicting finding to its item.
+func (c Check) itemOf() map[int]plan.Item {
+	items := map[int]plan.Item{}
+	i := 0
+	for n, f := range c.Findings {
+		if f.Kind.Conflict() && i < len(c.Items) {
+			items[n] = c.Items[i]
+			i++
+		}
 	}
-	fmt.Fprintln(w, summary)
+	return items
+}
+
+// Whose is how the report names the user's own: "your", or for root
+// "alice's".
+func (c Check) Whose() string {
+	if c.Root {
+		return c.User + "'s"
+	}
+	return "your"
+}
+
+// Label is a conflict's tag: who can fix it, and "resolvable" only where
+// `portclaim resolve`, run now, does.
+func Label(who plan.Who) string {
+	if who == plan.ByResolve {
+		return "resolvable"
+	}
+	return string(who)
+}
+
+// ConflictLines are a conflict's lines under its heading: what holds the
+// port, what wants it, and the fix (FixLines), for lines that begin at
+// column indent. shown carries the fixes and ways already printed in
+// full.
+func (c Check) ConflictLines(it plan.Item, indent int, shown map[string]string) []string {
+	f := it.Finding
+	lines := []string{Holding(f, c.NameOf)}
+	if f.Kind != conflict.Latent && !f.Holder.Known() && f.Holder.Why != "" {
+		lines = append(lines, "  ("+f.Holder.Why+")")
+	}
+	lines = append(lines, c.userSide(f))
+	return append(lines, FixLines(it.Remedy, indent, shown, f.Want.PortProto())...)
+}
+
+// FixLines are a remedy as people read it: "fix: " and why, then each
+// way on its own line, what to do first and its Nix line or command
+// last; a line that would run past Width gets a line of its own. shown
+// (nil: none) carries what was printed in full before, and where: a fix
+// given before in full (another port of the same service) is named, not
+// repeated, and so is a way (a move that frees two ports).
+func FixLines(r plan.Remedy, indent int, shown map[string]string, where string) []string {
+	whole := r.Says
+	for _, w := range r.Ways {
+		whole += "\x00" + w.Text()
+	}
+	if at, ok := shown[whole]; ok && shown != nil {
+		return []string{"fix: as for " + at + ", above"}
+	}
+	out := []string{"fix: " + r.Says}
+	for _, w := range r.Ways {
+		head := w.Do
+		if w.In != "" {
+			head += ", in " + w.In
+		}
+		key := w.Text()
+		switch {
+		case len(w.Lines) == 0:
+			out = append(out, "  "+head)
+		case shown[key] != "":
+			out = append(out, "  "+w.Do+" (as for "+shown[key]+", above)")
+		case head == "":
+			for _, l := range w.Lines {
+				out = append(out, "  "+l)
+			}
+		case len(w.Lines) == 1 && indent+2+len(head)+2+len(w.Lines[0]) <= Width:
+			out = append(out, "  "+head+": "+w.Lines[0])
+		default:
+			out = append(out, "  "+head+":")
+			for _, l := range w.Lines {
+				out = append(out, "    "+l)
+			}
+		}
+		if shown != nil && len(w.Lines) > 0 && shown[key] == "" {
+			shown[key] = where
+		}
+	}
+	if shown != nil {
+		shown[whole] = where
+	}
+	return out
+}
+
+// Summary counts the conflicts by who can fix them, from the plan's one
+// classification: "2 conflicts (1 resolvable, 1 for the administrator)".
+func Summary(c Check) string {
+	n := len(c.Items)
+	var s string
+	if n == 0 {
+		s = "no conflicts"
+	} else {
+		count := map[plan.Who]int{}
+		for _, it := range c.Items {
+			count[it.Remedy.Who]++
+		}
+		var parts []string
+		for _, who := range plan.Whos {
+			if count[who] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", count[who], c.forWhom(who)))
+			}
+		}
+		noun := "conflicts"
+		if n == 1 {
+			noun = "conflict"
+		}
+		s = fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(parts, ", "))
+	}
+	if len(c.Errors) > 0 {
+		s += " in what could be read; the view is incomplete (see the errors)"
+	}
+	return s
+}
+
+func (c Check) forWhom(who plan.Who) string {
+	switch who {
+	case plan.ByResolve:
+		return "resolvable"
+	case plan.ByAdmin:
+		return "for the administrator"
+	case plan.ByRoot:
+		return "for root"
+	case plan.ByYou:
+		if c.Root {
+			return "for " + c.User
+		}
+		return "for you"
+	}
+	return "for other users"
 }
 
 // Holding says who holds (or, latent, will hold) the port, and where.
 func Holding(f conflict.Finding, nameOf func(uint32) string) string {
 	if f.Kind == conflict.Latent {
-		return fmt.Sprintf("system %s is enabled and takes it at boot", f.Unit)
+		return fmt.Sprintf("system %s is stopped but enabled: it takes %s at boot", f.Unit, f.Want.PortProto())
+	}
+	if !f.Holder.Known() {
+		return fmt.Sprintf("an unknown process of uid %d holds %s", f.Holder.UID, f.Socket.Endpoint)
 	}
 	return fmt.Sprintf("%s holds %s", Who(f.Holder, nameOf), f.Socket.Endpoint)
 }
@@ -83,19 +232,19 @@ func Who(h holder.Holder, nameOf func(uint32) string) string {
 	return d + " (" + string(h.Confidence) + ")"
 }
 
-func userSide(c Check, f conflict.Finding) string {
-	s := fmt.Sprintf("%s's %s", c.User, f.UserUnit)
+func (c Check) userSide(f conflict.Finding) string {
+	s := c.Whose() + " " + f.UserUnit
 	if u, ok := c.UserUnits[f.UserUnit]; ok && u.Exists() {
 		s += " (" + u.ActiveState + ")"
 	}
-	return s + " at " + f.Want.String()
+	return s + " wants " + f.Want.String()
 }
 
 // JSON document types: the README documents them; change only additively.
 type (
 	CheckDoc struct {
 		User      string     `json:"user"`
-		Manifest  string     `json:"manifest"`
+		Manifest  Manifest   `json:"manifest"`
 		Conflicts []Conflict `json:"conflicts"`
 		Ports     []Port     `json:"ports"`
 		Notes     []string   `json:"notes"`
@@ -131,11 +280,19 @@ type (
 	Remedy struct {
 		Who      string   `json:"who"`
 		Says     string   `json:"says"`
+		Ways     []Way    `json:"ways"`
 		NixOS    []string `json:"nixos"`
 		Home     []string `json:"home"`
 		Commands []string `json:"commands"`
 		MovePort uint16   `json:"movePort,omitempty"`
 		MoveLine string   `json:"moveLine,omitempty"`
+	}
+	// Way is one way to fix a conflict: what to do, in which file ("" for
+	// commands), and the lines to add or run.
+	Way struct {
+		Do    string   `json:"do"`
+		In    string   `json:"in,omitempty"`
+		Lines []string `json:"lines"`
 	}
 	Port struct {
 		Service  string `json:"service"`
@@ -149,7 +306,7 @@ type (
 
 // Document builds the JSON document of a check.
 func Document(c Check) CheckDoc {
-	d := CheckDoc{User: c.User, Manifest: c.Source, Conflicts: []Conflict{}, Ports: []Port{},
+	d := CheckDoc{User: c.User, Manifest: c.Manifest, Conflicts: []Conflict{}, Ports: []Port{},
 		Notes: nonNil(c.Notes), Errors: nonNil(c.Errors), DBusCalls: c.DBusCalls}
 	if d.DBusCalls == nil {
 		d.DBusCalls = map[string]int{}
@@ -171,8 +328,11 @@ func ConflictDoc(it plan.Item) Conflict {
 	h := HolderDoc(f.Manager, f.Unit, f.Holder)
 	cf := Conflict{Service: f.Service, Port: f.Want.Port, Protocol: string(f.Want.Proto), Address: address(f),
 		UserUnit: f.UserUnit, Kind: string(f.Kind), SystemUnit: f.SystemUnit, Next: r.Text(), Holder: &h,
-		Remedy: Remedy{Who: string(r.Who), Says: r.Says, NixOS: nonNil(r.NixOS), Home: nonNil(r.Home),
+		Remedy: Remedy{Who: string(r.Who), Says: r.Says, Ways: []Way{}, NixOS: nonNil(r.NixOS), Home: nonNil(r.Home),
 			Commands: nonNil(r.Commands), MovePort: r.MovePort, MoveLine: r.MoveLine}}
+	for _, w := range r.Ways {
+		cf.Remedy.Ways = append(cf.Remedy.Ways, Way{Do: w.Do, In: w.In, Lines: nonNil(w.Lines)})
+	}
 	if f.Socket != nil {
 		cf.HeldAt = f.Socket.Endpoint.HostString()
 	}

@@ -468,3 +468,32 @@ func (m *Manager) job(ctx context.Context, wait time.Duration, enqueue func(chan
 
 // Reload makes the manager re-read unit files (daemon-reload).
 func (m *Manager) Reload(ctx context.Context) error { return m.conn.ReloadContext(ctx) }
+
+// ResetFailed clears a unit's failed state and its start rate limit, so
+// that a start after repeated failures is not refused.
+func (m *Manager) ResetFailed(ctx context.Context, unit string) error {
+	m.Calls++
+	return m.conn.ResetFailedUnitContext(ctx, unit)
+}
+
+// StartsByItself reports whether the manager starts unit by itself: its
+// unit file is enabled, or a unit wants, requires or upholds it (a unit
+// a generator writes, as podman's quadlet does from home.nix, is wanted
+// by default.target through the generator's links, and its unit file
+// state is "generated").
+func (m *Manager) StartsByItself(ctx context.Context, unit string) (bool, error) {
+	m.Calls++
+	props, err := m.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", unit, err)
+	}
+	if state, _ := props["UnitFileState"].(string); strings.HasPrefix(state, "enabled") {
+		return true, nil
+	}
+	for _, k := range []string{"WantedBy", "RequiredBy", "UpheldBy"} {
+		if us, ok := props[k].([]string); ok && len(us) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
