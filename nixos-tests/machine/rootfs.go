@@ -19,10 +19,18 @@ import (
 )
 
 // rootfsPackages are installed on top of minbase. dbus-user-session and
-// libpam-systemd give users a working user manager and session bus.
+// libpam-systemd give users a working user manager and session bus. The
+// rest is rootless podman as Debian 12 ships it (4.3): the engine, its
+// OCI runtime and monitor, the user-mode networks (slirp4netns, whose
+// port forwarder is podman's rootlessport, and passt's pasta), newuidmap,
+// fuse-overlayfs, the init catatonit, the CNI plugins and the shared
+// configuration. No recommends: a test machine needs nothing more.
 var rootfsPackages = []string{
 	"systemd", "systemd-sysv", "dbus", "dbus-user-session",
 	"libpam-systemd", "polkitd", "iproute2",
+	"podman", "crun", "conmon", "slirp4netns", "passt", "uidmap",
+	"fuse-overlayfs", "catatonit", "containernetworking-plugins",
+	"golang-github-containers-common",
 }
 
 // testUsers are created in every machine; only lingerUser gets a user
@@ -170,7 +178,18 @@ func (m *Machine) prepareRootfs(ctx context.Context, tarPath string) error {
 	if err := os.MkdirAll(lingerDir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(lingerDir, lingerUser), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(lingerDir, lingerUser), nil, 0o644); err != nil {
+		return err
+	}
+	// nspawn makes /dev/net/tun 0600 root's, where a distribution's udev
+	// rule would make it 0666; rootless podman's slirp4netns opens it as
+	// the user. systemd-tmpfiles-setup-dev applies this line at every
+	// boot, after nspawn has made the node.
+	tmpfiles := filepath.Join(m.root, "etc/tmpfiles.d")
+	if err := os.MkdirAll(tmpfiles, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(tmpfiles, "portclaim-e2e-tun.conf"), []byte("z /dev/net/tun 0666 - - -\n"), 0o644)
 }
 
 // runHost runs a setup command on the host, returning its output on failure.
