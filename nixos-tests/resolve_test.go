@@ -194,13 +194,10 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 	if s := isActive(ctx, "pc-y1.service"); s != "inactive" {
 		t.Fatalf("pc-y1.service is %s after reboot", s)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for userctl(t, ctx, "alice", "is-active", "podman-y1.service").ExitCode != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("alice's podman-y1.service is not active after reboot")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, ctx, "alice's podman-y1.service active after the reboot", func() (bool, string) {
+		r := userctl(t, ctx, "alice", "is-active", "podman-y1.service")
+		return r.ExitCode == 0, r.Stdout
+	})
 	doc, res = check(t, ctx, runners[0], path)
 	if res.ExitCode != 0 || doc.Ports[0].Status != "self" {
 		t.Fatalf("after reboot alice's unit should own 7201\n%s", res)
@@ -361,7 +358,9 @@ func TestHangingExecStopIsBounded(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	contains(t, "resolve output", out, "stopping pc-hang.service: its stop job did not finish within 3s", "the claim keeps it down then")
-	if took > 20*time.Second {
+	// The stop hangs for two minutes: a minute tells a bounded wait
+	// from an unbounded one on a busy machine too.
+	if took > time.Minute {
 		t.Errorf("resolve took %s with --wait 3s", took)
 	}
 	// The record stays, with the state it had before: the unit will be
