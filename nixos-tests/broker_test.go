@@ -488,14 +488,15 @@ func switchToPolicyWithout(t *testing.T, ctx context.Context, unit string) {
 }
 
 // switchFor switches the machine to files, as nixos-rebuild would, and
-// back to the installed configuration when the test ends.
+// back to the installed configuration when the test ends; either switch
+// failing (a unit failed: exit 4) fails the test.
 func switchFor(t *testing.T, ctx context.Context, files fixture.Files) {
 	t.Helper()
-	if err := fixture.Switch(ctx, m, installed, files); err != nil {
+	if err := nixosSwitch(t, ctx, installed, files).Err(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := fixture.Switch(context.Background(), m, files, installed); err != nil {
+		if err := nixosSwitch(t, context.Background(), files, installed).Err(); err != nil {
 			t.Error(err)
 		}
 	})

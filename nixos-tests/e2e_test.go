@@ -51,7 +51,7 @@ func runMain(main *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(bins)
-	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/brokerask"} {
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/brokerask", "./nixos-tests/tools/sdswitch"} {
 		out := filepath.Join(bins, filepath.Base(pkg))
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = ".."
@@ -71,6 +71,7 @@ func runMain(main *testing.M) int {
 			filepath.Join(bins, "portclaim"): "/usr/local/bin/portclaim",
 			filepath.Join(bins, "holdport"):  "/usr/local/bin/holdport",
 			filepath.Join(bins, "brokerask"): "/usr/local/bin/brokerask",
+			filepath.Join(bins, "sdswitch"):  fixture.SDSwitch,
 		},
 	})
 	if err != nil {
