@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portclaim/portclaim/nixos-tests/fixture"
 )
 
 // ask sends a raw request to the broker as user and returns its answer.
@@ -243,14 +245,63 @@ func TestAnotherUsersFailedReleaseKeepsThePrior(t *testing.T) {
 // waiting request acts on the policy of now: refused.
 func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
 	ctx := need(t)
-	systemUnit(t, ctx, "pc-r2slow.service", "ExecStop=/bin/sleep 5", true, false, "tcp4:127.0.0.1:7261")
+	systemUnit(t, ctx, "pc-r2slow.service", "TimeoutStopSec=5min", true, false, "tcp4:127.0.0.1:7261")
 	systemUnit(t, ctx, "pc-r2pol.service", "", true, true, "tcp4:127.0.0.1:7262")
-	must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-a 2>&1 &
-		sleep 0.5
-		printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-b 2>&1 &
-		sleep 0.5`, yieldRequest("pc-r2slow.service", 7261), yieldRequest("pc-r2pol.service", 7262)))
-	switchToPolicyWithout(t, ctx, "pc-r2pol.service")
+	// bob's first request holds the broker until the gate opens: its stop
+	// of pc-r2slow.service waits there.
+	stop := newGate(t, ctx, "r2slow")
+	dropIn(t, ctx, "pc-r2slow.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/r2-a", "/tmp/r2-b") })
+	ask := func(out, request string) {
+		must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > %s 2>&1 &`, request, out))
+	}
+	ask("/tmp/r2-a", yieldRequest("pc-r2slow.service", 7261))
+	waitFor(t, ctx, "root", `test "$(systemctl show -P ActiveState pc-r2slow.service)" = deactivating`)
+	ask("/tmp/r2-b", yieldRequest("pc-r2pol.service", 7262))
+	waitFor(t, ctx, "root", "grep -q 'request sent' /tmp/r2-b")
+
+	// The switch: its new policy is in place at once; its reconcile waits
+	// its turn behind bob's first request.
+	without := map[string][]string{}
+	for u, users := range yieldTo {
+		if u != "pc-r2pol.service" {
+			without[u] = users
+		}
+	}
+	smaller, err := fixture.Render(ctx, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res fixture.SwitchResult
+		err error
+	}
+	switched := make(chan outcome, 1)
+	go func() {
+		res, err := fixture.Switch(ctx, m, installed, smaller)
+		switched <- outcome{res, err}
+	}()
+	var once outcome
+	joined := false
+	join := func() outcome {
+		if !joined {
+			once, joined = <-switched, true
+		}
+		return once
+	}
+	t.Cleanup(func() {
+		m.Run(context.Background(), "root", "timeout", "5", "sh", "-c", "echo go > "+string(stop))
+		join()
+		if err := nixosSwitch(t, context.Background(), smaller, installed).Err(); err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, ctx, "root", "! grep -q pc-r2pol.service "+policyPath)
+	stop.Open(t, ctx)
 	waitFor(t, ctx, "root", "grep -q version /tmp/r2-b")
+	if o := join(); o.err != nil || o.res.ExitCode != 0 {
+		t.Errorf("the switch: %v\n%s", o.err, o.res.Output)
+	}
 	b := must(t, ctx, "root", "cat", "/tmp/r2-b")
 	// Refused, not stopped and then given back by reconcile: the
 	// unit's state alone could not tell the two apart.
