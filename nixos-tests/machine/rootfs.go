@@ -181,6 +181,20 @@ func (m *Machine) prepareRootfs(ctx context.Context, tarPath string) error {
 	if err := os.WriteFile(filepath.Join(lingerDir, lingerUser), nil, 0o644); err != nil {
 		return err
 	}
+	// Debian's podman enables root's podman at boot (its API service and
+	// socket, a restart of root's containers, auto-updates): root's, which
+	// these machines never use, seconds of every boot on a loaded host, and
+	// oneshots that every test switch (which starts the active targets)
+	// would run again. The tests run podman rootless, as alice.
+	for _, link := range []string{
+		"default.target.wants/podman-auto-update.service", "default.target.wants/podman-restart.service",
+		"default.target.wants/podman.service", "sockets.target.wants/podman.socket",
+		"timers.target.wants/podman-auto-update.timer",
+	} {
+		if err := os.Remove(filepath.Join(m.root, "etc/systemd/system", link)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
 	// nspawn makes /dev/net/tun 0600 root's, where a distribution's udev
 	// rule would make it 0666; rootless podman's slirp4netns opens it as
 	// the user. systemd-tmpfiles-setup-dev applies this line at every
