@@ -212,6 +212,7 @@ func TestTwoUsersClaimOneUnit(t *testing.T) {
 	if s := isActive(ctx, "pc-shared.service"); s != "inactive" {
 		t.Fatalf("alice's release started the unit bob still claims (%s)", s)
 	}
+	afterSwitches(t, ctx)
 	out, _ = portclaim(t, ctx, "bob", nil, "release", "--all")
 	if s := isActive(ctx, "pc-shared.service"); s != "active" {
 		t.Fatalf("the last release did not bring pc-shared.service back (%s)\n%s", s, out)

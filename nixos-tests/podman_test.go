@@ -12,12 +12,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portclaim/portclaim/nixos-tests/fixture"
+	"github.com/portclaim/portclaim/nixos-tests/moduleeval"
 )
 
 func init() {
@@ -143,9 +145,23 @@ func whoSays(t *testing.T, ctx context.Context, spec, want string) {
 	}
 }
 
-// TestRootlessPodmanContainerClaimsOllamasPort: the seed's scenario, whole.
+// needHomeManager skips a test that evaluates home-manager's modules where
+// their sources are not (outside CI; under CI=true it fails instead).
+func needHomeManager(t *testing.T) {
+	t.Helper()
+	if _, _, err := moduleeval.Sources(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI must evaluate alice's home-manager configuration: %v", err)
+		}
+		t.Skip(err)
+	}
+}
+
+// TestRootlessPodmanContainerClaimsOllamasPort: the story portclaim exists
+// for, whole, with a real rootless container.
 func TestRootlessPodmanContainerClaimsOllamasPort(t *testing.T) {
 	need(t)
+	needHomeManager(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	// The system's ollama, where nixpkgs' module puts it: 127.0.0.1:11434,
@@ -157,7 +173,7 @@ func TestRootlessPodmanContainerClaimsOllamasPort(t *testing.T) {
 	importOllamaImage(t, ctx)
 
 	// Generation 1: the container, portclaim not yet on. sd-switch starts
-	// it; it fails on the port, in the seed's words.
+	// it; it fails on the port, in rootlessport's words.
 	gen1 := renderHome(t, ctx, ollamaHome(true, false))
 	unit := gen1.Unit(container)
 	for _, want := range []string{"Type=notify", "Restart=always", "--cidfile=%t/%N.cid --replace --rm", "--sdnotify=conmon -d",

@@ -169,6 +169,7 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 	if r := m.Run(ctx, "alice", "rm", "-f", claimsDir+"/alice/pc-y1.service"); r.ExitCode == 0 {
 		t.Error("alice removed her claim file by hand: claims are root's")
 	}
+	afterSwitches(t, ctx)
 
 	// home-manager's reloadSystemd would start the user unit now: it binds.
 	userctl(t, ctx, "alice", "enable", "--now", "podman-y1.service")
@@ -228,6 +229,7 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 		t.Fatalf("pc-y1.service is %s after release", s)
 	}
 	waitListening(t, ctx, "tcp4:127.0.0.1:7201")
+	afterSwitches(t, ctx)
 	who := must(t, ctx, "root", "portclaim", "who", "7201")
 	contains(t, "portclaim who 7201", who, "127.0.0.1:7201: system pc-y1.service")
 	// Every action is in the journal with structured fields, by the
@@ -464,6 +466,7 @@ func TestRootMasksAUnitWithoutConditions(t *testing.T) {
 	if r := m.Run(ctx, "root", "systemctl", "start", "pc-root.service"); r.ExitCode == 0 || isActive(ctx, "pc-root.service") != "inactive" {
 		t.Fatalf("systemctl start brought the root-claimed unit back\n%s", r)
 	}
+	afterSwitches(t, ctx) // the mask keeps it down through the switches too
 	st := must(t, ctx, "root", "portclaim", "status")
 	contains(t, "root's status", st, "claim: pc-root.service yields to alice", "kept down by a mask in /run/systemd/transient")
 	empty := manifest(t, "root-removed", `{"version":1,"services":[]}`)
