@@ -320,7 +320,7 @@ func TestKilledAtEachStepConverges(t *testing.T) {
 	// Killed while the broker stops the unit (its stop waits at a gate).
 	systemUnit(t, ctx, "pc-client.service", "TimeoutStopSec=5min", true, false, "tcp4:127.0.0.1:7237")
 	stop := newGate(t, ctx, "client")
-	dropIn(t, ctx, "pc-client.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	addDropIn(t, ctx, "pc-client.service", "[Service]\nExecStop="+stop.Wait()+"\n")
 	cpath := manifest(t, "client", oneService("client", "pc-client.service", "podman-client.service", 7237, ""))
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/client.pid") })
 	must(t, ctx, "alice", "sh", "-c", "portclaim resolve --manifest "+cpath+" >/dev/null 2>&1 & echo $! > /tmp/client.pid")

@@ -72,7 +72,7 @@ func TestYieldDoesNotCancelRootsJobs(t *testing.T) {
 	// The slow start lasts until the resolve has answered: root's start of
 	// pc-pend-dep.service waits behind it, queued, all that time.
 	slow := newGate(t, ctx, "pend")
-	dropIn(t, ctx, "pc-pend-slow.service", "[Service]\nExecStart=\nExecStart="+slow.Wait()+"\n")
+	addDropIn(t, ctx, "pc-pend-slow.service", "[Service]\nExecStart=\nExecStart="+slow.Wait()+"\n")
 	must(t, ctx, "root", "systemctl", "start", "--no-block", "pc-pend-slow.service", "pc-pend-dep.service")
 	waitFor(t, ctx, "root", `test "$(systemctl show -P ActiveState pc-pend-slow.service)" = activating`)
 	path := manifest(t, "pend", oneService("pend", "pc-pend.service", "podman-pend.service", 7253, ""))
@@ -250,7 +250,7 @@ func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
 	// bob's first request holds the broker until the gate opens: its stop
 	// of pc-r2slow.service waits there.
 	stop := newGate(t, ctx, "r2slow")
-	dropIn(t, ctx, "pc-r2slow.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	addDropIn(t, ctx, "pc-r2slow.service", "[Service]\nExecStop="+stop.Wait()+"\n")
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/r2-a", "/tmp/r2-b") })
 	ask := func(out, request string) {
 		must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > %s 2>&1 &`, request, out))
@@ -352,8 +352,8 @@ func TestAReleaseDoesNotCancelRootsJobs(t *testing.T) {
 	// pc-r2q-b's stop lasts until the release has answered: the stop of
 	// pc-r2q-h, ordered after it, stays queued all that time.
 	stop := newGate(t, ctx, "r2q")
-	dropIn(t, ctx, "pc-r2q-b.service", "[Service]\nExecStop="+stop.Wait()+"\n")
-	dropIn(t, ctx, "pc-r2t.service", "[Unit]\nWants=pc-r2q-h.service\n")
+	addDropIn(t, ctx, "pc-r2q-b.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	addDropIn(t, ctx, "pc-r2t.service", "[Unit]\nWants=pc-r2q-h.service\n")
 	must(t, ctx, "root", "systemctl", "start", "pc-r2t.service", "pc-r2q-b.service")
 	waitListening(t, ctx, "tcp4:127.0.0.1:7264")
 	path := manifest(t, "r2t", oneService("r2t", "pc-r2t.service", "podman-r2t.service", 7264, ""))

@@ -25,7 +25,7 @@ func TestSIGTERMDuringAStopLetsItFinish(t *testing.T) {
 	systemUnit(t, ctx, "pc-term.service", "TimeoutStopSec=5min", true, false, "tcp4:127.0.0.1:7272")
 	// The stop lasts until the broker has its SIGTERM.
 	stop := newGate(t, ctx, "term")
-	dropIn(t, ctx, "pc-term.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	addDropIn(t, ctx, "pc-term.service", "[Service]\nExecStop="+stop.Wait()+"\n")
 	path := manifest(t, "term", oneService("term", "pc-term.service", "podman-term.service", 7272, ""))
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/term.out", "/tmp/term.exit") })
 	must(t, ctx, "alice", "sh", "-c", "(portclaim resolve --manifest "+path+" > /tmp/term.out 2>&1; echo $? > /tmp/term.exit) </dev/null >/dev/null 2>&1 &")

@@ -72,9 +72,9 @@ func (g gate) Open(t *testing.T, ctx context.Context) {
 	must(t, ctx, "root", "timeout", strconv.Itoa(int(waitTimeout/time.Second)), "sh", "-c", fmt.Sprintf("echo go > %s", g))
 }
 
-// dropIn adds a drop-in to a system unit (/etc/systemd/system/UNIT.d/
+// addDropIn adds a drop-in to a system unit (/etc/systemd/system/UNIT.d/
 // pc-test.conf) and reloads systemd, until the test ends.
-func dropIn(t *testing.T, ctx context.Context, unit, body string) {
+func addDropIn(t *testing.T, ctx context.Context, unit, body string) {
 	t.Helper()
 	p := "/etc/systemd/system/" + unit + ".d/pc-test.conf"
 	if err := m.WriteFile(p, []byte(body), 0o644, ""); err != nil {
