@@ -51,7 +51,7 @@ func runMain(main *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(bins)
-	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/brokerask"} {
+	for _, pkg := range []string{"./cmd/portclaim", "./nixos-tests/tools/holdport", "./nixos-tests/tools/brokerask", "./nixos-tests/tools/sdswitch"} {
 		out := filepath.Join(bins, filepath.Base(pkg))
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = ".."
@@ -71,6 +71,7 @@ func runMain(main *testing.M) int {
 			filepath.Join(bins, "portclaim"): "/usr/local/bin/portclaim",
 			filepath.Join(bins, "holdport"):  "/usr/local/bin/holdport",
 			filepath.Join(bins, "brokerask"): "/usr/local/bin/brokerask",
+			filepath.Join(bins, "sdswitch"):  fixture.SDSwitch,
 		},
 	})
 	if err != nil {
@@ -187,17 +188,10 @@ func waitListening(t *testing.T, ctx context.Context, specs ...string) {
 			flag = "-Huln"
 		}
 		port := spec[strings.LastIndexByte(spec, ':'):]
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		waitUntil(t, ctx, spec+" listening", func() (bool, string) {
 			out := m.Run(ctx, "root", "ss", flag).Stdout
-			if strings.Contains(out, port+" ") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is not listening after 10s; ss %s:\n%s", spec, flag, out)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return strings.Contains(out, port+" "), "ss " + flag + ":\n" + out
+		})
 	}
 }
 
@@ -316,13 +310,10 @@ func TestSystemUnitOnLoopbackBlocksUserUnit(t *testing.T) {
 	}
 	// And what the user would see without portclaim: the user unit fails.
 	userctl(t, ctx, "alice", "start", "podman-loop.service")
-	deadline := time.Now().Add(10 * time.Second)
-	for userctl(t, ctx, "alice", "is-failed", "podman-loop.service").ExitCode != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("podman-loop.service did not fail although its port is held")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, ctx, "podman-loop.service failing, its port held", func() (bool, string) {
+		r := userctl(t, ctx, "alice", "is-failed", "podman-loop.service")
+		return r.ExitCode == 0, r.Stdout
+	})
 	journal := must(t, ctx, "root", "journalctl", "--no-pager", "_SYSTEMD_USER_UNIT=podman-loop.service")
 	if !strings.Contains(journal, "bind: address already in use") {
 		t.Errorf("the user unit's journal does not say the address is in use:\n%s", journal)

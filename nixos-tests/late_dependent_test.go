@@ -26,9 +26,13 @@ func TestADependentStartedBeforeTheStopIsNotTakenDown(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-race.service", "", true, false, "tcp4:127.0.0.1:7270")
 	installUnit(t, ctx, "pc-race-dep.service", "Requires=pc-race.service\nAfter=pc-race.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)
-	brokerEnv(t, ctx, "PORTCLAIM_TEST_PAUSE=before-stop:pc-race.service=4s")
+	// The broker pauses before the stop until the test has started the
+	// dependent: a window that follows the test, however slow the machine.
+	brokerEnv(t, ctx, "PORTCLAIM_TEST_PAUSE=before-stop:pc-race.service=/run/pc-race-go")
 	path := manifest(t, "race", oneService("race", "pc-race.service", "podman-race.service", 7270, ""))
-	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/race.out", "/tmp/race.exit") })
+	t.Cleanup(func() {
+		m.Run(context.Background(), "root", "rm", "-f", "/tmp/race.out", "/tmp/race.exit", "/run/pc-race-go")
+	})
 	must(t, ctx, "alice", "sh", "-c", "(portclaim resolve --manifest "+path+" > /tmp/race.out 2>&1; echo $? > /tmp/race.exit) </dev/null >/dev/null 2>&1 &")
 	// The claim is written before the stop, and the broker waits there.
 	waitFor(t, ctx, "root", "test -e "+claimsDir+"/alice/pc-race.service")
@@ -36,6 +40,7 @@ func TestADependentStartedBeforeTheStopIsNotTakenDown(t *testing.T) {
 		t.Fatal("pc-race-dep.service ran before it was started")
 	}
 	must(t, ctx, "root", "systemctl", "start", "pc-race-dep.service")
+	must(t, ctx, "root", "touch", "/run/pc-race-go")
 	waitFor(t, ctx, "root", "test -s /tmp/race.exit")
 	out := must(t, ctx, "root", "cat", "/tmp/race.out")
 	if s := isActive(ctx, "pc-race-dep.service"); s != "active" {

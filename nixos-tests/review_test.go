@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portclaim/portclaim/nixos-tests/fixture"
 )
 
 // ask sends a raw request to the broker as user and returns its answer.
@@ -65,19 +67,22 @@ func TestReleaseDoesNotStopConflictingUnits(t *testing.T) {
 func TestYieldDoesNotCancelRootsJobs(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-pend.service", "", true, false, "tcp4:127.0.0.1:7253")
-	installUnit(t, ctx, "pc-pend-slow.service", "[Service]\nType=oneshot\nExecStart=/bin/sleep 4\n", false)
+	installUnit(t, ctx, "pc-pend-slow.service", "[Service]\nType=oneshot\nExecStart=/bin/true\nTimeoutStartSec=5min\n", false)
 	installUnit(t, ctx, "pc-pend-dep.service", "Requires=pc-pend.service\nAfter=pc-pend-slow.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)
+	// The slow start lasts until the resolve has answered: root's start of
+	// pc-pend-dep.service waits behind it, queued, all that time.
+	slow := newGate(t, ctx, "pend")
+	addDropIn(t, ctx, "pc-pend-slow.service", "[Service]\nExecStart=\nExecStart="+slow.Wait()+"\n")
 	must(t, ctx, "root", "systemctl", "start", "--no-block", "pc-pend-slow.service", "pc-pend-dep.service")
+	waitFor(t, ctx, "root", `test "$(systemctl show -P ActiveState pc-pend-slow.service)" = activating`)
 	path := manifest(t, "pend", oneService("pend", "pc-pend.service", "podman-pend.service", 7253, ""))
 	out, _ := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
 	contains(t, "resolve", out, "jobs queued for pc-pend-dep.service", "nothing was changed")
-	deadline := time.Now().Add(20 * time.Second)
-	for isActive(ctx, "pc-pend-dep.service") != "active" {
-		if time.Now().After(deadline) {
-			t.Fatal("root's queued start of pc-pend-dep.service never ran")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	slow.Open(t, ctx)
+	waitUntil(t, ctx, "root's queued start of pc-pend-dep.service to run", func() (bool, string) {
+		s := isActive(ctx, "pc-pend-dep.service")
+		return s == "active", s
+	})
 }
 
 // TestHelperStoppedWhenUnneededIsADependent: a helper with
@@ -114,9 +119,11 @@ func TestABystandersSocketNeitherBlocksNorDefers(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-by.service", "", true, false, "tcp4:127.0.0.1:7255")
 	systemUnit(t, ctx, "pc-bystander.service", "", true, false, "tcp4:127.0.0.1:7256")
+	// The request would let the broker wait two minutes for the port; it
+	// must answer long before, however busy the machine.
 	start := time.Now()
-	out := ask(t, ctx, "alice", yieldRequest("pc-by.service", 7256))
-	if took := time.Since(start); took > 5*time.Second {
+	out := ask(t, ctx, "alice", strings.Replace(yieldRequest("pc-by.service", 7256), `"op":"yield",`, `"op":"yield","waitMs":120000,`, 1))
+	if took := time.Since(start); took > 60*time.Second {
 		t.Errorf("the yield waited %s on a socket the unit never held", took)
 	}
 	contains(t, "the broker's answer", out, `"outcome":"stopped"`, `"portsFree":false`, "system pc-bystander.service")
@@ -157,10 +164,13 @@ func TestRootsMaskGoesWithItsRecord(t *testing.T) {
 }
 
 // TestAUnitThatFailsAfterItsStartKeepsTheRecord: a service whose start
-// job is done but which fails a moment later is not called released.
+// job is done but which fails a moment later is not called released. (It
+// fails as soon as it runs: a simple service's start job is done once its
+// process is forked, and how long the failure takes after that is the
+// machine's, not the test's.)
 func TestAUnitThatFailsAfterItsStartKeepsTheRecord(t *testing.T) {
 	ctx := need(t)
-	installUnit(t, ctx, "pc-late.service", "[Service]\nExecStart=/bin/sh -c 'if test -e /run/pc-late-broken; then sleep 1.2; exit 1; fi; exec /usr/local/bin/holdport tcp4:127.0.0.1:7258'\n", false)
+	installUnit(t, ctx, "pc-late.service", "[Service]\nExecStart=/bin/sh -c 'if test -e /run/pc-late-broken; then exit 1; fi; exec /usr/local/bin/holdport tcp4:127.0.0.1:7258'\n", false)
 	must(t, ctx, "root", "systemctl", "start", "pc-late.service")
 	waitListening(t, ctx, "tcp4:127.0.0.1:7258") // else resolve may find the port free
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/run/pc-late-broken") })
@@ -235,14 +245,63 @@ func TestAnotherUsersFailedReleaseKeepsThePrior(t *testing.T) {
 // waiting request acts on the policy of now: refused.
 func TestAPolicyChangeWhileWaitingIsHeeded(t *testing.T) {
 	ctx := need(t)
-	systemUnit(t, ctx, "pc-r2slow.service", "ExecStop=/bin/sleep 5", true, false, "tcp4:127.0.0.1:7261")
+	systemUnit(t, ctx, "pc-r2slow.service", "TimeoutStopSec=5min", true, false, "tcp4:127.0.0.1:7261")
 	systemUnit(t, ctx, "pc-r2pol.service", "", true, true, "tcp4:127.0.0.1:7262")
-	must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-a 2>&1 &
-		sleep 0.5
-		printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > /tmp/r2-b 2>&1 &
-		sleep 0.5`, yieldRequest("pc-r2slow.service", 7261), yieldRequest("pc-r2pol.service", 7262)))
-	switchToPolicyWithout(t, ctx, "pc-r2pol.service")
+	// bob's first request holds the broker until the gate opens: its stop
+	// of pc-r2slow.service waits there.
+	stop := newGate(t, ctx, "r2slow")
+	addDropIn(t, ctx, "pc-r2slow.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/r2-a", "/tmp/r2-b") })
+	ask := func(out, request string) {
+		must(t, ctx, "bob", "sh", "-c", fmt.Sprintf(`printf '%%s\n' '%s' | brokerask /run/portclaim/broker.sock > %s 2>&1 &`, request, out))
+	}
+	ask("/tmp/r2-a", yieldRequest("pc-r2slow.service", 7261))
+	waitFor(t, ctx, "root", `test "$(systemctl show -P ActiveState pc-r2slow.service)" = deactivating`)
+	ask("/tmp/r2-b", yieldRequest("pc-r2pol.service", 7262))
+	waitFor(t, ctx, "root", "grep -q 'request sent' /tmp/r2-b")
+
+	// The switch: its new policy is in place at once; its reconcile waits
+	// its turn behind bob's first request.
+	without := map[string][]string{}
+	for u, users := range yieldTo {
+		if u != "pc-r2pol.service" {
+			without[u] = users
+		}
+	}
+	smaller, err := fixture.Render(ctx, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res fixture.SwitchResult
+		err error
+	}
+	switched := make(chan outcome, 1)
+	go func() {
+		res, err := fixture.Switch(ctx, m, installed, smaller)
+		switched <- outcome{res, err}
+	}()
+	var once outcome
+	joined := false
+	join := func() outcome {
+		if !joined {
+			once, joined = <-switched, true
+		}
+		return once
+	}
+	t.Cleanup(func() {
+		m.Run(context.Background(), "root", "timeout", "5", "sh", "-c", "echo go > "+string(stop))
+		join()
+		if err := nixosSwitch(t, context.Background(), smaller, installed).Err(); err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, ctx, "root", "! grep -q pc-r2pol.service "+policyPath)
+	stop.Open(t, ctx)
 	waitFor(t, ctx, "root", "grep -q version /tmp/r2-b")
+	if o := join(); o.err != nil || o.res.ExitCode != 0 {
+		t.Errorf("the switch: %v\n%s", o.err, o.res.Output)
+	}
 	b := must(t, ctx, "root", "cat", "/tmp/r2-b")
 	// Refused, not stopped and then given back by reconcile: the
 	// unit's state alone could not tell the two apart.
@@ -272,8 +331,13 @@ func TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith(t *testing.T) {
 	t.Cleanup(func() {
 		m.Run(context.Background(), "root", "rm", "-rf", "/etc/systemd/system/pc-r2w.service.d/wants.conf")
 	})
+	// Its start job is done once holdport runs, not once it has bound:
+	// on a busy machine resolve would find the port free and claim nothing.
+	waitListening(t, ctx, "tcp4:127.0.0.1:7263")
 	path := manifest(t, "r2w", oneService("r2w", "pc-r2w.service", "podman-r2w.service", 7263, ""))
-	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, "pc-r2w.service") != "inactive" {
+		t.Fatalf("resolve: exit %d, pc-r2w.service %s\n%s", code, isActive(ctx, "pc-r2w.service"), out)
+	}
 	must(t, ctx, "root", "systemctl", "start", "pc-r2w-victim.service")
 	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
 	contains(t, "release", out, "deferred pc-r2w.service: starting it would stop pc-r2w-victim.service")
@@ -287,23 +351,27 @@ func TestAReleaseDoesNotStopWhatItsStartPullsInConflictsWith(t *testing.T) {
 // cancelling it with job mode "replace".
 func TestAReleaseDoesNotCancelRootsJobs(t *testing.T) {
 	ctx := need(t)
-	installUnit(t, ctx, "pc-r2q-b.service", "[Service]\nExecStart=/bin/sleep infinity\nExecStop=/bin/sleep 4\n", false)
+	installUnit(t, ctx, "pc-r2q-b.service", "[Service]\nExecStart=/bin/sleep infinity\nTimeoutStopSec=5min\n", false)
 	installUnit(t, ctx, "pc-r2q-h.service", "Before=pc-r2q-b.service\n[Service]\nExecStart=/bin/sleep infinity\n", false)
 	systemUnit(t, ctx, "pc-r2t.service", "", false, false, "tcp4:127.0.0.1:7264")
-	must(t, ctx, "root", "sh", "-c", `mkdir -p /etc/systemd/system/pc-r2t.service.d && printf '[Unit]\nWants=pc-r2q-h.service\n' > /etc/systemd/system/pc-r2t.service.d/wants.conf && systemctl daemon-reload && systemctl start pc-r2t.service pc-r2q-b.service`)
-	t.Cleanup(func() {
-		m.Run(context.Background(), "root", "rm", "-rf", "/etc/systemd/system/pc-r2t.service.d/wants.conf")
-	})
+	// pc-r2q-b's stop lasts until the release has answered: the stop of
+	// pc-r2q-h, ordered after it, stays queued all that time.
+	stop := newGate(t, ctx, "r2q")
+	addDropIn(t, ctx, "pc-r2q-b.service", "[Service]\nExecStop="+stop.Wait()+"\n")
+	addDropIn(t, ctx, "pc-r2t.service", "[Unit]\nWants=pc-r2q-h.service\n")
+	must(t, ctx, "root", "systemctl", "start", "pc-r2t.service", "pc-r2q-b.service")
+	waitListening(t, ctx, "tcp4:127.0.0.1:7264")
 	path := manifest(t, "r2t", oneService("r2t", "pc-r2t.service", "podman-r2t.service", 7264, ""))
-	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, "pc-r2t.service") != "inactive" {
+		t.Fatalf("resolve: exit %d, pc-r2t.service %s\n%s", code, isActive(ctx, "pc-r2t.service"), out)
+	}
 	must(t, ctx, "root", "systemctl", "stop", "--no-block", "pc-r2q-b.service", "pc-r2q-h.service")
+	waitFor(t, ctx, "root", `test "$(systemctl show -P ActiveState pc-r2q-b.service)" = deactivating`)
 	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
 	contains(t, "release", out, "deferred pc-r2t.service: systemd has jobs queued for pc-r2q-h.service")
-	deadline := time.Now().Add(15 * time.Second)
-	for isActive(ctx, "pc-r2q-h.service") != "inactive" {
-		if time.Now().After(deadline) {
-			t.Fatal("root's queued stop of pc-r2q-h.service was cancelled")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	stop.Open(t, ctx)
+	waitUntil(t, ctx, "root's queued stop of pc-r2q-h.service to run", func() (bool, string) {
+		s := isActive(ctx, "pc-r2q-h.service")
+		return s == "inactive", s
+	})
 }

@@ -22,12 +22,17 @@ func init() {
 // down anyway, its claim kept, the answer a failure.
 func TestSIGTERMDuringAStopLetsItFinish(t *testing.T) {
 	ctx := need(t)
-	systemUnit(t, ctx, "pc-term.service", "ExecStop=/bin/sleep 3", true, false, "tcp4:127.0.0.1:7272")
+	systemUnit(t, ctx, "pc-term.service", "TimeoutStopSec=5min", true, false, "tcp4:127.0.0.1:7272")
+	// The stop lasts until the broker has its SIGTERM.
+	stop := newGate(t, ctx, "term")
+	addDropIn(t, ctx, "pc-term.service", "[Service]\nExecStop="+stop.Wait()+"\n")
 	path := manifest(t, "term", oneService("term", "pc-term.service", "podman-term.service", 7272, ""))
 	t.Cleanup(func() { m.Run(context.Background(), "root", "rm", "-f", "/tmp/term.out", "/tmp/term.exit") })
 	must(t, ctx, "alice", "sh", "-c", "(portclaim resolve --manifest "+path+" > /tmp/term.out 2>&1; echo $? > /tmp/term.exit) </dev/null >/dev/null 2>&1 &")
 	waitFor(t, ctx, "root", `test "$(systemctl is-active pc-term.service)" = deactivating`)
 	must(t, ctx, "root", "systemctl", "stop", "--no-block", "portclaim.service")
+	waitFor(t, ctx, "root", `test "$(systemctl is-active portclaim.service)" = deactivating`)
+	stop.Open(t, ctx)
 	waitFor(t, ctx, "root", "test -s /tmp/term.exit")
 	out := must(t, ctx, "root", "cat", "/tmp/term.out")
 	contains(t, "resolve", out, "yielded  pc-term.service to alice: stopped and claimed")

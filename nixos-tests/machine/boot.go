@@ -236,10 +236,19 @@ func (m *Machine) waitReady(ctx context.Context, run *nspawnRun) error {
 	// needs it to find the user bus. Only the wait sets it: the program
 	// under test must find it on its own.
 	env := []string{fmt.Sprintf("XDG_RUNTIME_DIR=/run/user/%d", uid)}
-	return m.poll(ctx, run, lingerUser+"'s user manager", func() (bool, string) {
+	err = m.poll(ctx, run, lingerUser+"'s user manager", func() (bool, string) {
 		r := m.RunEnv(ctx, lingerUser, env, "systemctl", "--user", "is-system-running", "--wait")
 		return isUp(r), r.String()
 	})
+	if err != nil {
+		// What the system manager says of the user's manager and runtime
+		// directory: the console only says they failed.
+		diag, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r := m.Run(diag, "root", "journalctl", "-b", "--no-pager", "-n", "60", "-u", fmt.Sprintf("user-runtime-dir@%d.service", uid), "-u", fmt.Sprintf("user@%d.service", uid))
+		err = fmt.Errorf("%w\n--- the system's journal of the user's manager ---\n%s", err, r.Stdout+r.Stderr)
+	}
+	return err
 }
 
 // isUp reports whether an is-system-running result means "booted". Degraded

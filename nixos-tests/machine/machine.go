@@ -25,7 +25,7 @@ const (
 	harnessVersion = "1"
 	suite          = "bookworm"
 
-	readyTimeout = 60 * time.Second
+	readyTimeout = 3 * time.Minute
 	stopTimeout  = 20 * time.Second
 
 	// rootPATH is the whole environment of commands run as root inside the

@@ -50,6 +50,14 @@ func TestBootRunClose(t *testing.T) {
 	if r := m.Run(ctx, "alice", "id", "-u"); r.ExitCode != 0 || strings.TrimSpace(r.Stdout) != "1000" {
 		t.Fatalf("id -u as alice:\n%s", r)
 	}
+	// Rootless podman's network needs /dev/net/tun open to users, which
+	// nspawn makes root's alone; the rootfs' tmpfiles line fixes it.
+	if r := m.Run(ctx, "root", "stat", "-c", "%a", "/dev/net/tun"); strings.TrimSpace(r.Stdout) != "666" {
+		t.Errorf("/dev/net/tun is not 0666:\n%s", r)
+	}
+	if r := m.Run(ctx, "alice", "podman", "--version"); r.ExitCode != 0 || !strings.HasPrefix(r.Stdout, "podman version 4.") {
+		t.Errorf("podman as alice:\n%s", r)
+	}
 
 	unit := "[Unit]\nDescription=hold a port for the harness test\n\n" +
 		"[Service]\nExecStart=/usr/local/bin/holdport tcp:127.0.0.1:7001\n"

@@ -19,10 +19,18 @@ import (
 )
 
 // rootfsPackages are installed on top of minbase. dbus-user-session and
-// libpam-systemd give users a working user manager and session bus.
+// libpam-systemd give users a working user manager and session bus. The
+// rest is rootless podman as Debian 12 ships it (4.3): the engine, its
+// OCI runtime and monitor, the user-mode networks (slirp4netns, whose
+// port forwarder is podman's rootlessport, and passt's pasta), newuidmap,
+// fuse-overlayfs, the init catatonit, the CNI plugins and the shared
+// configuration. No recommends: a test machine needs nothing more.
 var rootfsPackages = []string{
 	"systemd", "systemd-sysv", "dbus", "dbus-user-session",
 	"libpam-systemd", "polkitd", "iproute2",
+	"podman", "crun", "conmon", "slirp4netns", "passt", "uidmap",
+	"fuse-overlayfs", "catatonit", "containernetworking-plugins",
+	"golang-github-containers-common",
 }
 
 // testUsers are created in every machine; only lingerUser gets a user
@@ -170,7 +178,32 @@ func (m *Machine) prepareRootfs(ctx context.Context, tarPath string) error {
 	if err := os.MkdirAll(lingerDir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(lingerDir, lingerUser), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(lingerDir, lingerUser), nil, 0o644); err != nil {
+		return err
+	}
+	// Debian's podman enables root's podman at boot (its API service and
+	// socket, a restart of root's containers, auto-updates): root's, which
+	// these machines never use, seconds of every boot on a loaded host, and
+	// oneshots that every test switch (which starts the active targets)
+	// would run again. The tests run podman rootless, as alice.
+	for _, link := range []string{
+		"default.target.wants/podman-auto-update.service", "default.target.wants/podman-restart.service",
+		"default.target.wants/podman.service", "sockets.target.wants/podman.socket",
+		"timers.target.wants/podman-auto-update.timer",
+	} {
+		if err := os.Remove(filepath.Join(m.root, "etc/systemd/system", link)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	// nspawn makes /dev/net/tun 0600 root's, where a distribution's udev
+	// rule would make it 0666; rootless podman's slirp4netns opens it as
+	// the user. systemd-tmpfiles-setup-dev applies this line at every
+	// boot, after nspawn has made the node.
+	tmpfiles := filepath.Join(m.root, "etc/tmpfiles.d")
+	if err := os.MkdirAll(tmpfiles, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(tmpfiles, "portclaim-e2e-tun.conf"), []byte("z /dev/net/tun 0666 - - -\n"), 0o644)
 }
 
 // runHost runs a setup command on the host, returning its output on failure.

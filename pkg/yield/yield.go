@@ -1249,13 +1249,23 @@ func jobText(result systemd.JobResult, err error) string {
 }
 
 // testPause waits when PORTCLAIM_TEST_PAUSE is point=DURATION, or
-// point:unit=DURATION (at most a minute): the end-to-end tests' window to
-// change the system between two steps on unit, as a slow step before
-// (fsyncs, earlier stops) would leave one. Only the unit's own
-// environment (root's) can set it for the broker.
+// point:unit=DURATION, or point[:unit]=/PATH (until PATH exists): at most
+// a minute, the end-to-end tests' window to change the system between two
+// steps on unit, as a slow step before (fsyncs, earlier stops) would leave
+// one. A path lets a test end the pause once it has acted, on a loaded
+// machine as on an idle one. Only the unit's own environment (root's) can
+// set it for the broker.
 func testPause(point, unit string) {
 	at, d, ok := strings.Cut(os.Getenv("PORTCLAIM_TEST_PAUSE"), "=")
 	if !ok || (at != point && at != point+":"+unit) {
+		return
+	}
+	if strings.HasPrefix(d, "/") {
+		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(d); err == nil {
+				return
+			}
+		}
 		return
 	}
 	if dur, err := time.ParseDuration(d); err == nil {

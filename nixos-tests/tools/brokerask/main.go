@@ -39,6 +39,8 @@ func ask(socket string) error {
 	if _, err := conn.Write(req); err != nil {
 		return err
 	}
+	// For a test that must know the request is in before it acts.
+	fmt.Fprintln(os.Stderr, "brokerask: request sent")
 	_, err = io.Copy(os.Stdout, conn)
 	return err
 }

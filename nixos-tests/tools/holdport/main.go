@@ -17,7 +17,10 @@
 //
 // For every bound socket it prints "listening PROTO ADDRESS" to stdout. If a
 // bind fails it prints Go's error (which contains "bind: address already in
-// use" for a conflict) to stderr and exits 1.
+// use" for a conflict) to stderr and exits 1. Once every socket is bound it
+// tells systemd it is ready (READY=1 on $NOTIFY_SOCKET, set for a
+// Type=notify unit): such a unit's start job then says whether it got its
+// ports, at once, instead of a moment after the job.
 package main
 
 import (
@@ -172,7 +175,30 @@ func run(args []string) int {
 		held = append(held, c)
 		fmt.Printf("listening %s %s\n", sp.proto, addr)
 	}
+	if err := notifyReady(); err != nil {
+		fmt.Fprintln(os.Stderr, "holdport: telling systemd it is ready:", err)
+		return 1
+	}
 
 	<-ctx.Done()
 	return 0
+}
+
+// notifyReady sends READY=1 to systemd's notification socket, when there
+// is one (sd_notify(3); an abstract socket starts with "@").
+func notifyReady() error {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return nil
+	}
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Write([]byte("READY=1"))
+	return err
 }
