@@ -340,6 +340,12 @@ type ReleaseStep struct {
 	// files, may name it better).
 	Held   *host.Socket
 	Holder string
+	// InTheWay, for a Restart of a record the policy no longer allows
+	// (Stale), is the user's own socket on a claimed port, said when the
+	// start fails: reconcile gives the unit back all the same (a switch
+	// would start it anyway, the policy no longer rendering its
+	// condition), and a failed switch must name who holds the port.
+	InTheWay string
 }
 
 // StartReach is what a start of a released unit would reach, as read.
@@ -461,11 +467,13 @@ func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
 	case !c.Prior.WasActive():
 		st.Action, st.Why = RemoveOnly, fmt.Sprintf("it was %s before the first claim, so it stays stopped", c.Prior.ActiveState)
 	default:
-		if held, sock, who := heldPorts(in, c.Ports); held != "" && !in.Stale {
+		held, sock, who := heldPorts(in, c.Ports)
+		if held != "" && !in.Stale {
 			st.Action, st.Why = Defer, held+"; the claim keeps it down until the port is free, then the next `portclaim release` gives it back (as do home-manager's next switch and reconcile at boot)"
 			st.Held, st.Holder = sock, who
 			return st
 		}
+		st.InTheWay = held
 		if stops := in.Conflicting[c.Unit]; len(stops) > 0 {
 			st.Action, st.Why = Defer, fmt.Sprintf("starting it would stop %s (Conflicts=); the claim stays until they are down, or root starts it", strings.Join(stops, ", "))
 			return st

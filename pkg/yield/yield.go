@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -1038,7 +1039,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 	result, err := s.start(ctx, e.Unit, st.Each)
 	log("start", jobText(result, err), strings.Join(st.Each, " "))
 	if err != nil || result != "done" {
-		return s.releaseFailed(r, c, "starting it: "+jobText(result, err))
+		return s.releaseFailed(r, c, "starting it: "+jobText(result, err)+inTheWay(st, who))
 	}
 	// A simple service's start job is done once its process runs; if it
 	// fails a moment later (its port taken, say), the record must stay.
@@ -1052,7 +1053,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		if err == nil {
 			state = d.ActiveState
 		}
-		return s.releaseFailed(r, c, "its start job finished, but it is "+state)
+		return s.releaseFailed(r, c, "its start job finished, but it is "+state+inTheWay(st, who))
 	}
 	if err := s.Store.EndRelease(who, e.Unit); err != nil {
 		r.Outcome, r.Detail = Failed, err.Error()
@@ -1236,6 +1237,21 @@ func (s *Service) unmask(unit, who string) bool {
 	}
 	s.Log.Add(actionlog.Entry{Action: "unmask", Unit: unit, User: who, Result: "done", Msg: link})
 	return true
+}
+
+// inTheWay says, after a failed start of a unit whose claim the policy no
+// longer allows, who holds its port and the two ways out: the user frees
+// it, or root lets the unit yield to them again.
+func inTheWay(st plan.ReleaseStep, who string) string {
+	if st.InTheWay == "" {
+		return ""
+	}
+	port := ""
+	if ps := st.Entry.Claim.Ports; len(ps) > 0 {
+		port = " " + strconv.Itoa(int(ps[0].Port))
+	}
+	return fmt.Sprintf(" (%s, and the policy no longer lets %s yield to %s); either %s frees the port (`portclaim who%s` names the unit, `systemctl --user stop UNIT` as %s stops it) and the next reconcile or boot starts %s, or root lets it yield to %s again (services.portclaim.yield.\"%s\".users)",
+		st.InTheWay, st.Entry.Unit, who, who, port, who, st.Entry.Unit, who, st.Entry.Unit)
 }
 
 func jobText(result systemd.JobResult, err error) string {
