@@ -51,7 +51,9 @@ func (c *releaseCmd) Run(a *app) error {
 		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc, c.JSON)
 	}
 	if c.Switch && !c.DryRun {
-		c.verify(a, r, t, entries, m, &doc)
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+		c.verify(ctx, a, r, t, entries, m, &doc)
+		cancel()
 	}
 	units := giveBack(entries, m, c.All)
 	if len(units) == 0 {
@@ -160,9 +162,10 @@ func declared(m manifest.Manifest, e claimstore.Entry) bool {
 // verify is release's part of a switch: sd-switch has started the user
 // units by now, so each port still claimed for one is checked to be held
 // by it; one that is not is reported (the claim keeps the system unit
-// down for nothing until it does). It reads the socket table only when
-// there are claims.
-func (c *releaseCmd) verify(a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *releaseDoc) {
+// down for nothing until it does). A port still free is waited for, up to
+// --wait: a unit that failed on it may be between restarts. It reads the
+// socket table only when there are claims.
+func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *releaseDoc) {
 	var ws []wanted
 	for _, svc := range m.Services {
 		claimed := false
@@ -185,6 +188,10 @@ func (c *releaseCmd) verify(a *app, r *runLog, t target, entries []claimstore.En
 		ud := report.UserUnitDoc{Unit: w.unit, Ports: w.ports}
 		holds, other := a.holding(t, w)
 		ports := endpoint.PortList(w.ports)
+		if !holds && other == "" {
+			a.progress("waiting up to %s for %s to hold %s...", c.Wait, w.unit, ports)
+			holds = a.waitHolding(ctx, t, w, c.Wait)
+		}
 		switch {
 		case holds:
 			ud.Outcome, ud.Holds = "holds", true

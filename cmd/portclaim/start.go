@@ -80,8 +80,15 @@ func (c *resolveCmd) userUnits(ctx context.Context, a *app, r *runLog, t target,
 			ud.Outcome, ud.Detail = "not-started", other
 			r.warnf("%s is free of the system unit, but %s holds it now, and %s %s wants it", ports, other, whose, w.unit)
 		case c.Switch:
+			// sd-switch starts it next; a unit that failed on the port
+			// (Restart=always soon hits its start limit) would refuse
+			// that start: its failed state goes first.
+			if !dialed {
+				dialed = true
+				mgr, mgrErr = systemd.User(ctx, int(t.UID))
+			}
 			ud.Outcome, ud.Detail = "not-started", "inside a switch: the switch starts it"
-			r.printf("%s free for %s: the switch starts it next", ports, w.unit)
+			r.printf("%s free for %s: the switch starts it next%s", ports, w.unit, resetIfFailed(ctx, mgr, mgrErr, w.unit))
 		default:
 			if !dialed {
 				dialed = true
@@ -91,6 +98,23 @@ func (c *resolveCmd) userUnits(ctx context.Context, a *app, r *runLog, t target,
 		}
 		doc.UserUnits = append(doc.UserUnits, ud)
 	}
+}
+
+// resetIfFailed clears a failed user unit's state and start limit, so
+// that the switch's start of it is not refused, and says so ("" when it
+// was not failed, or its manager could not be asked).
+func resetIfFailed(ctx context.Context, mgr *systemd.Manager, mgrErr error, unit string) string {
+	if mgrErr != nil {
+		return ""
+	}
+	units, err := mgr.Units(ctx, []string{unit}, nil)
+	if err != nil || units[unit].ActiveState != "failed" {
+		return ""
+	}
+	if err := mgr.ResetFailed(ctx, unit); err != nil {
+		return fmt.Sprintf(" (its failed state could not be reset: %v)", err)
+	}
+	return " (its failed state reset)"
 }
 
 // start starts one user unit whose ports are free, if its manager would
