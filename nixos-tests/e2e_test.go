@@ -127,6 +127,7 @@ func systemUnit(t *testing.T, ctx context.Context, name, extra string, start, wa
 	if start {
 		must(t, ctx, "root", "systemctl", "start", name)
 		waitListening(t, ctx, listen...)
+		keepsInvariant(t, name)
 	}
 }
 

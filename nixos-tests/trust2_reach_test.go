@@ -79,7 +79,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 	dropIn(t, ctx, "pc-t-q.service", "[Unit]\nWants=pc-t-extra.service pc-t-nowhere.service\n")
 	must(t, ctx, "root", "systemctl", "start", "pc-t-q.service")
 	waitListening(t, ctx, "tcp4:127.0.0.1:7405")
-	must(t, ctx, "root", "systemctl", "stop", "pc-t-extra.service") // root wants it down
+	rootStop(t, ctx, "pc-t-extra.service") // root wants it down
 	path := manifest(t, "t-q", oneService("t-q", "pc-t-q.service", "podman-t-q.service", 7405, ""))
 	for i := 0; i < 2; i++ { // as often as he likes
 		if out, code := portclaim(t, ctx, "bob", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, "pc-t-q.service") != "inactive" {
@@ -106,7 +106,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 	if out, code := portclaim(t, ctx, "bob", nil, "resolve", "--manifest", path2); code != 0 || isActive(ctx, "pc-t-q2.service") != "inactive" {
 		t.Fatalf("bob's resolve of pc-t-q2: exit %d\n%s", code, out)
 	}
-	must(t, ctx, "root", "systemctl", "stop", "pc-t-req.service")
+	rootStop(t, ctx, "pc-t-req.service")
 	out, _ := portclaim(t, ctx, "bob", nil, "release", "--all")
 	contains(t, "bob's release", out, "deferred pc-t-q2.service: starting it would also start pc-t-req.service (Requires= of pc-t-q2.service)")
 	if q, r := isActive(ctx, "pc-t-q2.service"), isActive(ctx, "pc-t-req.service"); q != "inactive" || r != "inactive" {

@@ -9,10 +9,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -39,36 +37,6 @@ func init() {
 		"pc-t-flood.service":      {"alice"},
 	} {
 		yieldTo[unit] = users
-	}
-}
-
-// checkInvariant fails the test when a unit is down while no record says
-// why: every inactive unit of units that ran before must have a record
-// (a claim or a release under way) of some user, that `status` as root
-// shows.
-func checkInvariant(t *testing.T, ctx context.Context, dir string, units ...string) {
-	t.Helper()
-	status := must(t, ctx, "root", "portclaim", "status")
-	for _, u := range units {
-		if isActive(ctx, u) == "active" {
-			continue
-		}
-		// A record may name the unit by any of its names (an alias).
-		var found []string
-		for _, name := range strings.Fields(must(t, ctx, "root", "systemctl", "show", "-P", "Names", u)) {
-			r := m.Run(ctx, "root", "sh", "-c", fmt.Sprintf("ls %s/*/%s %s/*/.releasing/%s 2>/dev/null", dir, name, dir, name))
-			if strings.TrimSpace(r.Stdout) != "" {
-				found = append(found, name)
-			}
-		}
-		if len(found) == 0 {
-			t.Errorf("%s is down without a record in %s", u, dir)
-		}
-		for _, name := range found {
-			if !strings.Contains(status, name) {
-				t.Errorf("%s is down with a record on %s that status does not show:\n%s", u, name, status)
-			}
-		}
 	}
 }
 
