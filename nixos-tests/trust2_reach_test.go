@@ -4,6 +4,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -117,6 +120,43 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 	out, _ = portclaim(t, ctx, "bob", nil, "release", "--all")
 	if s := isActive(ctx, "pc-t-q2.service"); s != "active" {
 		t.Errorf("once pc-t-req.service runs, the release: %s\n%s", s, out)
+	}
+
+	// So does every other way a start pulls a unit in and needs it:
+	// BindsTo=, Upholds= and a .requires/ link.
+	for i, dep := range []struct{ kind, how string }{
+		{"BindsTo=", "[Unit]\nBindsTo=%s\nAfter=%s\n"},
+		{"Upholds=", "[Unit]\nUpholds=%s\n"},
+		{"Requires=", "link"},
+	} {
+		unit, req := fmt.Sprintf("pc-t-q%d.service", i+3), fmt.Sprintf("pc-t-req%d.service", i+3)
+		port := 7420 + i
+		installUnit(t, ctx, req, "[Service]\nExecStart=/bin/sleep infinity\n", false)
+		systemUnit(t, ctx, unit, "", false, false, fmt.Sprintf("tcp4:127.0.0.1:%d", port))
+		if dep.how == "link" {
+			must(t, ctx, "root", "sh", "-c", fmt.Sprintf("mkdir -p /etc/systemd/system/%[1]s.requires && ln -sf ../%[2]s /etc/systemd/system/%[1]s.requires/ && systemctl daemon-reload", unit, req))
+			t.Cleanup(func() { os.RemoveAll(filepath.Join(m.Root(), "etc/systemd/system", unit+".requires")) })
+		} else {
+			dropIn(t, ctx, unit, strings.ReplaceAll(dep.how, "%s", req))
+		}
+		must(t, ctx, "root", "systemctl", "start", unit)
+		waitListening(t, ctx, fmt.Sprintf("tcp4:127.0.0.1:%d", port))
+		p := manifest(t, fmt.Sprintf("t-q%d", i+3), oneService(fmt.Sprintf("t-q%d", i+3), unit, fmt.Sprintf("podman-t-q%d.service", i+3), port, ""))
+		if out, code := portclaim(t, ctx, "bob", nil, "resolve", "--manifest", p); code != 0 || isActive(ctx, unit) != "inactive" {
+			t.Fatalf("bob's resolve of %s: exit %d\n%s", unit, code, out)
+		}
+		rootStop(t, ctx, req)
+		out, _ := portclaim(t, ctx, "bob", nil, "release", "--all")
+		contains(t, "bob's release ("+dep.kind+")", out, fmt.Sprintf("deferred %s: starting it would also start %s", unit, req))
+		if q, r := isActive(ctx, unit), isActive(ctx, req); q != "inactive" || r != "inactive" {
+			t.Errorf("after the deferral (%s): %s %s, %s %s\n%s", dep.kind, unit, q, req, r, out)
+		}
+		checkInvariant(t, ctx, claimsDir, unit)
+		must(t, ctx, "root", "systemctl", "start", req)
+		out, _ = portclaim(t, ctx, "bob", nil, "release", "--all")
+		if s := isActive(ctx, unit); s != "active" {
+			t.Errorf("once %s runs, the release (%s): %s\n%s", req, dep.kind, s, out)
+		}
 	}
 
 	// A family the policy names (a service, and a loader WantedBy= and

@@ -26,6 +26,9 @@ func init() {
 		"pc-t-ok-hook.service":    {"alice"},
 		"pc-t-q.service":          {"bob"}, // but not pc-t-extra.service
 		"pc-t-q2.service":         {"bob"}, // but not pc-t-req.service
+		"pc-t-q3.service":         {"bob"},
+		"pc-t-q4.service":         {"bob"},
+		"pc-t-q5.service":         {"bob"},
 		"pc-t-fam.service":        {"alice"},
 		"pc-t-fam-loader.service": {"alice"}, // but not pc-t-fam-extra.service
 		"pc-t-probe.service":      {"bob"},
