@@ -24,13 +24,17 @@ func TestADeferredReleaseIsKept(t *testing.T) {
 			userctl(t, ctx, "alice", "start", "podman-t-defer.service")
 			waitListening(t, ctx, "tcp:*:7411")
 			out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
-			contains(t, "release --all", out, "deferred pc-t-defer.service: 7411/tcp is still held")
+			// The hint names what really finishes it.
+			contains(t, "release --all", out, "deferred pc-t-defer.service: 7411/tcp is still held",
+				"then the next `portclaim release` gives it back (as do home-manager's next switch and reconcile at boot)")
 			must(t, ctx, "root", "systemctl", "start", "multi-user.target")
 			if s := isActive(ctx, "pc-t-defer.service"); s != "inactive" {
 				t.Fatalf("while the release waits, a start of multi-user.target started the unit (%s)", s)
 			}
 			status, _ := portclaim(t, ctx, "alice", nil, "status")
 			contains(t, "status", status, "pc-t-defer.service", "asked back, waiting: 7411/tcp is still held")
+			metrics := must(t, ctx, "root", "portclaim", "status", "--format", "prometheus")
+			contains(t, "the metrics", metrics, `portclaim_release_pending{user="alice",unit="pc-t-defer.service"} 1`)
 			checkInvariant(t, ctx, claimsDir, "pc-t-defer.service")
 			userctl(t, ctx, "alice", "stop", "podman-t-defer.service")
 			if finish == "release" {
