@@ -11,7 +11,7 @@ import (
 
 // PodmanPort is one entry of a podman container's ports:
 // [[ip:][hostPort]:]containerPort[/protocol] (podman-run(1) --publish),
-// with port ranges. The Go twin of parsePortSpec in nix/lib.nix, which
+// with port ranges. The Go twin of parsePortSpec in nix/lib/podman.nix, which
 // derives the claims; this one rewrites an entry to move it. Both are
 // held to testdata/port-specs.json.
 type PodmanPort struct {

@@ -5,7 +5,7 @@
 // root alone can have written it) is package safeopen's; this package
 // only parses.
 //
-// Keep in sync with the policy in nix/lib.nix.
+// Keep in sync with the policy in nix/lib/policy.nix.
 package policy
 
 import (
