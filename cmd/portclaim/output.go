@@ -10,13 +10,15 @@ import (
 )
 
 // formatFlag is how a command prints its document: every command that
-// prints one takes --json.
+// prints one takes --format (status's adds prometheus), and --json, its
+// older spelling.
 type formatFlag struct {
-	JSON bool `name:"json" help:"Print JSON (schema in the README)."`
+	Format string `enum:"text,json" default:"text" help:"text, or json (schema in the README)."`
+	JSON   bool   `name:"json" help:"Print JSON (schema in the README); the same as --format json."`
 }
 
 // asJSON reports whether the document is printed as JSON.
-func (f formatFlag) asJSON() bool { return f.JSON }
+func (f formatFlag) asJSON() bool { return f.JSON || f.Format == "json" }
 
 // render is the one way a document reaches its reader: as JSON (the
 // README's schema), or for people, as text writes it.
