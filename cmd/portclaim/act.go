@@ -37,10 +37,9 @@ func (f actFlags) runLog(a *app) *runLog {
 // authority (root mode), or the broker, on the policy's. Root's service
 // connects to the system bus, so callers get it when they first need
 // it: a dry run, or a yield not confirmed, connects to nothing. Root
-// acts on the claims directory pol names (or, without one, the one
-// served last). log is
-// the journal root's actions go to (nil for the broker, which keeps its
-// own); done ends the connection.
+// acts on the claims directory pol names (without one, the one served
+// last). log is the journal root's actions go to (nil for the broker,
+// which keeps its own); done ends the connection.
 func (a *app) actorFor(ctx context.Context, t target, pol *policy.Policy, wait time.Duration) (act yield.Actor, log *actionlog.Log, done func(), err error) {
 	if !t.Root(a) {
 		return broker.Client{Socket: a.places.BrokerSocket, User: t.Name, Wait: wait}, nil, func() {}, nil
