@@ -13,14 +13,9 @@ import (
 
 type checkCmd struct {
 	manifestFlag `embed:""`
-	JSON         bool          `name:"json" help:"Print JSON (schema in the README)."`
+	formatFlag   `embed:""`
 	User         string        `help:"Check this user's claims (root only; root without it: every user's)." placeholder:"NAME"`
 	Timeout      time.Duration `default:"30s" help:"The longest the whole check may take."`
-}
-
-// manifestFlag is --manifest of check, resolve and release.
-type manifestFlag struct {
-	Manifest string `help:"Manifest file (JSON; - for standard input). Default: the one home-manager links to $XDG_CONFIG_HOME/portclaim/manifest.json, else the built-in map." placeholder:"FILE" type:"path"`
 }
 
 func (c *checkCmd) Run(a *app) error {
@@ -38,12 +33,10 @@ func (c *checkCmd) Run(a *app) error {
 		return err
 	}
 	v := a.look(ctx, m, src, t, looking{})
-	if c.JSON {
-		if err := report.WriteJSON(a.stdout, report.Document(v.check)); err != nil {
-			return err
-		}
-	} else {
-		report.Text(a.stdout, v.check)
+	if err := render(a.stdout, c.asJSON(), report.Document(v.check), func(w io.Writer) { report.Text(w, v.check) }); err != nil {
+		return err
+	}
+	if !c.asJSON() {
 		a.sayNotes(v.check)
 	}
 	return quietExit(checkCode(v.check))
@@ -96,10 +89,12 @@ func (c *checkCmd) everyone(ctx context.Context, a *app) error {
 		if n := checkCode(v.check); n != exitOK && (code == exitOK || n == exitEnv) {
 			code = n
 		}
-		if c.JSON {
+		if c.asJSON() {
 			doc.Users = append(doc.Users, report.Document(v.check))
 			continue
 		}
+		// Each user's report as soon as it is read: a check of many
+		// users shows progress.
 		if printed {
 			fmt.Fprintln(a.stdout)
 		}
@@ -107,19 +102,11 @@ func (c *checkCmd) everyone(ctx context.Context, a *app) error {
 		report.Text(a.stdout, v.check)
 		a.sayNotes(v.check)
 	}
-	if c.JSON {
-		return writeThen(a.stdout, doc, code)
+	if c.asJSON() {
+		return renderThen(a.stdout, true, doc, nil, code)
 	}
 	for _, n := range doc.Notes {
 		a.notef("%s", n)
-	}
-	return quietExit(code)
-}
-
-// writeThen writes a JSON document, then ends with code.
-func writeThen(w io.Writer, doc any, code int) error {
-	if err := report.WriteJSON(w, doc); err != nil {
-		return err
 	}
 	return quietExit(code)
 }

@@ -58,6 +58,8 @@ func everyFlag(t *testing.T, cmd string) []string {
 			case f.Name == "help" || f.Name == "version":
 			case f.IsBool():
 				args = append(args, "--"+f.Name)
+			case f.Enum != "":
+				args = append(args, "--"+f.Name+"="+f.EnumSlice()[len(f.EnumSlice())-1])
 			case f.Target.Type() == reflect.TypeOf(time.Duration(0)):
 				args = append(args, "--"+f.Name+"=7s")
 			default:

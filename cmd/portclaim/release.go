@@ -2,34 +2,20 @@ package main
 
 import (
 	"context"
-	"slices"
 	"strings"
 
-	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/report"
-	"github.com/portclaim/portclaim/pkg/unitname"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 type releaseCmd struct {
 	actFlags
 	All bool `help:"Give back every claim, declared or not."`
-}
-
-type releaseDoc struct {
-	User     string               `json:"user"`
-	Manifest report.Manifest      `json:"manifest"`
-	DryRun   bool                 `json:"dryRun"`
-	Release  *yield.ReleaseResult `json:"release"`
-	// UserUnits, inside a switch: whether each user unit holds the ports
-	// claimed for it.
-	UserUnits []report.UserUnitDoc `json:"userUnits"`
-	Notes     []string             `json:"notes"`
-	Errors    []string             `json:"errors"`
 }
 
 func (c *releaseCmd) Run(a *app) error {
@@ -41,53 +27,43 @@ func (c *releaseCmd) Run(a *app) error {
 	if err != nil && !c.All {
 		return err
 	}
-	r := &runLog{a: a, json: c.JSON, verbose: c.Verbose, dryRun: c.DryRun}
-	doc := releaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, UserUnits: []report.UserUnitDoc{}, Notes: []string{}, Errors: []string{}}
+	r := c.runLog(a)
+	doc := report.ReleaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, UserUnits: []report.UserUnitDoc{}, Notes: []string{}, Errors: []string{}}
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	claimsDir := gather.ClaimsDir(pol, a.places.ServedNote)
-	entries, err := claimstore.Store{Dir: claimsDir}.List(t.Name)
+	entries, err := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}.List(t.Name)
 	if err != nil {
-		r.errorf("%v; nothing was changed", err)
-		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc, c.JSON)
+		r.errorf("%v", yield.Unchanged(err))
+		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc)
 	}
 	if c.Switch && !c.DryRun {
 		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 		c.verify(ctx, a, r, t, entries, m, &doc)
 		cancel()
 	}
-	units := giveBack(entries, m, c.All)
+	units := plan.GiveBack(entries, m, c.All)
 	if len(units) == 0 {
 		// The common switch: nothing claimed, or all still declared.
 		r.verbosef("%s: nothing to give back (%d claim%s, all still declared)", t.Name, len(entries), plural(len(entries)))
-		return a.finish(r, t, source, "release", exitOK, 0, doc, c.JSON)
+		return a.finish(r, t, source, "release", exitOK, 0, doc)
 	}
 	if c.DryRun {
-		r.printf("would ask %s to give back %s for %s", actorOf(t, a), strings.Join(units, ", "), t.Name)
-		return a.finish(r, t, source, "release", exitOK, 0, doc, c.JSON)
+		r.printf("would ask %s to give back %s for %s", a.actorName(t), strings.Join(units, ", "), t.Name)
+		return a.finish(r, t, source, "release", exitOK, 0, doc)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	req := yield.ReleaseRequest{Units: units}
 	a.progress("waiting up to %s for each of %s to come back...", c.Wait, strings.Join(units, ", "))
-	var res yield.ReleaseResult
-	if t.Root(a) {
-		svc, closeBus, err := a.rootService(ctx, claimsDir, c.Wait)
-		if err == nil {
-			defer closeBus()
-			res, err = svc.Release(ctx, t.Name, req)
-			doc.Notes = append(doc.Notes, r.unrecorded(svc.Log)...)
-		}
-		if err != nil {
-			r.errorf("%s", failedSays(err, true))
-			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
-		}
-	} else {
-		resp, err := a.askBroker(ctx, "release", t.Name, broker.Request{Op: broker.OpRelease, Release: &req, WaitMS: c.Wait.Milliseconds()})
-		if err != nil {
-			r.errorf("%s", failedSays(err, false))
-			return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc, c.JSON)
-		}
-		res = *resp.Release
+	act, log, closeAct, err := a.actorFor(ctx, t, pol, c.Wait)
+	if err != nil {
+		r.errorf("%v", err)
+		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc)
+	}
+	defer closeAct()
+	res, err := act.Release(ctx, yield.ReleaseRequest{Units: units})
+	doc.Notes = append(doc.Notes, r.unrecorded(log)...)
+	if err != nil {
+		r.errorf("%v", err)
+		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc)
 	}
 	a.nameOwnHolders(&res, t)
 	doc.Release = &res
@@ -99,7 +75,7 @@ func (c *releaseCmd) Run(a *app) error {
 	if left > 0 {
 		code = strictCode(m, exitConflicts)
 	}
-	return a.finish(r, t, source, "release", code, left, doc, c.JSON)
+	return a.finish(r, t, source, "release", code, left, doc)
 }
 
 // nameOwnHolders names the holder of each of the user's own sockets a
@@ -125,83 +101,35 @@ func (a *app) nameOwnHolders(res *yield.ReleaseResult, t target) {
 	}
 }
 
-// giveBack lists the claimed units to release: every one with all, else
-// those no service of the manifest names any more (by unit, not by
-// service name: renaming a service in home.nix must not give its port
-// away), with releases under way among them, and those asked for back
-// before and deferred (the manifest may still name them: `release --all`
-// while their port was still the user's). A unit stopped with another
-// goes with it, and a socket with its service. (A release under way of a
-// unit the manifest names again is resolve's to take back.)
-func giveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
-	var out []string
-	for _, e := range entries {
-		if e.Problem != "" && !all {
-			continue // reported by status; nothing to ask for
-		}
-		if all || !declared(m, e) || e.Problem == "" && e.Claim.GiveBack != nil {
-			if !slices.Contains(out, e.Unit) {
-				out = append(out, e.Unit)
-			}
-		}
-	}
-	return out
-}
-
-func declared(m manifest.Manifest, e claimstore.Entry) bool {
-	for _, svc := range m.Services {
-		for _, u := range svc.SystemUnits {
-			if u == e.Unit || u == e.Claim.With || unitname.SocketFor(u) == e.Unit {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // verify is release's part of a switch: sd-switch has started the user
 // units by now, so each port still claimed for one is checked to be held
 // by it; one that is not is reported (the claim keeps the system unit
 // down for nothing until it does). A port still free is waited for, up to
 // --wait: a unit that failed on it may be between restarts. It reads the
 // socket table only when there are claims.
-func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *releaseDoc) {
-	var ws []wanted
-	for _, svc := range m.Services {
-		claimed := false
-		for _, e := range entries {
-			if e.Problem == "" && !e.Releasing && slices.ContainsFunc(svc.SystemUnits, func(u string) bool {
-				return u == e.Unit || u == e.Claim.With || unitname.SocketFor(u) == e.Unit
-			}) {
-				claimed = true
-			}
-		}
-		if claimed && len(svc.UserUnits) > 0 {
-			ws = append(ws, wanted{unit: svc.UserUnits[0], ports: svc.Ports})
-		}
-	}
+func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *report.ReleaseDoc) {
 	whose := "your"
 	if t.Root(a) {
 		whose = t.Name + "'s"
 	}
-	for _, w := range ws {
-		ud := report.UserUnitDoc{Unit: w.unit, Ports: w.ports}
+	for _, w := range plan.Claimed(entries, m) {
+		ud := report.UserUnitDoc{Unit: w.Unit, Ports: w.Ports}
 		holds, other := a.holding(t, w)
-		ports := endpoint.PortList(w.ports)
+		ports := endpoint.PortList(w.Ports)
 		if !holds && other == "" {
-			a.progress("waiting up to %s for %s to hold %s...", c.Wait, w.unit, ports)
+			a.progress("waiting up to %s for %s to hold %s...", c.Wait, w.Unit, ports)
 			holds = a.waitHolding(ctx, t, w, c.Wait)
 		}
 		switch {
 		case holds:
 			ud.Outcome, ud.Holds = "holds", true
-			r.verbosef("%s held by %s %s", ports, whose, w.unit)
+			r.verbosef("%s held by %s %s", ports, whose, w.Unit)
 		case other != "":
 			ud.Outcome, ud.Detail = "not-holding", other+" holds it"
-			r.warnf("%s is claimed for %s %s, but %s holds it", ports, whose, w.unit, other)
+			r.warnf("%s is claimed for %s %s, but %s holds it", ports, whose, w.Unit, other)
 		default:
 			ud.Outcome, ud.Detail = "not-holding", "free"
-			r.warnf("%s is claimed for %s %s, which does not hold it after the switch: `%s status %s` says why", ports, whose, w.unit, userCtl(a, t), w.unit)
+			r.warnf("%s is claimed for %s %s, which does not hold it after the switch: `%s status %s` says why", ports, whose, w.Unit, userCtl(a, t), w.Unit)
 		}
 		doc.UserUnits = append(doc.UserUnits, ud)
 	}

@@ -9,6 +9,9 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 // ErrNoBroker means nothing listens at the broker's socket: portclaim's
@@ -55,4 +58,61 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 		return resp, fmt.Errorf("the broker refused: %s", resp.Error)
 	}
 	return resp, nil
+}
+
+// Client is the broker's side of yield.Actor: it asks the broker at
+// Socket to act for the user who runs it (the broker knows them by
+// SO_PEERCRED). User names them in what to do without a broker: root's
+// own command for them.
+type Client struct {
+	Socket string
+	User   string
+	// Wait is how long the broker is asked to wait for each job and for
+	// ports (0: its default; it caps what it is asked).
+	Wait time.Duration
+}
+
+var _ yield.Actor = Client{}
+
+// Yield asks the broker to make req's units yield to the caller.
+func (c Client) Yield(ctx context.Context, req yield.YieldRequest) (yield.YieldResult, error) {
+	resp, err := c.ask(ctx, "resolve", Request{Op: OpYield, Yield: &req})
+	if err != nil {
+		return yield.YieldResult{}, err
+	}
+	if resp.Yield == nil {
+		return yield.YieldResult{}, errNoResult
+	}
+	return *resp.Yield, nil
+}
+
+// Release asks the broker to give the caller's claims on req's units
+// back.
+func (c Client) Release(ctx context.Context, req yield.ReleaseRequest) (yield.ReleaseResult, error) {
+	resp, err := c.ask(ctx, "release", Request{Op: OpRelease, Release: &req})
+	if err != nil {
+		return yield.ReleaseResult{}, err
+	}
+	if resp.Release == nil {
+		return yield.ReleaseResult{}, errNoResult
+	}
+	return *resp.Release, nil
+}
+
+var errNoResult = errors.New("the broker's answer has no result")
+
+// ask sends req for command (resolve's yield, release's release).
+// Without a broker, nothing was changed: the error says how to get one,
+// and root's command that does it now. A broker's refusal says itself
+// whether anything was changed (the broker renders its ActError).
+func (c Client) ask(ctx context.Context, command string, req Request) (Response, error) {
+	req.WaitMS = c.Wait.Milliseconds()
+	resp, err := Call(ctx, c.Socket, req)
+	if errors.Is(err, ErrNoBroker) {
+		if gather.IsSocket(c.Socket) {
+			return resp, yield.Unchanged(fmt.Errorf("%w: portclaim.socket is stopped (`systemctl status portclaim.socket` says why; `sudo systemctl start portclaim.socket` starts it); until then root can: sudo portclaim %s --user %s", err, command, c.User))
+		}
+		return resp, yield.Unchanged(fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user %s", err, command, c.User))
+	}
+	return resp, err
 }

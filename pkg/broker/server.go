@@ -19,9 +19,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
-	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
@@ -325,6 +323,11 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	fail := func(code, format string, args ...any) Response {
 		return Response{Version: Version, Code: code, Error: fmt.Sprintf(format, args...)}
 	}
+	// unchanged is a failure before anything was changed, which its
+	// text says (yield.ActError).
+	unchanged := func(code, format string, args ...any) Response {
+		return Response{Version: Version, Code: code, Error: yield.Unchanged(fmt.Errorf(format, args...)).Error()}
+	}
 	if req.Version != Version {
 		return fail(CodeBadRequest, "protocol version %d; this broker speaks %d (update portclaim on one side)", req.Version, Version)
 	}
@@ -347,15 +350,14 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 	}
 	pol, problem := gather.LoadPolicy(s.Places.PolicyPath)
 	if pol == nil {
-		return fail(CodeFailed, "%s; nothing was changed", problem)
+		return unchanged(CodeFailed, "%s", problem)
 	}
 	if s.serving != "" && pol.ClaimsDir != s.serving {
 		// This broker may write only where the claims were: a fresh one
 		// answers for the new directory.
 		s.moved.Store(true)
-		return fail(CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again; nothing was changed", pol.ClaimsDir, s.serving)
+		return unchanged(CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again", pol.ClaimsDir, s.serving)
 	}
-	store := claimstore.Store{Dir: pol.ClaimsDir}
 	if req.Op == OpStatus {
 		return Response{Version: Version, User: name, Status: status(claimstore.Store{Dir: gather.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
 	}
@@ -375,39 +377,35 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		defer func() { <-s.turn }()
 	case <-turn.Done():
 		if ctx.Err() != nil {
-			return fail(CodeBusy, "the broker is stopping; nothing was changed")
+			return unchanged(CodeBusy, "the broker is stopping")
 		}
-		return fail(CodeBusy, "the broker was busy with other requests for too long; nothing was changed")
+		return unchanged(CodeBusy, "the broker was busy with other requests for too long")
 	}
 	if gone(conn) {
 		// The client gave up while it waited: it reported a failure, so
 		// nothing may happen in its name now.
-		return fail(CodeFailed, "the client left before its turn; nothing was changed")
+		return unchanged(CodeFailed, "the client left before its turn")
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	sys, closeBus, err := systemd.SystemOutliving(ctx)
+	svc, closeBus, err := yield.New(ctx, yield.Config{Places: s.Places, Dir: pol.ClaimsDir, Policy: pol, Wait: wait, Log: s.Log})
 	if err != nil {
-		return fail(CodeFailed, "%v; nothing was changed", err)
+		return fail(CodeFailed, "%v", err)
 	}
 	defer closeBus()
-	svc := &yield.Service{Store: store, Authority: plan.Authority{Policy: pol}, Sys: sys, Places: s.Places, Note: s.Places.ServedNote, Wait: wait, Log: s.Log,
-		Policy: func() (*policy.Policy, string) { return gather.LoadPolicy(s.Places.PolicyPath) }}
+	act := svc.ActFor(name, uid)
 	resp := Response{Version: Version, User: name}
 	if req.Op == OpYield {
-		res, err := svc.Yield(ctx, name, uid, *req.Yield)
+		res, err := act.Yield(ctx, *req.Yield)
 		if err != nil {
-			if !yield.NothingChanged(err) {
-				return fail(CodeFailed, "%v", err)
-			}
-			return fail(CodeFailed, "%v; nothing was changed", err)
+			return fail(CodeFailed, "%v", err)
 		}
 		resp.Yield = &res
 		return resp
 	}
-	res, err := svc.Release(ctx, name, *req.Release)
+	res, err := act.Release(ctx, *req.Release)
 	if err != nil {
-		return fail(CodeFailed, "%v; nothing was changed", err)
+		return fail(CodeFailed, "%v", err)
 	}
 	resp.Release = &res
 	return resp

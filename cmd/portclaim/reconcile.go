@@ -3,48 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/signal"
+	"io"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
-	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
-	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/report"
-	"github.com/portclaim/portclaim/pkg/systemd"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
-type brokerCmd struct {
-	Idle time.Duration `default:"30s" help:"Exit after this long without a connection (systemd starts it again on the next)."`
-	Wait time.Duration `default:"10s" help:"The longest a request may wait for each job and for ports."`
-}
-
-func (c *brokerCmd) Run(a *app) error {
-	if a.euid != 0 {
-		return fail(exitBadInput, "systemd starts it as root from portclaim.socket (services.portclaim.enable = true;)", "portclaim broker runs as root")
-	}
-	ln, err := broker.Activated()
-	if err != nil {
-		return fail(exitEnv, "systemd starts it from portclaim.socket, which hands it the socket", "portclaim broker: %v", err)
-	}
-	// systemd keeps the socket when the broker exits idle; closing our
-	// copy must not unlink it.
-	ln.SetUnlinkOnClose(false)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	srv := &broker.Server{Places: a.places, Wait: c.Wait, Idle: c.Idle, Log: actionlog.Journal()}
-	return srv.Serve(ctx, ln)
-}
-
 type reconcileCmd struct {
-	Wait    time.Duration `default:"10s" help:"How long to wait for each start."`
-	Timeout time.Duration `default:"5m" help:"The longest the whole run may take."`
-	JSON    bool          `name:"json" help:"Print JSON (schema in the README)."`
-	Verbose bool          `short:"v" help:"Also say when there is nothing to do."`
+	Wait       time.Duration `default:"10s" help:"How long to wait for each start."`
+	Timeout    time.Duration `default:"5m" help:"The longest the whole run may take."`
+	formatFlag `embed:""`
+	Verbose    bool `short:"v" help:"Also say when there is nothing to do."`
 	// MoveClaims is what portclaim-move-claims.service runs, early at
 	// boot and on a switch, before the units the claims keep down start.
 	MoveClaims bool `name:"move-claims" help:"Only move the claims into the policy's claimsDir from the directory served before, and note it (no system bus, no user lookups)."`
@@ -66,7 +40,7 @@ func (c *reconcileCmd) Run(a *app) error {
 		return nil // nothing to move claims into
 	case pol == nil:
 		doc.Notes = append(doc.Notes, problem+": every condition claim is given back")
-		if !c.JSON {
+		if !c.asJSON() {
 			a.notef("%s: every condition claim is given back", problem)
 		}
 	}
@@ -89,17 +63,15 @@ func (c *reconcileCmd) Run(a *app) error {
 		}
 		dir = pol.ClaimsDir
 	}
-	sys, closeBus, err := systemd.SystemOutliving(ctx)
+	svc, closeBus, err := yield.New(ctx, yield.Config{Places: a.places, Dir: dir, Policy: pol, Wait: c.Wait, Log: actionlog.Journal()})
 	if err != nil {
-		return fail(exitEnv, "", "%v; nothing was changed", err)
+		return fail(exitEnv, "", "%v", err)
 	}
 	defer closeBus()
-	svc := &yield.Service{Store: claimstore.Store{Dir: dir}, Authority: plan.Authority{Policy: pol}, Sys: sys,
-		Places: a.places, Note: a.places.ServedNote, Wait: c.Wait, Log: actionlog.Journal()}
 	results, err := svc.Reconcile(ctx)
 	for _, p := range svc.Log.Problems {
 		doc.Notes = append(doc.Notes, p)
-		if !c.JSON {
+		if !c.asJSON() {
 			a.warnf("%s", p) // the actions matter more than their record
 		}
 	}
@@ -122,21 +94,8 @@ func (c *reconcileCmd) Run(a *app) error {
 	if err != nil {
 		doc.Errors = append(doc.Errors, err.Error())
 	}
-	if c.JSON {
-		if werr := report.WriteJSON(a.stdout, doc); werr != nil {
-			return werr
-		}
-	} else {
-		said := false
-		for _, u := range users {
-			for _, line := range report.ReleaseLines(u, results[u]) {
-				said = true
-				fmt.Fprintf(a.stdout, "%s: %s\n", u, line)
-			}
-		}
-		if !said && err == nil && c.Verbose {
-			fmt.Fprintln(a.stdout, "nothing to do: every claim is one the policy allows, and no release is under way")
-		}
+	if werr := render(a.stdout, c.asJSON(), doc, func(w io.Writer) { c.text(w, doc, err == nil) }); werr != nil {
+		return werr
 	}
 	if err != nil {
 		return fail(exitEnv, "the next boot or policy change runs reconcile again; `portclaim status` shows what is left", "%v", err)
@@ -145,4 +104,19 @@ func (c *reconcileCmd) Run(a *app) error {
 		return quietExit(exitConflicts)
 	}
 	return nil
+}
+
+// text writes what reconcile did, a line per unit, each with its user;
+// with --verbose, that there was nothing to do (and nothing failed: ok).
+func (c *reconcileCmd) text(w io.Writer, doc report.ReconcileDoc, ok bool) {
+	said := false
+	for _, u := range doc.Users {
+		for _, line := range report.ReleaseLines(u.User, u.Release) {
+			said = true
+			fmt.Fprintf(w, "%s: %s\n", u.User, line)
+		}
+	}
+	if !said && ok && c.Verbose {
+		fmt.Fprintln(w, "nothing to do: every claim is one the policy allows, and no release is under way")
+	}
 }

@@ -1,0 +1,34 @@
+package report
+
+import (
+	"fmt"
+	"io"
+)
+
+// WhoDoc is who's JSON document: every socket on a port and its holder.
+type WhoDoc struct {
+	Port uint16 `json:"port"`
+	// Protocol is the one asked for (PORT/tcp, PORT/udp); absent for
+	// both.
+	Protocol string      `json:"protocol,omitempty"`
+	Sockets  []WhoSocket `json:"sockets"`
+}
+
+// WhoSocket is one socket on the port asked about.
+type WhoSocket struct {
+	Protocol string `json:"protocol"`
+	Address  string `json:"address"`
+	Holder   Holder `json:"holder"`
+	Says     string `json:"says"`
+}
+
+// WhoText writes who's answer for people: a line per socket, or that
+// nothing holds asked (the port as given).
+func WhoText(w io.Writer, asked string, doc WhoDoc) {
+	if len(doc.Sockets) == 0 {
+		fmt.Fprintf(w, "%s: nothing holds it\n", asked)
+	}
+	for _, s := range doc.Sockets {
+		fmt.Fprintf(w, "%s %s: %s\n", s.Protocol, s.Address, s.Says)
+	}
+}
