@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,7 +143,13 @@ func TestAMoveStoppedHalfWayHidesNothing(t *testing.T) {
 	if isActive(ctx, "pc-t-mv2.service") != "inactive" || isActive(ctx, "pc-t-mv3.service") != "inactive" {
 		t.Fatalf("a release during the move changed something\n%s", out)
 	}
-	must(t, ctx, "root", "systemctl", "restart", "portclaim-reconcile.service")
+	// The next run of reconcile (what its unit runs) finishes the move;
+	// with --json, what it did is one document, its note included.
+	var doc struct{ Notes []string }
+	js := must(t, ctx, "root", "portclaim", "reconcile", "--json")
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || !slices.ContainsFunc(doc.Notes, func(n string) bool { return strings.HasPrefix(n, "moved 1 claim record from "+claimsDir) }) {
+		t.Errorf("reconcile --json after a move stopped half way: %v\n%s", err, js)
+	}
 	for _, unit := range []string{"pc-t-mv2.service", "pc-t-mv3.service"} {
 		if _, ok := readClaimIn(t, ctx, moved+"/alice", unit); !ok {
 			t.Errorf("%s's record was not moved by the next run", unit)

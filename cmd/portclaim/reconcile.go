@@ -52,7 +52,11 @@ func (c *reconcileCmd) Run(a *app) error {
 		// before anything is given back from it.
 		n, err := claimstore.Store{Dir: pol.ClaimsDir}.MoveTo(ctx, a.places.ServedNote)
 		if n > 0 {
-			fmt.Fprintf(a.stdout, "moved %d claim record%s from %s to %s\n", n, plural(n), dir, pol.ClaimsDir)
+			moved := fmt.Sprintf("moved %d claim record%s from %s to %s", n, plural(n), dir, pol.ClaimsDir)
+			doc.Notes = append(doc.Notes, moved)
+			if !c.asJSON() {
+				fmt.Fprintln(a.stdout, moved)
+			}
 		}
 		if err != nil {
 			return fail(exitEnv, "root must move or remove what is left (`portclaim status` shows it); then `systemctl restart portclaim-reconcile.service`",
