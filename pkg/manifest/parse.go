@@ -10,11 +10,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/jsonlimit"
 	"github.com/portclaim/portclaim/pkg/unitname"
-	"github.com/tidwall/gjson"
 )
 
 // Parse validates data and returns the manifest, or an *Error listing the
