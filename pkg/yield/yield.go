@@ -21,7 +21,6 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
-	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // Service acts for users as root. One Service serves one request at a
@@ -36,8 +35,10 @@ type Service struct {
 	// Note is root's note of the claims directory served last
 	// (policy.ServedNote; "" in tests): while records wait to be moved
 	// from there, nothing acts on Store.
-	Note   string
-	Sys    *systemd.Manager
+	Note string
+	// Sys is the system's service manager: *systemd.Manager, or a model
+	// of units in the tests.
+	Sys    Systemd
 	Places gather.Places
 	Wait   time.Duration // for each job, and for ports to change hands
 	Log    *actionlog.Log
