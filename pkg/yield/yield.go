@@ -69,121 +69,206 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 		return res, err
 	}
 	defer unlock()
-	in, err := s.yieldFacts(ctx, who, req)
+	in, finished, err := s.yieldInput(ctx, who, req, &res)
 	if err != nil {
 		return res, err
-	}
-	// A user's unfinished releases of other units are finished first;
-	// those of the units planned here (the asked ones, the sockets that
-	// activate them, their dependents) are dropped below, as the user
-	// wants them down again. What the others came to is said.
-	finished, err := s.finishReleases(ctx, who, plannedUnits(in))
-	if err != nil {
-		return res, err
-	}
-	for _, r := range finished.Units {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("your earlier release of %s was finished first: %s: %s", r.Unit, r.Outcome, r.Detail))
-	}
-	if changedAny(finished) {
-		// Units started (or not): read again what a stop would reach.
-		if in, err = s.yieldFacts(ctx, who, req); err != nil {
-			return res, &PartialError{Err: err, Done: res.Warnings}
-		}
 	}
 	p := plan.PlanYield(in)
 	if p.Refused != nil {
-		says := p.Refused.Says
-		if len(finished.Units) > 0 {
-			says += "; your earlier releases were finished first (see the warnings)"
-		}
-		res.Refused = &Refusal{Units: p.Refused.Units, Says: says, NixOS: p.Refused.NixOS, Problems: p.Refused.Problems}
-		s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: p.Refused.Says})
+		res.Refused = s.refuse(who, req, p.Refused, finished)
 		return res, nil
 	}
 	res.Warnings = append(res.Warnings, p.Warnings...)
-	planned := plannedUnits(in)
+	y := s.newYielding(who, req, in, p, &res)
+	// From here on every step changes something: none is cut short by
+	// ctx, each is bounded by the work's budget.
+	ctx, cancel := s.work(ctx, len(y.planned))
+	defer cancel()
+	switch y.carryOut(ctx) {
+	case undone:
+		return res, nil
+	case stillStopping:
+		return s.portsNow(res, req, uid), nil
+	}
+	return s.waitFree(ctx, res, req, uid), nil
+}
+
+// yieldInput reads what a yield's plan needs, after finishing who's
+// unfinished releases of other units first; those of the units planned
+// here (the asked ones, the sockets that activate them, their
+// dependents) the plan drops, as the user wants them down again. What
+// the others came to is said in res's warnings; finished reports whether
+// there were any.
+func (s *Service) yieldInput(ctx context.Context, who string, req YieldRequest, res *YieldResult) (in plan.YieldInput, finished bool, err error) {
+	if in, err = s.yieldFacts(ctx, who, req); err != nil {
+		return in, false, err
+	}
+	done, err := s.finishReleases(ctx, who, plannedUnits(in))
+	if err != nil {
+		return in, false, err
+	}
+	for _, r := range done.Units {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("your earlier release of %s was finished first: %s: %s", r.Unit, r.Outcome, r.Detail))
+	}
+	if changedAny(done) {
+		// Units started (or not): read again what a stop would reach.
+		if in, err = s.yieldFacts(ctx, who, req); err != nil {
+			return in, true, &PartialError{Err: err, Done: res.Warnings}
+		}
+	}
+	return in, len(done.Units) > 0, nil
+}
+
+// refuse records the plan's refusal in the journal and says it, and
+// that the user's earlier releases were finished all the same.
+func (s *Service) refuse(who string, req YieldRequest, r *plan.Refusal, finished bool) *Refusal {
+	s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: r.Says})
+	says := r.Says
+	if finished {
+		says += "; your earlier releases were finished first (see the warnings)"
+	}
+	return &Refusal{Units: r.Units, Says: says, NixOS: r.NixOS, Problems: r.Problems}
+}
+
+// yielding is a yield's plan being carried out: the claims written so
+// far (what a rollback gives back) and each planned unit's outcome.
+type yielding struct {
+	s         *Service
+	who       string
+	req       YieldRequest
+	plan      plan.YieldPlan
+	planned   []string
+	triggered []plan.Triggered
+	res       *YieldResult
+	outcome   map[string]*UnitResult // the planned units' results, in res.Units
+	written   []claim.Claim
+}
+
+// ending is how a yield's changes ended, or that they go on.
+type ending int
+
+const (
+	carryOn       ending = iota // the step is done; the next one follows
+	allStopped                  // every planned stop is done
+	stillStopping               // a stop job outlasted the wait; the claims stay
+	undone                      // a step failed; what the yield did is rolled back
+)
+
+// newYielding starts res's outcomes: every planned unit kept down (the
+// stops say better), or claimed already.
+func (s *Service) newYielding(who string, req YieldRequest, in plan.YieldInput, p plan.YieldPlan, res *YieldResult) *yielding {
+	y := &yielding{s: s, who: who, req: req, plan: p, planned: plannedUnits(in), triggered: in.Triggered, res: res,
+		outcome: map[string]*UnitResult{}}
 	with := map[string]string{}
 	for _, d := range in.Dependents {
 		with[d.Unit] = d.Of
 	}
-	res.Units = make([]UnitResult, 0, len(planned))
-	for _, u := range planned {
+	res.Units = make([]UnitResult, 0, len(y.planned))
+	for _, u := range y.planned {
 		r := UnitResult{Unit: u, Outcome: KeptDown, With: with[u]}
 		if slices.Contains(p.Already, u) {
 			r.Outcome = Already
 		}
 		res.Units = append(res.Units, r)
 	}
-	outcome := map[string]*UnitResult{}
 	for i := range res.Units {
-		outcome[res.Units[i].Unit] = &res.Units[i]
+		y.outcome[res.Units[i].Unit] = &res.Units[i]
 	}
+	return y
+}
 
-	// From here on every step changes something: none is cut short by
-	// ctx, each is bounded by the work's budget.
-	ctx, cancel := s.work(ctx, len(planned))
-	defer cancel()
-	var written []claim.Claim
-	for _, c := range p.Write {
-		if err := s.Store.Write(c); err != nil {
-			outcome[c.Unit].Outcome, outcome[c.Unit].Detail = Failed, err.Error()
-			s.rollback(ctx, who, written, outcome)
-			return res, nil
-		}
-		written = append(written, c)
-		s.Log.Add(actionlog.Entry{Action: "claim", Unit: c.Unit, User: who, Ports: c.Ports, Result: "done", Msg: "prior " + c.Prior.ActiveState})
-	}
-	for _, u := range p.CancelRelease {
-		if err := s.Store.EndRelease(who, u); err != nil {
-			res.Warnings = append(res.Warnings, err.Error())
-		}
+// carryOut writes the claims before anything stops, then masks and
+// stops, in the plan's order.
+func (y *yielding) carryOut(ctx context.Context) ending {
+	if end := y.writeClaims(ctx); end != carryOn {
+		return end
 	}
 	crashPoint("after-claim")
-	if len(p.Mask) > 0 {
-		for _, u := range p.Mask {
-			if err := s.mask(u, who); err != nil {
-				outcome[u].Outcome, outcome[u].Detail = Failed, err.Error()
-				s.rollback(ctx, who, written, outcome)
-				return res, nil
-			}
+	if end := y.mask(ctx); end != carryOn {
+		return end
+	}
+	return y.stop(ctx)
+}
+
+// fail says why unit's step failed and rolls back what the yield did.
+func (y *yielding) fail(ctx context.Context, unit, why string) ending {
+	y.outcome[unit].Outcome, y.outcome[unit].Detail = Failed, why
+	y.s.rollback(ctx, y.who, y.written, y.outcome)
+	return undone
+}
+
+// writeClaims writes the plan's claims, and drops the user's releases
+// under way of the units planned.
+func (y *yielding) writeClaims(ctx context.Context) ending {
+	for _, c := range y.plan.Write {
+		if err := y.s.Store.Write(c); err != nil {
+			return y.fail(ctx, c.Unit, err.Error())
 		}
-		if err := s.Sys.Reload(ctx); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("daemon-reload after masking: %v", err))
+		y.written = append(y.written, c)
+		y.s.Log.Add(actionlog.Entry{Action: "claim", Unit: c.Unit, User: y.who, Ports: c.Ports, Result: "done", Msg: "prior " + c.Prior.ActiveState})
+	}
+	for _, u := range y.plan.CancelRelease {
+		if err := y.s.Store.EndRelease(y.who, u); err != nil {
+			y.res.Warnings = append(y.res.Warnings, err.Error())
 		}
 	}
-	for i, u := range p.Stop {
+	return carryOn
+}
+
+// mask masks what root keeps down without a condition, then has systemd
+// read the masks.
+func (y *yielding) mask(ctx context.Context) ending {
+	if len(y.plan.Mask) == 0 {
+		return carryOn
+	}
+	for _, u := range y.plan.Mask {
+		if err := y.s.mask(u, y.who); err != nil {
+			return y.fail(ctx, u, err.Error())
+		}
+	}
+	if err := y.s.Sys.Reload(ctx); err != nil {
+		y.res.Warnings = append(y.res.Warnings, fmt.Sprintf("daemon-reload after masking: %v", err))
+	}
+	return carryOn
+}
+
+// stop stops the plan's units in order, each only once what its stop
+// takes along is read again and found planned.
+func (y *yielding) stop(ctx context.Context) ending {
+	for i, u := range y.plan.Stop {
 		testPause("before-stop", u)
 		// What the stop takes along was read before the claims were
 		// written and earlier stops waited for: read it again now, and
 		// stop nothing that was not planned.
-		if why := s.stopsOnlyPlanned(ctx, who, u, planned, in.Triggered); why != "" {
-			outcome[u].Outcome, outcome[u].Detail = Failed, "not stopped: "+why+"; what this yield did is undone, ask again"
-			s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: "refused", Msg: why})
-			s.rollback(ctx, who, written, outcome)
-			return res, nil
+		if why := y.s.stopsOnlyPlanned(ctx, y.who, u, y.planned, y.triggered); why != "" {
+			y.s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: y.who, Ports: y.req.Ports, Result: "refused", Msg: why})
+			return y.fail(ctx, u, "not stopped: "+why+"; what this yield did is undone, ask again")
 		}
-		result, err := s.Sys.Stop(ctx, u, s.Wait)
-		s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: who, Ports: req.Ports, Result: jobText(result, err)})
+		result, err := y.s.Sys.Stop(ctx, u, y.s.Wait)
+		y.s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: y.who, Ports: y.req.Ports, Result: jobText(result, err)})
 		switch {
 		case err == nil && result == "done":
-			outcome[u].Outcome = Stopped
+			y.outcome[u].Outcome = Stopped
 		case err == nil && result == "":
-			// systemd goes on stopping it; the claim keeps it down once
-			// it is down, so the claim stays, and says so.
-			outcome[u].Outcome = StillStopping
-			outcome[u].Detail = fmt.Sprintf("its stop job did not finish within %s (a slow or hanging ExecStop?); systemd goes on stopping it, and the claim keeps it down then; `portclaim release` gives it back", s.Wait)
-			for _, rest := range p.Stop[i+1:] {
-				outcome[rest].Outcome = StillStopping
-				outcome[rest].Detail = fmt.Sprintf("claimed but not stopped: the stop of %s did not finish first; `portclaim resolve` again stops it, `portclaim release` gives it back", u)
-			}
-			return s.portsNow(res, req, uid), nil
+			y.keepStopping(u, y.plan.Stop[i+1:])
+			return stillStopping
 		default:
-			outcome[u].Outcome, outcome[u].Detail = Failed, "stopping it: "+jobText(result, err)
-			s.rollback(ctx, who, written, outcome)
-			return res, nil
+			return y.fail(ctx, u, "stopping it: "+jobText(result, err))
 		}
 	}
-	return s.waitFree(ctx, res, req, uid), nil
+	return allStopped
+}
+
+// keepStopping says that unit's stop outlasted the wait, and that the
+// stops of rest were not asked for: systemd goes on stopping it, the
+// claims keep them down once they are down, so the claims stay.
+func (y *yielding) keepStopping(unit string, rest []string) {
+	y.outcome[unit].Outcome = StillStopping
+	y.outcome[unit].Detail = fmt.Sprintf("its stop job did not finish within %s (a slow or hanging ExecStop?); systemd goes on stopping it, and the claim keeps it down then; `portclaim release` gives it back", y.s.Wait)
+	for _, r := range rest {
+		y.outcome[r].Outcome = StillStopping
+		y.outcome[r].Detail = fmt.Sprintf("claimed but not stopped: the stop of %s did not finish first; `portclaim resolve` again stops it, `portclaim release` gives it back", unit)
+	}
 }
 
 // PartialError is a yield's error after it had changed something: it
