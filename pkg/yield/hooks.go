@@ -1,43 +1,50 @@
 package yield
 
-import (
-	"os"
-	"strings"
-	"syscall"
-	"time"
-)
+// Hooks are where the end-to-end tests step in between two of a run's
+// changes: to change the system there and see the run notice, or to kill
+// the run there and see the next one converge. The points:
+//
+//   - Pause("before-stop", unit): a yield's claims are written, and
+//     unit's stop is next (what it takes along is read again first);
+//   - Crash("after-claim"): a yield's claims are written, and nothing is
+//     masked or stopped yet;
+//   - Crash("after-begin-release"): a release moved a record aside (the
+//     condition lets the unit start), and the unit is not started yet.
+//
+// Either may be nil. A production build installs none: only portclaim
+// built for the end-to-end tests (build tag e2e) does, from its
+// environment (package testhooks).
+type Hooks struct {
+	Pause func(point, unit string)
+	Crash func(point string)
+}
 
-// testPause waits when PORTCLAIM_TEST_PAUSE is point=DURATION, or
-// point:unit=DURATION, or point[:unit]=/PATH (until PATH exists): at most
-// a minute, the end-to-end tests' window to change the system between two
-// steps on unit, as a slow step before (fsyncs, earlier stops) would leave
-// one. A path lets a test end the pause once it has acted, on a loaded
-// machine as on an idle one. Only the unit's own environment (root's) can
-// set it for the broker.
-func testPause(point, unit string) {
-	at, d, ok := strings.Cut(os.Getenv("PORTCLAIM_TEST_PAUSE"), "=")
-	if !ok || (at != point && at != point+":"+unit) {
-		return
+// testHooks are what SetTestHooks installed, for every Service without
+// hooks of its own.
+var testHooks Hooks
+
+// SetTestHooks installs hooks for every Service without its own. Only
+// the end-to-end tests' build of portclaim calls it, before anything
+// runs.
+func SetTestHooks(h Hooks) { testHooks = h }
+
+func (s *Service) hooks() Hooks {
+	if s.Hooks != nil {
+		return *s.Hooks
 	}
-	if strings.HasPrefix(d, "/") {
-		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(d); err == nil {
-				return
-			}
-		}
-		return
-	}
-	if dur, err := time.ParseDuration(d); err == nil {
-		time.Sleep(min(dur, time.Minute))
+	return testHooks
+}
+
+// pause holds the run before the step point on unit, as the hooks ask.
+func (s *Service) pause(point, unit string) {
+	if h := s.hooks().Pause; h != nil {
+		h(point, unit)
 	}
 }
 
-// crashPoint kills this process when PORTCLAIM_TEST_CRASH names point:
-// fault injection for the end-to-end tests that prove a run killed at
-// that step converges on the next one. Only the unit's own environment
-// (root's) can set it for the broker.
-func crashPoint(point string) {
-	if os.Getenv("PORTCLAIM_TEST_CRASH") == point {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+// crash lets the hooks end the process at point.
+func (s *Service) crash(point string) {
+	if h := s.hooks().Crash; h != nil {
+		h(point)
 	}
 }

@@ -177,7 +177,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		r.Outcome, r.Detail = Failed, err.Error()
 		return r
 	}
-	crashPoint("after-begin-release")
+	s.crash("after-begin-release")
 	if st.Unmask && s.unmask(e.Unit, who) {
 		if err := s.Sys.Reload(ctx); err != nil {
 			return s.releaseFailed(r, c, fmt.Sprintf("daemon-reload after unmasking: %v", err))

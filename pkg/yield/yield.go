@@ -43,6 +43,9 @@ type Service struct {
 	Wait   time.Duration // for each job, and for ports to change hands
 	Log    *actionlog.Log
 	Now    func() time.Time
+	// Hooks are the test hooks of this Service; nil: those SetTestHooks
+	// installed (none in production).
+	Hooks *Hooks
 }
 
 func (s *Service) now() time.Time {
@@ -183,7 +186,7 @@ func (y *yielding) carryOut(ctx context.Context) ending {
 	if end := y.writeClaims(ctx); end != carryOn {
 		return end
 	}
-	crashPoint("after-claim")
+	y.s.crash("after-claim")
 	if end := y.mask(ctx); end != carryOn {
 		return end
 	}
@@ -236,7 +239,7 @@ func (y *yielding) mask(ctx context.Context) ending {
 // takes along is read again and found planned.
 func (y *yielding) stop(ctx context.Context) ending {
 	for i, u := range y.plan.Stop {
-		testPause("before-stop", u)
+		y.s.pause("before-stop", u)
 		// What the stop takes along was read before the claims were
 		// written and earlier stops waited for: read it again now, and
 		// stop nothing that was not planned.
