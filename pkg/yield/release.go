@@ -120,49 +120,70 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 	return res, nil
 }
 
+// releaseOne carries out one step of a release's plan.
 func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseStep) UnitResult {
-	e, c := st.Entry, st.Entry.Claim
-	r := UnitResult{Unit: e.Unit, With: c.With, Detail: st.Why}
-	log := func(action, result, msg string) {
-		s.Log.Add(actionlog.Entry{Action: action, Unit: e.Unit, User: who, Ports: c.Ports, Result: result, Msg: msg})
-	}
+	r := UnitResult{Unit: st.Entry.Unit, With: st.Entry.Claim.With, Detail: st.Why}
 	switch st.Action {
 	case plan.Keep:
 		r.Outcome = Kept
-		log("release", "kept", st.Why)
+		s.logStep(who, st, "release", "kept", st.Why)
 		return r
 	case plan.Defer:
-		r.Outcome = Deferred
-		if st.Held != nil {
-			r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
-		}
-		if err := s.keepGiveBack(e, st.Why); err != nil {
-			r.Detail += "; and recording that it is to be given back failed: " + err.Error()
-		}
-		log("defer", "deferred", st.Why)
-		return r
+		return s.deferRelease(who, st, r)
 	case plan.RemoveOnly:
-		var err error
-		if e.Releasing {
-			err = s.Store.EndRelease(who, e.Unit)
-		} else {
-			err = s.Store.Remove(who, e.Unit)
-		}
-		if err != nil {
-			r.Outcome, r.Detail = Failed, err.Error()
-			return r
-		}
-		if st.Unmask && s.unmask(e.Unit, who) {
-			if err := s.Sys.Reload(ctx); err != nil {
-				r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
-			}
-		}
-		r.Outcome = Removed
-		log("unclaim", "done", st.Why)
+		return s.removeOnly(ctx, who, st, r)
+	}
+	return s.restart(ctx, who, st, r)
+}
+
+// logStep records an action of a release step in the journal.
+func (s *Service) logStep(who string, st plan.ReleaseStep, action, result, msg string) {
+	s.Log.Add(actionlog.Entry{Action: action, Unit: st.Entry.Unit, User: who, Ports: st.Entry.Claim.Ports, Result: result, Msg: msg})
+}
+
+// deferRelease keeps the claim, recording that its user asked for it
+// back, and says what it waits for.
+func (s *Service) deferRelease(who string, st plan.ReleaseStep, r UnitResult) UnitResult {
+	r.Outcome = Deferred
+	if st.Held != nil {
+		r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
+	}
+	if err := s.keepGiveBack(st.Entry, st.Why); err != nil {
+		r.Detail += "; and recording that it is to be given back failed: " + err.Error()
+	}
+	s.logStep(who, st, "defer", "deferred", st.Why)
+	return r
+}
+
+// removeOnly removes the record (and root's mask), and leaves the unit
+// as it is.
+func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseStep, r UnitResult) UnitResult {
+	e := st.Entry
+	var err error
+	if e.Releasing {
+		err = s.Store.EndRelease(who, e.Unit)
+	} else {
+		err = s.Store.Remove(who, e.Unit)
+	}
+	if err != nil {
+		r.Outcome, r.Detail = Failed, err.Error()
 		return r
 	}
-	// Restart: the record moves aside first (the condition then lets the
-	// unit start), stays until the unit runs, and says why if it does not.
+	if st.Unmask && s.unmask(e.Unit, who) {
+		if err := s.Sys.Reload(ctx); err != nil {
+			r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
+		}
+	}
+	r.Outcome = Removed
+	s.logStep(who, st, "unclaim", "done", st.Why)
+	return r
+}
+
+// restart brings the unit back: the record moves aside first (the
+// condition then lets the unit start), stays until the unit runs, and
+// says why if it does not.
+func (s *Service) restart(ctx context.Context, who string, st plan.ReleaseStep, r UnitResult) UnitResult {
+	e, c := st.Entry, st.Entry.Claim
 	if c.Release == nil {
 		c.Release = &claim.Release{Began: s.now().UTC()}
 	}
@@ -184,7 +205,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		}
 	}
 	result, err := s.start(ctx, e.Unit, st.Each)
-	log("start", jobText(result, err), strings.Join(st.Each, " "))
+	s.logStep(who, st, "start", jobText(result, err), strings.Join(st.Each, " "))
 	if err != nil || result != "done" {
 		return s.releaseFailed(r, c, "starting it: "+jobText(result, err)+inTheWay(st, who))
 	}
@@ -206,7 +227,7 @@ func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseSte
 		r.Outcome, r.Detail = Failed, err.Error()
 		return r
 	}
-	log("unclaim", "done", "started again")
+	s.logStep(who, st, "unclaim", "done", "started again")
 	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
 	if len(st.Without) > 0 {
 		r.Detail += fmt.Sprintf(", without %s (Wants=), which is down and which the policy does not name", strings.Join(st.Without, ", "))
