@@ -56,7 +56,8 @@ func TestADependentStartedBeforeTheStopIsNotTakenDown(t *testing.T) {
 }
 
 // brokerEnv sets an environment variable of the broker's unit (the test
-// hooks of package yield: PORTCLAIM_TEST_PAUSE) until the test ends.
+// hooks of portclaim's e2e build, package yield/testhooks:
+// PORTCLAIM_TEST_PAUSE) until the test ends.
 func brokerEnv(t *testing.T, ctx context.Context, assignment string) {
 	t.Helper()
 	dropin := "/etc/systemd/system/portclaim.service.d/test-env.conf"
