@@ -128,7 +128,9 @@ func PlanRelease(in ReleaseInput) []ReleaseStep {
 		w, inRelease := action[c.With]
 		switch {
 		case inRelease && w.Action == Restart:
-		case !inRelease && in.Facts[c.With].Unit.Active():
+		case in.Facts[c.With].Unit.Active():
+			// It runs (a yield rolled back after its stop was canceled,
+			// or root started it): its record only goes, this one starts.
 		default:
 			why := "it is down"
 			if inRelease {

@@ -228,6 +228,15 @@ func TestReleaseOrderAndDependents(t *testing.T) {
 	if st := steps[2]; st.Entry.Unit != "webui.service" || st.Action != Defer || !strings.Contains(st.Why, "needs ollama.service") {
 		t.Errorf("dependent of a unit that stays down: %+v", st)
 	}
+
+	// A yield rolled back after its stop was canceled: ollama.service
+	// runs (its record only goes), and the dependent stopped with it
+	// comes back, rather than wait for a unit that is up.
+	in.Facts["ollama.service"] = active("ollama.service")
+	steps = PlanRelease(in)
+	if st := steps[2]; st.Entry.Unit != "webui.service" || st.Action != Restart {
+		t.Errorf("dependent of a unit that runs: %+v", st)
+	}
 }
 
 func TestStale(t *testing.T) {

@@ -52,6 +52,28 @@ func TestAYieldWhoseStopIsCanceledIsUndone(t *testing.T) {
 	}
 }
 
+// TestAYieldWhoseStopIsCanceledBringsItsDependentBack: the dependent
+// (b.service Requires= a.service) is stopped with it, then a.service's
+// stop is canceled and it stays up: the dependent starts again, and no
+// record stays (it waited for a unit that was up).
+func TestAYieldWhoseStopIsCanceledBringsItsDependentBack(t *testing.T) {
+	w := newWorld(t, alice("a.service", "b.service"), map[string]*fakeUnit{
+		"a.service": active(fakeUnit{stopResult: "canceled"}),
+		"b.service": active(fakeUnit{requires: []string{"a.service"}, after: []string{"a.service"}}),
+	})
+	res := w.yield("a.service")
+	if a := outcome(t, res.Units, "a.service"); a.Outcome != Failed {
+		t.Errorf("a.service: %+v", a)
+	}
+	if b := outcome(t, res.Units, "b.service"); b.Outcome != RolledBack {
+		t.Errorf("b.service: %+v", b)
+	}
+	w.wantStates("a.service=active", "b.service=active")
+	if r := w.records(); len(r) > 0 {
+		t.Errorf("records left by an undone yield: %v", r)
+	}
+}
+
 // TestAReleaseWhoseStartFailsKeepsItsRecord: a released unit that does
 // not come back, its start job failing or the unit failing once
 // started, keeps its record (in .releasing, where no condition looks),
