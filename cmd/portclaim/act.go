@@ -9,6 +9,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
@@ -40,7 +41,7 @@ func (f actFlags) runLog(a *app) *runLog {
 // acts on the claims directory pol names (without one, the one served
 // last). log is the journal root's actions go to (nil for the broker,
 // which keeps its own); done ends the connection.
-func (a *app) actorFor(ctx context.Context, t target, pol *policy.Policy, wait time.Duration) (act yield.Actor, log *actionlog.Log, done func(), err error) {
+func (a *app) actorFor(ctx context.Context, t target, pol *policy.Policy, wait time.Duration) (act protocol.Actor, log *actionlog.Log, done func(), err error) {
 	if !t.Root(a) {
 		return broker.Client{Socket: a.places.BrokerSocket, User: t.Name, Wait: wait}, nil, func() {}, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
@@ -91,7 +92,7 @@ func (c *reconcileCmd) Run(a *app) error {
 	for _, u := range users {
 		res := results[u]
 		if res.Units == nil {
-			res.Units = []yield.UnitResult{}
+			res.Units = []protocol.UnitResult{}
 		}
 		doc.Users = append(doc.Users, report.ReconcileUser{User: u, Release: res})
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
-	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 type releaseCmd struct {
@@ -32,7 +32,7 @@ func (c *releaseCmd) Run(a *app) error {
 	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
 	entries, err := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}.List(t.Name)
 	if err != nil {
-		r.errorf("%v", yield.Unchanged(err))
+		r.errorf("%v", protocol.Unchanged(err))
 		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc)
 	}
 	if c.Switch && !c.DryRun {
@@ -59,7 +59,7 @@ func (c *releaseCmd) Run(a *app) error {
 		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), len(units), doc)
 	}
 	defer closeAct()
-	res, err := act.Release(ctx, yield.ReleaseRequest{Units: units})
+	res, err := act.Release(ctx, protocol.ReleaseRequest{Units: units})
 	doc.Notes = append(doc.Notes, r.unrecorded(log)...)
 	if err != nil {
 		r.errorf("%v", err)
@@ -82,7 +82,7 @@ func (c *releaseCmd) Run(a *app) error {
 // deferred release waits for as `portclaim who` does: the broker names
 // the unit alone (it reads no user's open files; the process it could
 // only guess), and the user can read their own.
-func (a *app) nameOwnHolders(res *yield.ReleaseResult, t target) {
+func (a *app) nameOwnHolders(res *protocol.ReleaseResult, t target) {
 	for i := range res.Units {
 		u := &res.Units[i]
 		h := u.Held

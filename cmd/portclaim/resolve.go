@@ -9,8 +9,8 @@ import (
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
-	"github.com/portclaim/portclaim/pkg/yield"
 )
 
 type resolveCmd struct {
@@ -28,7 +28,7 @@ func (c *resolveCmd) Run(a *app) error {
 	ask, cannot := plan.Consent(plan.Asking{User: t.Name, Root: t.Root(a), Yes: c.Yes, DryRun: c.DryRun, AutoResolve: m.AutoResolve, Terminal: a.stdinTTY})
 	v := a.look(ctx, m, src, t, looking{declined: cannot != ""})
 	r := c.runLog(a)
-	doc := report.ResolveDoc{User: t.Name, Manifest: src, DryRun: c.DryRun, Yields: []yield.YieldResult{}, UserUnits: []report.UserUnitDoc{},
+	doc := report.ResolveDoc{User: t.Name, Manifest: src, DryRun: c.DryRun, Yields: []protocol.YieldResult{}, UserUnits: []report.UserUnitDoc{},
 		Left: []report.Conflict{}, Notes: nonNil(v.check.Notes), Errors: nonNil(v.check.Errors)}
 	if c.Verbose && !r.json {
 		report.Text(a.stdout, v.check)
@@ -85,7 +85,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, v v
 	if ask {
 		in = bufio.NewReader(a.stdin)
 	}
-	var act yield.Actor
+	var act protocol.Actor
 	for _, y := range v.plan.Yields {
 		what := strings.Join(y.Units, " and ")
 		if c.DryRun {
@@ -108,7 +108,7 @@ func (c *resolveCmd) yield(ctx context.Context, a *app, r *runLog, t target, v v
 			defer func() { doc.Notes = append(doc.Notes, r.unrecorded(log)...) }()
 			defer closeAct()
 		}
-		res, err := act.Yield(ctx, yield.YieldRequest{Service: y.Service, Units: y.Units, Ports: y.Ports})
+		res, err := act.Yield(ctx, protocol.YieldRequest{Service: y.Service, Units: y.Units, Ports: y.Ports})
 		if err != nil {
 			r.errorf("%s: %v", what, err)
 			continue

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"runtime/debug"
 
-	"github.com/portclaim/portclaim/pkg/broker"
 	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 type versionCmd struct{}
@@ -27,5 +27,5 @@ func versionLine() string {
 	if rev != "" {
 		v += " (" + rev + ")"
 	}
-	return fmt.Sprintf("portclaim %s; reads manifest versions %d to %d; broker protocol %d", v, manifest.OldestVersion, manifest.Version, broker.Version)
+	return fmt.Sprintf("portclaim %s; reads manifest versions %d to %d; broker protocol %d", v, manifest.OldestVersion, manifest.Version, protocol.Version)
 }

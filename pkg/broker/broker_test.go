@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/gather"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // serve starts a server on a socket of its own; it returns the path and
@@ -39,7 +39,7 @@ func serve(t *testing.T, s *Server) (string, <-chan error) {
 	return path, done
 }
 
-func call(t *testing.T, path string, req Request) (Response, error) {
+func call(t *testing.T, path string, req protocol.Request) (protocol.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -49,12 +49,12 @@ func call(t *testing.T, path string, req Request) (Response, error) {
 func TestRequestsAreCheckedBeforeAnythingIsRead(t *testing.T) {
 	path, _ := serve(t, &Server{})
 	cases := []struct {
-		req  Request
+		req  protocol.Request
 		want string
 	}{
-		{Request{Op: "stop"}, `op "stop" with these fields is not a request`},
-		{Request{Op: OpYield}, "is not a request"},
-		{Request{Op: OpYield, Yield: &yield.YieldRequest{Service: "x", Units: []string{"poweroff.target"}}}, `"poweroff.target" is not a .service or .socket unit`},
+		{protocol.Request{Op: "stop"}, `op "stop" with these fields is not a request`},
+		{protocol.Request{Op: protocol.OpYield}, "is not a request"},
+		{protocol.Request{Op: protocol.OpYield, Yield: &protocol.YieldRequest{Service: "x", Units: []string{"poweroff.target"}}}, `"poweroff.target" is not a .service or .socket unit`},
 	}
 	for _, c := range cases {
 		resp, err := call(t, path, c.req)
@@ -119,8 +119,8 @@ func TestSlowClientsAreBounded(t *testing.T) {
 		held = append(held, c)
 	}
 	time.Sleep(50 * time.Millisecond)
-	resp, _ := call(t, path, Request{Op: OpStatus})
-	if resp.Code != CodeBusy {
+	resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus})
+	if resp.Code != protocol.CodeBusy {
 		t.Errorf("third connection: %+v", resp)
 	}
 	// The silent ones are answered and closed once their time is up.
@@ -148,7 +148,7 @@ func TestExitsWhenIdle(t *testing.T) {
 }
 
 func TestNoBroker(t *testing.T) {
-	_, err := call(t, filepath.Join(t.TempDir(), "none.sock"), Request{Op: OpStatus})
+	_, err := call(t, filepath.Join(t.TempDir(), "none.sock"), protocol.Request{Op: protocol.OpStatus})
 	if err == nil || !strings.Contains(err.Error(), "no portclaim broker is listening") {
 		t.Fatal(err)
 	}
@@ -180,8 +180,8 @@ func TestUnnamedUIDsAreTurnedAway(t *testing.T) {
 		peerOf:     func(*net.UnixConn) (uint32, error) { return 200000, nil },
 		LookupUser: func(uint32) (string, error) { return "", fmt.Errorf("no name") }})
 	for i := 0; i < 5; i++ {
-		resp, _ := call(t, path, Request{Op: OpStatus})
-		if resp.Code != CodeNotAllowed || !strings.Contains(resp.Error, "uid 200000 has no user name") {
+		resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus})
+		if resp.Code != protocol.CodeNotAllowed || !strings.Contains(resp.Error, "uid 200000 has no user name") {
 			t.Fatalf("%+v", resp)
 		}
 	}
@@ -189,8 +189,8 @@ func TestUnnamedUIDsAreTurnedAway(t *testing.T) {
 
 func TestRootIsRefused(t *testing.T) {
 	path, _ := serve(t, &Server{peerOf: func(*net.UnixConn) (uint32, error) { return 0, nil }})
-	resp, _ := call(t, path, Request{Op: OpStatus})
-	if resp.Code != CodeNotAllowed || !strings.Contains(resp.Error, "root acts without the broker") {
+	resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus})
+	if resp.Code != protocol.CodeNotAllowed || !strings.Contains(resp.Error, "root acts without the broker") {
 		t.Fatalf("%+v", resp)
 	}
 }
@@ -222,8 +222,8 @@ func TestAUIDIsCountedBeforeItsNameIsLookedUp(t *testing.T) {
 		}
 	}
 	// Its one place is taken while its name is looked up.
-	resp, _ := call(t, path, Request{Op: OpStatus})
-	if resp.Code != CodeBusy || lookups.Load() != 1 {
+	resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus})
+	if resp.Code != protocol.CodeBusy || lookups.Load() != 1 {
 		t.Fatalf("a second connection during the lookup: %+v, %d lookups; want busy, and one lookup", resp, lookups.Load())
 	}
 	close(release)
@@ -233,7 +233,7 @@ func TestAUIDIsCountedBeforeItsNameIsLookedUp(t *testing.T) {
 		t.Fatalf("first connection: %q", buf[:n])
 	}
 	for i := 0; i < 5; i++ {
-		if resp, _ := call(t, path, Request{Op: OpStatus}); resp.Code != CodeNotAllowed {
+		if resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus}); resp.Code != protocol.CodeNotAllowed {
 			t.Fatalf("%+v", resp)
 		}
 	}
@@ -266,7 +266,7 @@ func TestABrokerForAnotherClaimsDirMakesWay(t *testing.T) {
 	}
 	write(dir + "/a")
 	path, done := serve(t, &Server{Places: gather.Places{PolicyPath: pol}})
-	if _, err := call(t, path, Request{Op: OpStatus}); err != nil {
+	if _, err := call(t, path, protocol.Request{Op: protocol.OpStatus}); err != nil {
 		t.Fatalf("status for its own directory: %v", err)
 	}
 	write(dir + "/b")

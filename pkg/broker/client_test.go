@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/gather"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // TestNoBrokerNamesTheCommand: without the broker, root's way to do it
@@ -21,8 +21,8 @@ import (
 func TestNoBrokerNamesTheCommand(t *testing.T) {
 	c := Client{Socket: filepath.Join(t.TempDir(), "no.sock"), User: "alice"}
 	ctx := context.Background()
-	_, yerr := c.Yield(ctx, yield.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}})
-	_, rerr := c.Release(ctx, yield.ReleaseRequest{Units: []string{"ollama.service"}})
+	_, yerr := c.Yield(ctx, protocol.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}})
+	_, rerr := c.Release(ctx, protocol.ReleaseRequest{Units: []string{"ollama.service"}})
 	for command, err := range map[string]error{"resolve": yerr, "release": rerr} {
 		if !errors.Is(err, ErrNoBroker) {
 			t.Fatalf("%s: %v, want no broker", command, err)
@@ -40,7 +40,7 @@ func TestNoBrokerNamesTheCommand(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close() // its file stays, as systemd's does when portclaim.socket stops
-	_, err = c.Yield(ctx, yield.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}})
+	_, err = c.Yield(ctx, protocol.YieldRequest{Service: "ollama", Units: []string{"ollama.service"}})
 	if !errors.Is(err, ErrNoBroker) || !strings.Contains(err.Error(), "systemctl status portclaim.socket") || strings.Contains(err.Error(), "installs it") {
 		t.Errorf("a stopped socket: %v", err)
 	}
@@ -55,7 +55,7 @@ func TestABrokersAnswerSpeaksForItself(t *testing.T) {
 	path, _ := serve(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := Client{Socket: path, User: "alice"}.Release(ctx, yield.ReleaseRequest{Units: []string{"ollama.service"}})
+	_, err := Client{Socket: path, User: "alice"}.Release(ctx, protocol.ReleaseRequest{Units: []string{"ollama.service"}})
 	if err == nil || !strings.HasPrefix(err.Error(), "the broker refused: ") || strings.Count(err.Error(), "nothing was changed") != 1 {
 		t.Errorf("%v: want the broker's refusal, saying once that nothing was changed", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/yield"
 )
 
@@ -284,34 +285,34 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	}
 	conn.SetDeadline(time.Now().Add(s.ReadTimeout))
 	if uid == 0 {
-		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: "root acts without the broker: run `portclaim resolve --user NAME` (or release)"})
+		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeNotAllowed, Error: "root acts without the broker: run `portclaim resolve --user NAME` (or release)"})
 		return
 	}
 	// Counted before anything else is done for it: the lookup below may
 	// start a process (getent), and no uid may start more than its share.
 	if why := s.admit(uid); why != "" {
-		s.reply(conn, Response{Version: Version, Code: CodeBusy, Error: why})
+		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeBusy, Error: why})
 		return
 	}
 	name := s.nameOf(uid)
 	if name == "" {
 		s.leave(uid) // it holds no place while it is answered
-		s.reply(conn, Response{Version: Version, Code: CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
+		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
 		return
 	}
 	defer s.leave(uid)
 	conn.SetReadDeadline(time.Now().Add(s.ReadTimeout))
-	var req Request
+	var req protocol.Request
 	dec := json.NewDecoder(io.LimitReader(conn, maxRequest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.reply(conn, Response{Version: Version, Code: CodeBadRequest, Error: "reading the request: " + err.Error()})
+		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeBadRequest, Error: "reading the request: " + err.Error()})
 		return
 	}
 	s.reply(conn, s.answer(ctx, uid, name, req, conn))
 }
 
-func (s *Server) reply(conn *net.UnixConn, r Response) {
+func (s *Server) reply(conn *net.UnixConn, r protocol.Response) {
 	r.OK = r.Error == ""
 	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	data, _ := json.Marshal(r)
@@ -319,47 +320,47 @@ func (s *Server) reply(conn *net.UnixConn, r Response) {
 }
 
 // answer checks who asks and what, then acts.
-func (s *Server) answer(ctx context.Context, uid uint32, name string, req Request, conn *net.UnixConn) Response {
-	fail := func(code, format string, args ...any) Response {
-		return Response{Version: Version, Code: code, Error: fmt.Sprintf(format, args...)}
+func (s *Server) answer(ctx context.Context, uid uint32, name string, req protocol.Request, conn *net.UnixConn) protocol.Response {
+	fail := func(code, format string, args ...any) protocol.Response {
+		return protocol.Response{Version: protocol.Version, Code: code, Error: fmt.Sprintf(format, args...)}
 	}
 	// unchanged is a failure before anything was changed, which its
 	// text says (yield.ActError).
-	unchanged := func(code, format string, args ...any) Response {
-		return Response{Version: Version, Code: code, Error: yield.Unchanged(fmt.Errorf(format, args...)).Error()}
+	unchanged := func(code, format string, args ...any) protocol.Response {
+		return protocol.Response{Version: protocol.Version, Code: code, Error: protocol.Unchanged(fmt.Errorf(format, args...)).Error()}
 	}
-	if req.Version != Version {
-		return fail(CodeBadRequest, "protocol version %d; this broker speaks %d (update portclaim on one side)", req.Version, Version)
+	if req.Version != protocol.Version {
+		return fail(protocol.CodeBadRequest, "protocol version %d; this broker speaks %d (update portclaim on one side)", req.Version, protocol.Version)
 	}
 	wait := s.Wait
 	if req.WaitMS > 0 && req.WaitMS < wait.Milliseconds() {
 		wait = time.Duration(req.WaitMS) * time.Millisecond
 	}
 	switch {
-	case req.Op == OpYield && req.Yield != nil && req.Release == nil:
+	case req.Op == protocol.OpYield && req.Yield != nil && req.Release == nil:
 		if err := req.Yield.Check(); err != nil {
-			return fail(CodeBadRequest, "%v", err)
+			return fail(protocol.CodeBadRequest, "%v", err)
 		}
-	case req.Op == OpRelease && req.Release != nil && req.Yield == nil:
+	case req.Op == protocol.OpRelease && req.Release != nil && req.Yield == nil:
 		if err := req.Release.Check(); err != nil {
-			return fail(CodeBadRequest, "%v", err)
+			return fail(protocol.CodeBadRequest, "%v", err)
 		}
-	case req.Op == OpStatus && req.Yield == nil && req.Release == nil:
+	case req.Op == protocol.OpStatus && req.Yield == nil && req.Release == nil:
 	default:
-		return fail(CodeBadRequest, "op %q with these fields is not a request (yield, release or status)", req.Op)
+		return fail(protocol.CodeBadRequest, "op %q with these fields is not a request (yield, release or status)", req.Op)
 	}
 	pol, problem := gather.LoadPolicy(s.Places.PolicyPath)
 	if pol == nil {
-		return unchanged(CodeFailed, "%s", problem)
+		return unchanged(protocol.CodeFailed, "%s", problem)
 	}
 	if s.serving != "" && pol.ClaimsDir != s.serving {
 		// This broker may write only where the claims were: a fresh one
 		// answers for the new directory.
 		s.moved.Store(true)
-		return unchanged(CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again", pol.ClaimsDir, s.serving)
+		return unchanged(protocol.CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again", pol.ClaimsDir, s.serving)
 	}
-	if req.Op == OpStatus {
-		return Response{Version: Version, User: name, Status: status(claimstore.Store{Dir: gather.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
+	if req.Op == protocol.OpStatus {
+		return protocol.Response{Version: protocol.Version, User: name, Status: status(claimstore.Store{Dir: gather.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
 	}
 
 	// One request acts at a time. The wait for a turn has its deadline;
@@ -377,35 +378,35 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req Reques
 		defer func() { <-s.turn }()
 	case <-turn.Done():
 		if ctx.Err() != nil {
-			return unchanged(CodeBusy, "the broker is stopping")
+			return unchanged(protocol.CodeBusy, "the broker is stopping")
 		}
-		return unchanged(CodeBusy, "the broker was busy with other requests for too long")
+		return unchanged(protocol.CodeBusy, "the broker was busy with other requests for too long")
 	}
 	if gone(conn) {
 		// The client gave up while it waited: it reported a failure, so
 		// nothing may happen in its name now.
-		return unchanged(CodeFailed, "the client left before its turn")
+		return unchanged(protocol.CodeFailed, "the client left before its turn")
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	svc, closeBus, err := yield.New(ctx, yield.Config{Places: s.Places, Dir: pol.ClaimsDir, Policy: pol, Wait: wait, Log: s.Log})
 	if err != nil {
-		return fail(CodeFailed, "%v", err)
+		return fail(protocol.CodeFailed, "%v", err)
 	}
 	defer closeBus()
 	act := svc.ActFor(name, uid)
-	resp := Response{Version: Version, User: name}
-	if req.Op == OpYield {
+	resp := protocol.Response{Version: protocol.Version, User: name}
+	if req.Op == protocol.OpYield {
 		res, err := act.Yield(ctx, *req.Yield)
 		if err != nil {
-			return fail(CodeFailed, "%v", err)
+			return fail(protocol.CodeFailed, "%v", err)
 		}
 		resp.Yield = &res
 		return resp
 	}
 	res, err := act.Release(ctx, *req.Release)
 	if err != nil {
-		return fail(CodeFailed, "%v", err)
+		return fail(protocol.CodeFailed, "%v", err)
 	}
 	resp.Release = &res
 	return resp
@@ -431,7 +432,7 @@ func gone(conn *net.UnixConn) bool {
 // once more, for the store's lock and its reads: about what another
 // request's jobs take. Its changes have a budget of their own
 // (package yield sets it once they are planned).
-func requestBudget(wait time.Duration, req Request) time.Duration {
+func requestBudget(wait time.Duration, req protocol.Request) time.Duration {
 	n := 4
 	if req.Yield != nil {
 		n += 2 * len(req.Yield.Units)
@@ -445,8 +446,8 @@ func requestBudget(wait time.Duration, req Request) time.Duration {
 	return min(time.Duration(n)*wait+10*time.Second, 5*time.Minute)
 }
 
-func status(store claimstore.Store, pol *policy.Policy, name string) *Status {
-	st := &Status{Allowed: []string{}, Claims: []Record{}}
+func status(store claimstore.Store, pol *policy.Policy, name string) *protocol.Status {
+	st := &protocol.Status{Allowed: []string{}, Claims: []protocol.Record{}}
 	for unit, users := range pol.Yield {
 		if slices.Contains(users, name) {
 			st.Allowed = append(st.Allowed, unit)
@@ -455,10 +456,10 @@ func status(store claimstore.Store, pol *policy.Policy, name string) *Status {
 	sort.Strings(st.Allowed)
 	entries, err := store.List(name)
 	if err != nil {
-		st.Claims = append(st.Claims, Record{Problem: err.Error()})
+		st.Claims = append(st.Claims, protocol.Record{Problem: err.Error()})
 	}
 	for _, e := range entries {
-		r := Record{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem}
+		r := protocol.Record{Unit: e.Unit, Releasing: e.Releasing, Problem: e.Problem}
 		if e.Problem == "" {
 			c := e.Claim
 			r.Service, r.ClaimedAt, r.Method, r.Prior, r.With = c.Service, c.ClaimedAt, c.Method, &c.Prior, c.With

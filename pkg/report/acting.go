@@ -8,27 +8,27 @@ import (
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/plan"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // ResolveDoc is resolve's JSON document.
 type ResolveDoc struct {
-	User      string              `json:"user"`
-	Manifest  Manifest            `json:"manifest"`
-	DryRun    bool                `json:"dryRun"`
-	Yields    []yield.YieldResult `json:"yields"`
-	UserUnits []UserUnitDoc       `json:"userUnits"`
-	Left      []Conflict          `json:"left"`
-	Notes     []string            `json:"notes"`
-	Errors    []string            `json:"errors"`
+	User      string                 `json:"user"`
+	Manifest  Manifest               `json:"manifest"`
+	DryRun    bool                   `json:"dryRun"`
+	Yields    []protocol.YieldResult `json:"yields"`
+	UserUnits []UserUnitDoc          `json:"userUnits"`
+	Left      []Conflict             `json:"left"`
+	Notes     []string               `json:"notes"`
+	Errors    []string               `json:"errors"`
 }
 
 // ReleaseDoc is release's JSON document.
 type ReleaseDoc struct {
-	User     string               `json:"user"`
-	Manifest Manifest             `json:"manifest"`
-	DryRun   bool                 `json:"dryRun"`
-	Release  *yield.ReleaseResult `json:"release"`
+	User     string                  `json:"user"`
+	Manifest Manifest                `json:"manifest"`
+	DryRun   bool                    `json:"dryRun"`
+	Release  *protocol.ReleaseResult `json:"release"`
 	// UserUnits, inside a switch: whether each user unit holds the ports
 	// claimed for it.
 	UserUnits []UserUnitDoc `json:"userUnits"`

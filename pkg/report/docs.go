@@ -3,7 +3,7 @@ package report
 import (
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // The JSON documents of the commands, besides check's (report.go): the
@@ -82,6 +82,6 @@ type ReconcileDoc struct {
 
 // ReconcileUser is what reconcile did for one user's claims.
 type ReconcileUser struct {
-	User    string              `json:"user"`
-	Release yield.ReleaseResult `json:"release"`
+	User    string                 `json:"user"`
+	Release protocol.ReleaseResult `json:"release"`
 }

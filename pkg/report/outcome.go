@@ -5,13 +5,13 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // YieldLines says what one yield did, a line per unit, and what holds
 // a port still (whose its ports are now, resolve says after: another
 // user's socket is the only kind the broker waits out).
-func YieldLines(user string, r yield.YieldResult) []string {
+func YieldLines(user string, r protocol.YieldResult) []string {
 	if r.Refused != nil {
 		out := []string{"refused: " + r.Refused.Says}
 		if r.Refused.NixOS != "" {
@@ -43,28 +43,28 @@ type UserUnitDoc struct {
 	Detail string              `json:"detail,omitempty"`
 }
 
-func unitLine(user string, u yield.UnitResult) string {
+func unitLine(user string, u protocol.UnitResult) string {
 	with := ""
 	if u.With != "" {
 		with = fmt.Sprintf(" (stopped with %s, which it depends on)", u.With)
 	}
 	switch u.Outcome {
-	case yield.Stopped:
+	case protocol.Stopped:
 		return fmt.Sprintf("yielded  %s to %s%s: stopped and claimed", u.Unit, user, with)
-	case yield.KeptDown:
+	case protocol.KeptDown:
 		return fmt.Sprintf("yielded  %s to %s%s: claimed; it was not running, and now stays down at boot", u.Unit, user, with)
-	case yield.Already:
+	case protocol.Already:
 		return fmt.Sprintf("yielded  %s to %s%s: claimed before", u.Unit, user, with)
 	}
-	verb := map[yield.Outcome]string{
-		yield.StillStopping: "stopping", yield.Failed: "failed", yield.RolledBack: "undone",
-		yield.Restarted: "released", yield.Removed: "released", yield.Deferred: "deferred", yield.Kept: "kept",
+	verb := map[protocol.Outcome]string{
+		protocol.StillStopping: "stopping", protocol.Failed: "failed", protocol.RolledBack: "undone",
+		protocol.Restarted: "released", protocol.Removed: "released", protocol.Deferred: "deferred", protocol.Kept: "kept",
 	}[u.Outcome]
 	return fmt.Sprintf("%-8s %s%s: %s", verb, u.Unit, with, u.Detail)
 }
 
 // ReleaseLines says what a release did, a line per unit.
-func ReleaseLines(user string, r yield.ReleaseResult) []string {
+func ReleaseLines(user string, r protocol.ReleaseResult) []string {
 	var out []string
 	for _, u := range r.Units {
 		out = append(out, unitLine(user, u))
@@ -84,11 +84,11 @@ func MethodText(m string) string {
 }
 
 // Left counts the units a result leaves not done.
-func Left(units []yield.UnitResult) int {
+func Left(units []protocol.UnitResult) int {
 	n := 0
 	for _, u := range units {
 		switch u.Outcome {
-		case yield.Failed, yield.StillStopping, yield.Deferred, yield.Kept:
+		case protocol.Failed, protocol.StillStopping, protocol.Deferred, protocol.Kept:
 			n++
 		}
 	}

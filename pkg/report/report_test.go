@@ -12,7 +12,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
-	"github.com/portclaim/portclaim/pkg/yield"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 func result() Check {
@@ -161,13 +161,13 @@ func TestFixLines(t *testing.T) {
 }
 
 func TestOutcomeLines(t *testing.T) {
-	lines := YieldLines("alice", yield.YieldResult{PortsFree: true, Units: []yield.UnitResult{
-		{Unit: "ollama.service", Outcome: yield.Stopped}, {Unit: "webui.service", Outcome: yield.Stopped, With: "ollama.service"}}})
+	lines := YieldLines("alice", protocol.YieldResult{PortsFree: true, Units: []protocol.UnitResult{
+		{Unit: "ollama.service", Outcome: protocol.Stopped}, {Unit: "webui.service", Outcome: protocol.Stopped, With: "ollama.service"}}})
 	want := "yielded  ollama.service to alice: stopped and claimed\nyielded  webui.service to alice (stopped with ollama.service, which it depends on): stopped and claimed"
 	if got := strings.Join(lines, "\n"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	refused := YieldLines("alice", yield.YieldResult{Refused: &yield.Refusal{Says: "no", NixOS: "services.portclaim.yield.\"x.service\".users = [ \"alice\" ];"}})
+	refused := YieldLines("alice", protocol.YieldResult{Refused: &protocol.Refusal{Says: "no", NixOS: "services.portclaim.yield.\"x.service\".users = [ \"alice\" ];"}})
 	if len(refused) != 2 || refused[0] != "refused: no" || !strings.HasPrefix(refused[1], "  let it yield, in configuration.nix: services.portclaim.yield") {
 		t.Errorf("%q", refused)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // TestTheHookPointsAreBetweenTheSteps: each hook point is where the
@@ -77,7 +79,7 @@ func TestARunKilledBetweenTwoStepsConverges(t *testing.T) {
 		t.Fatalf("killed after the claim: record %v, %v", ok, w.sys)
 	}
 	res := w.yield("a.service")
-	if a := outcome(t, res.Units, "a.service"); a.Outcome != Stopped {
+	if a := outcome(t, res.Units, "a.service"); a.Outcome != protocol.Stopped {
 		t.Errorf("the next yield: %+v", a)
 	}
 	if again := w.records()["a.service"]; !again.Claim.ClaimedAt.Equal(first.Claim.ClaimedAt) {
@@ -89,7 +91,7 @@ func TestARunKilledBetweenTwoStepsConverges(t *testing.T) {
 	if r := w.records()["a.service"]; !r.Releasing || w.sys.state("a.service") != "inactive" {
 		t.Fatalf("killed after moving the record aside: %+v, %v", r, w.sys)
 	}
-	if a := outcome(t, w.release("a.service").Units, "a.service"); a.Outcome != Restarted {
+	if a := outcome(t, w.release("a.service").Units, "a.service"); a.Outcome != protocol.Restarted {
 		t.Errorf("the next release: %+v", a)
 	}
 	w.wantStates("a.service=active")
@@ -115,7 +117,7 @@ func TestADependentThatStartsBeforeTheStopIsNotTakenDown(t *testing.T) {
 	}}
 	res := w.yield("a.service")
 	a := outcome(t, res.Units, "a.service")
-	if a.Outcome != Failed || a.Detail != "not stopped: a stop now would also stop c.service (it depends on a.service), which was not running when this yield was planned; what this yield did is undone, ask again" {
+	if a.Outcome != protocol.Failed || a.Detail != "not stopped: a stop now would also stop c.service (it depends on a.service), which was not running when this yield was planned; what this yield did is undone, ask again" {
 		t.Errorf("%+v", a)
 	}
 	w.wantJobs()

@@ -10,18 +10,9 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
-
-// Actor makes a user's claimed units yield and gives them back. There
-// are two: the broker's client (package broker), which asks root's
-// broker for the user who runs it, and root in process (ActFor), which
-// acts on root's own authority for the user root names. resolve and
-// release get one and call it, whichever it is.
-type Actor interface {
-	Yield(ctx context.Context, req YieldRequest) (YieldResult, error)
-	Release(ctx context.Context, req ReleaseRequest) (ReleaseResult, error)
-}
 
 // Config is what sets the root side's three services apart: the
 // broker's and reconcile's act on the policy's word (Policy), root
@@ -48,7 +39,7 @@ type Config struct {
 func New(ctx context.Context, c Config) (*Service, func(), error) {
 	sys, closeBus, err := systemd.SystemOutliving(ctx)
 	if err != nil {
-		return nil, nil, Unchanged(err)
+		return nil, nil, protocol.Unchanged(err)
 	}
 	s := &Service{Store: claimstore.Store{Dir: c.Dir}, Authority: plan.Authority{Root: c.Root, Policy: c.Policy}, Sys: sys,
 		Places: c.Places, Note: c.Places.ServedNote, Wait: c.Wait, Log: c.Log}
@@ -61,7 +52,7 @@ func New(ctx context.Context, c Config) (*Service, func(), error) {
 
 // ActFor is s acting for user (uid: whose sockets count as the user's
 // own): root in process, as root mode asks. Its errors are ActErrors.
-func (s *Service) ActFor(user string, uid uint32) Actor {
+func (s *Service) ActFor(user string, uid uint32) protocol.Actor {
 	return forUser{s: s, user: user, uid: uid}
 }
 
@@ -71,41 +62,14 @@ type forUser struct {
 	uid  uint32
 }
 
-func (f forUser) Yield(ctx context.Context, req YieldRequest) (YieldResult, error) {
+func (f forUser) Yield(ctx context.Context, req protocol.YieldRequest) (protocol.YieldResult, error) {
 	res, err := f.s.Yield(ctx, f.user, f.uid, req)
 	return res, Failure(err)
 }
 
-func (f forUser) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult, error) {
+func (f forUser) Release(ctx context.Context, req protocol.ReleaseRequest) (protocol.ReleaseResult, error) {
 	res, err := f.s.Release(ctx, f.user, req)
 	return res, Failure(err)
-}
-
-// ActError is a yield or a release that failed, and whether it had
-// changed anything by then. Its text is the one place that says
-// "nothing was changed": the broker's answers, root mode's errors and a
-// missing broker all say it through this type, never by hand.
-type ActError struct {
-	Err     error
-	Changed bool
-}
-
-func (e *ActError) Error() string {
-	if e.Changed {
-		return e.Err.Error()
-	}
-	return e.Err.Error() + "; nothing was changed"
-}
-
-func (e *ActError) Unwrap() error { return e.Err }
-
-// Unchanged is err, which came before anything was changed, as an
-// ActError (nil stays nil).
-func Unchanged(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &ActError{Err: err}
 }
 
 // Failure is an error of Service.Yield or Service.Release as an
@@ -113,9 +77,9 @@ func Unchanged(err error) error {
 // user's earlier releases were finished first). An ActError, or nil,
 // stays as it is.
 func Failure(err error) error {
-	var ae *ActError
+	var ae *protocol.ActError
 	if err == nil || errors.As(err, &ae) {
 		return err
 	}
-	return &ActError{Err: err, Changed: !NothingChanged(err)}
+	return &protocol.ActError{Err: err, Changed: !NothingChanged(err)}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // TestNothingWasChangedIsSaidOnceAndOnlyWhenSo: an act's failure says
@@ -23,20 +24,20 @@ func TestNothingWasChangedIsSaidOnceAndOnlyWhenSo(t *testing.T) {
 	}{
 		{Failure(plain), true},
 		{Failure(Failure(plain)), true},
-		{Unchanged(plain), true},
-		{Failure(Unchanged(plain)), true},
+		{protocol.Unchanged(plain), true},
+		{Failure(protocol.Unchanged(plain)), true},
 		{Failure(fmt.Errorf("wrapped: %w", partial)), false},
 	} {
 		got := c.err.Error()
 		if n := strings.Count(got, "nothing was changed"); n != map[bool]int{true: 1, false: 0}[c.nothing] {
 			t.Errorf("%q says \"nothing was changed\" %d times", got, n)
 		}
-		var ae *ActError
+		var ae *protocol.ActError
 		if !errors.As(c.err, &ae) || ae.Changed == c.nothing || !errors.Is(c.err, plain) {
 			t.Errorf("%q: not an ActError that says whether anything changed and wraps its cause", got)
 		}
 	}
-	if Failure(nil) != nil || Unchanged(nil) != nil {
+	if Failure(nil) != nil || protocol.Unchanged(nil) != nil {
 		t.Error("no error became one")
 	}
 }
@@ -46,10 +47,10 @@ func TestNothingWasChangedIsSaidOnceAndOnlyWhenSo(t *testing.T) {
 // was changed.
 func TestRootInProcessSaysWhetherAnythingChanged(t *testing.T) {
 	act := (&Service{Authority: plan.Authority{Root: true}}).ActFor("alice", 1000)
-	_, yerr := act.Yield(context.Background(), YieldRequest{Service: "x", Units: []string{"poweroff.target"}})
-	_, rerr := act.Release(context.Background(), ReleaseRequest{})
+	_, yerr := act.Yield(context.Background(), protocol.YieldRequest{Service: "x", Units: []string{"poweroff.target"}})
+	_, rerr := act.Release(context.Background(), protocol.ReleaseRequest{})
 	for _, err := range []error{yerr, rerr} {
-		var ae *ActError
+		var ae *protocol.ActError
 		if !errors.As(err, &ae) || ae.Changed || !strings.HasSuffix(err.Error(), "; nothing was changed") {
 			t.Errorf("%v: want an ActError that changed nothing", err)
 		}

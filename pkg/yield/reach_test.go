@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/claim"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // alice lets units yield to alice.
@@ -20,7 +21,7 @@ func alice(units ...string) map[string][]string {
 // wantRefused fails unless res is a refusal that names units (the ones
 // the policy does not let yield, in any order) and says each of says,
 // and nothing was recorded, asked of systemd or changed.
-func (w *world) wantRefused(res YieldResult, before string, units []string, says ...string) {
+func (w *world) wantRefused(res protocol.YieldResult, before string, units []string, says ...string) {
 	w.t.Helper()
 	if res.Refused == nil {
 		w.t.Fatalf("not refused: %+v (%v)", res, w.sys)
@@ -105,7 +106,7 @@ func TestAStopTakesAlongWhatDependsOnIt(t *testing.T) {
 			"b.service": inactive(fakeUnit{requires: []string{"a.service"}}),
 		})
 		res := w.yield("a.service")
-		if res.Refused != nil || outcome(t, res.Units, "a.service").Outcome != Stopped || len(res.Units) != 1 {
+		if res.Refused != nil || outcome(t, res.Units, "a.service").Outcome != protocol.Stopped || len(res.Units) != 1 {
 			t.Fatalf("%+v", res)
 		}
 		w.wantJobs("stop a.service")
@@ -129,7 +130,7 @@ func TestDependentsThePolicyAllowsGoDownWithTheirRecords(t *testing.T) {
 	if res.Refused != nil || !res.PortsFree {
 		t.Fatalf("%+v", res)
 	}
-	if b := outcome(t, res.Units, "b.service"); b.Outcome != Stopped || b.With != "a.service" || outcome(t, res.Units, "a.service").Outcome != Stopped {
+	if b := outcome(t, res.Units, "b.service"); b.Outcome != protocol.Stopped || b.With != "a.service" || outcome(t, res.Units, "a.service").Outcome != protocol.Stopped {
 		t.Errorf("%+v", res.Units)
 	}
 	w.wantJobs("stop b.service", "stop a.service")
@@ -140,7 +141,7 @@ func TestDependentsThePolicyAllowsGoDownWithTheirRecords(t *testing.T) {
 	}
 
 	rel := w.release("a.service")
-	if outcome(t, rel.Units, "a.service").Outcome != Restarted || outcome(t, rel.Units, "b.service").Outcome != Restarted {
+	if outcome(t, rel.Units, "a.service").Outcome != protocol.Restarted || outcome(t, rel.Units, "b.service").Outcome != protocol.Restarted {
 		t.Errorf("%+v", rel.Units)
 	}
 	w.wantJobs("stop b.service", "stop a.service", "start a.service replace", "start b.service replace")
@@ -220,7 +221,7 @@ func TestAStopDoesNotTriggerUnitsOutsideThePolicy(t *testing.T) {
 			"a.service": active(fakeUnit{onSuccess: []string{"t.service"}}),
 			"t.service": active(fakeUnit{}),
 		})
-		if res := w.yield("a.service"); res.Refused != nil || outcome(t, res.Units, "a.service").Outcome != Stopped {
+		if res := w.yield("a.service"); res.Refused != nil || outcome(t, res.Units, "a.service").Outcome != protocol.Stopped {
 			t.Fatalf("%+v", res)
 		}
 		w.wantStates("a.service=inactive", "t.service=active")
@@ -243,7 +244,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 		w.yield("a.service")
 		res := w.release("a.service")
 		a := outcome(t, res.Units, "a.service")
-		if a.Outcome != Restarted || !strings.Contains(a.Detail, "without w.service (Wants=), which is down and which the policy does not name") {
+		if a.Outcome != protocol.Restarted || !strings.Contains(a.Detail, "without w.service (Wants=), which is down and which the policy does not name") {
 			t.Errorf("%+v", a)
 		}
 		w.wantJobs("stop a.service", "start a.service ignore-requirements")
@@ -271,7 +272,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 			w.sys.units["r.service"].state = "inactive" // root stops it meanwhile
 			res := w.release("a.service")
 			got := outcome(t, res.Units, "a.service")
-			if got.Outcome != Deferred || !strings.Contains(got.Detail, "starting it would also start r.service ("+via+"= of a.service), which is down and which the policy does not let yield to alice") {
+			if got.Outcome != protocol.Deferred || !strings.Contains(got.Detail, "starting it would also start r.service ("+via+"= of a.service), which is down and which the policy does not let yield to alice") {
 				t.Errorf("%+v", got)
 			}
 			w.wantJobs("stop a.service")
@@ -283,7 +284,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 
 			// Once root starts it, the next release gives a.service back.
 			w.sys.units["r.service"].state = "active"
-			if got := outcome(t, w.release("a.service").Units, "a.service"); got.Outcome != Restarted {
+			if got := outcome(t, w.release("a.service").Units, "a.service"); got.Outcome != protocol.Restarted {
 				t.Errorf("%+v", got)
 			}
 			w.wantStates("a.service=active")
@@ -297,7 +298,7 @@ func TestAReleaseStartsNothingOutsideThePolicy(t *testing.T) {
 		})
 		w.yield("a.service")
 		w.sys.units["f.service"].state = "inactive" // root stops it meanwhile
-		if got := outcome(t, w.release("a.service").Units, "a.service"); got.Outcome != Restarted || strings.Contains(got.Detail, "without") {
+		if got := outcome(t, w.release("a.service").Units, "a.service"); got.Outcome != protocol.Restarted || strings.Contains(got.Detail, "without") {
 			t.Errorf("%+v", got)
 		}
 		w.wantJobs("stop a.service", "start a.service replace")

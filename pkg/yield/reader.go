@@ -9,6 +9,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
@@ -17,7 +18,7 @@ import (
 // it, or leave it failed), every active unit a stop of them would take
 // along (those that depend on them, and helpers that stop when nothing
 // needs them), and every record on them.
-func (s *Service) yieldFacts(ctx context.Context, who string, req YieldRequest) (plan.YieldInput, error) {
+func (s *Service) yieldFacts(ctx context.Context, who string, req protocol.YieldRequest) (plan.YieldInput, error) {
 	in := plan.YieldInput{User: who, Authority: s.Authority, Service: req.Service, Ports: req.Ports,
 		Facts: map[string]plan.UnitFacts{}, Now: s.now(),
 		ClaimPath: func(user, unit string) string { p, _ := s.Store.Path(user, unit); return p }}
@@ -61,8 +62,8 @@ func withSockets(asked []string, triggers func(unit string) ([]string, error)) (
 			if slices.Contains(out, sock) {
 				continue
 			}
-			if len(out) == maxUnits {
-				return out, fmt.Errorf("%s and the sockets that activate them are more than %d units; portclaim does not make that many yield at once", strings.Join(asked, " and "), maxUnits)
+			if len(out) == protocol.MaxUnits {
+				return out, fmt.Errorf("%s and the sockets that activate them are more than %d units; portclaim does not make that many yield at once", strings.Join(asked, " and "), protocol.MaxUnits)
 			}
 			out = append(out, sock)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // Reconcile gives back what the policy no longer allows (a user removed,
@@ -16,7 +17,7 @@ import (
 // at boot and on every nixos-rebuild switch that changes the policy. A
 // user whose records cannot be read or given back does not stop the
 // others': every user is done, and every error returned, joined.
-func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, error) {
+func (s *Service) Reconcile(ctx context.Context) (map[string]protocol.ReleaseResult, error) {
 	unlock, err := s.lockStore(ctx)
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func (s *Service) Reconcile(ctx context.Context) (map[string]ReleaseResult, erro
 		}
 		return *ready
 	}
-	out := map[string]ReleaseResult{}
+	out := map[string]protocol.ReleaseResult{}
 	var errs []error
 	for _, u := range users {
 		res, err := s.reconcileUser(ctx, u, lookupsReady)
@@ -64,8 +65,8 @@ func (s *Service) lookupsReady(ctx context.Context) bool {
 	return err == nil && d.ActiveState == "active"
 }
 
-func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func() bool) (ReleaseResult, error) {
-	var res ReleaseResult
+func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func() bool) (protocol.ReleaseResult, error) {
+	var res protocol.ReleaseResult
 	notFound := userGone(ctx, u)
 	exists := !notFound || !lookupsReady()
 	if notFound && exists {

@@ -15,18 +15,19 @@ import (
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
 // Release gives back who's claims on req's units (with the units stopped
 // along with them), or all of them.
-func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (ReleaseResult, error) {
+func (s *Service) Release(ctx context.Context, who string, req protocol.ReleaseRequest) (protocol.ReleaseResult, error) {
 	if err := req.Check(); err != nil {
-		return ReleaseResult{}, err
+		return protocol.ReleaseResult{}, err
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return ReleaseResult{}, err
+		return protocol.ReleaseResult{}, err
 	}
 	defer unlock()
 	return s.release(ctx, who, req.Units, req.All)
@@ -34,13 +35,13 @@ func (s *Service) Release(ctx context.Context, who string, req ReleaseRequest) (
 
 // releaseUnits releases exactly who's claims on units (a rollback: no
 // dependents, no unfinished releases of other units).
-func (s *Service) releaseUnits(ctx context.Context, who string, units []string) (ReleaseResult, error) {
+func (s *Service) releaseUnits(ctx context.Context, who string, units []string) (protocol.ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
 }
 
 // finishReleases finishes who's releases under way (begun, or asked for
 // and deferred), but of skip.
-func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (ReleaseResult, error) {
+func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (protocol.ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return pending(e) && !slices.Contains(skip, e.Unit) })
 }
 
@@ -50,17 +51,17 @@ func pending(e claimstore.Entry) bool {
 	return e.Releasing || e.Problem == "" && e.Claim.GiveBack != nil
 }
 
-func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (ReleaseResult, error) {
+func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (protocol.ReleaseResult, error) {
 	entries, err := s.Store.List(who)
 	if err != nil {
-		return ReleaseResult{}, err
+		return protocol.ReleaseResult{}, err
 	}
 	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claimstore.Entry) bool { return !pick(e) }), false)
 }
 
 // release picks who's records for units (all: every one), the dependents
 // stopped with them, and every release of who's still under way.
-func (s *Service) release(ctx context.Context, who string, units []string, all bool) (ReleaseResult, error) {
+func (s *Service) release(ctx context.Context, who string, units []string, all bool) (protocol.ReleaseResult, error) {
 	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool {
 		return all || pending(e) || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
 	})
@@ -69,8 +70,8 @@ func (s *Service) release(ctx context.Context, who string, units []string, all b
 // releaseEntries gives back who's entries; stale: because the policy or
 // the user database no longer allows them (reconcile). ctx bounds the
 // reads before the plan; the steps run on a budget of their own.
-func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (ReleaseResult, error) {
-	var res ReleaseResult
+func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (protocol.ReleaseResult, error) {
+	var res protocol.ReleaseResult
 	if len(entries) == 0 {
 		return res, nil
 	}
@@ -121,11 +122,11 @@ func (s *Service) releaseEntries(ctx context.Context, who string, entries []clai
 }
 
 // releaseOne carries out one step of a release's plan.
-func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseStep) UnitResult {
-	r := UnitResult{Unit: st.Entry.Unit, With: st.Entry.Claim.With, Detail: st.Why}
+func (s *Service) releaseOne(ctx context.Context, who string, st plan.ReleaseStep) protocol.UnitResult {
+	r := protocol.UnitResult{Unit: st.Entry.Unit, With: st.Entry.Claim.With, Detail: st.Why}
 	switch st.Action {
 	case plan.Keep:
-		r.Outcome = Kept
+		r.Outcome = protocol.Kept
 		s.logStep(who, st, "release", "kept", st.Why)
 		return r
 	case plan.Defer:
@@ -143,10 +144,10 @@ func (s *Service) logStep(who string, st plan.ReleaseStep, action, result, msg s
 
 // deferRelease keeps the claim, recording that its user asked for it
 // back, and says what it waits for.
-func (s *Service) deferRelease(who string, st plan.ReleaseStep, r UnitResult) UnitResult {
-	r.Outcome = Deferred
+func (s *Service) deferRelease(who string, st plan.ReleaseStep, r protocol.UnitResult) protocol.UnitResult {
+	r.Outcome = protocol.Deferred
 	if st.Held != nil {
-		r.Held = &HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
+		r.Held = &protocol.HeldSocket{Socket: st.Held.Endpoint, Inode: st.Held.Inode, Holder: st.Holder}
 	}
 	if err := s.keepGiveBack(st.Entry, st.Why); err != nil {
 		r.Detail += "; and recording that it is to be given back failed: " + err.Error()
@@ -157,7 +158,7 @@ func (s *Service) deferRelease(who string, st plan.ReleaseStep, r UnitResult) Un
 
 // removeOnly removes the record (and root's mask), and leaves the unit
 // as it is.
-func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseStep, r UnitResult) UnitResult {
+func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseStep, r protocol.UnitResult) protocol.UnitResult {
 	e := st.Entry
 	var err error
 	if e.Releasing {
@@ -166,7 +167,7 @@ func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseSte
 		err = s.Store.Remove(who, e.Unit)
 	}
 	if err != nil {
-		r.Outcome, r.Detail = Failed, err.Error()
+		r.Outcome, r.Detail = protocol.Failed, err.Error()
 		return r
 	}
 	if st.Unmask && s.unmask(e.Unit, who) {
@@ -174,7 +175,7 @@ func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseSte
 			r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
 		}
 	}
-	r.Outcome = Removed
+	r.Outcome = protocol.Removed
 	s.logStep(who, st, "unclaim", "done", st.Why)
 	return r
 }
@@ -182,7 +183,7 @@ func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseSte
 // restart brings the unit back: the record moves aside first (the
 // condition then lets the unit start), stays until the unit runs, and
 // says why if it does not.
-func (s *Service) restart(ctx context.Context, who string, st plan.ReleaseStep, r UnitResult) UnitResult {
+func (s *Service) restart(ctx context.Context, who string, st plan.ReleaseStep, r protocol.UnitResult) protocol.UnitResult {
 	e, c := st.Entry, st.Entry.Claim
 	if c.Release == nil {
 		c.Release = &claim.Release{Began: s.now().UTC()}
@@ -195,7 +196,7 @@ func (s *Service) restart(ctx context.Context, who string, st plan.ReleaseStep, 
 		err = s.Store.BeginRelease(c)
 	}
 	if err != nil {
-		r.Outcome, r.Detail = Failed, err.Error()
+		r.Outcome, r.Detail = protocol.Failed, err.Error()
 		return r
 	}
 	s.crash("after-begin-release")
@@ -224,11 +225,11 @@ func (s *Service) restart(ctx context.Context, who string, st plan.ReleaseStep, 
 		return s.releaseFailed(r, c, "its start job finished, but it is "+state+inTheWay(st, who))
 	}
 	if err := s.Store.EndRelease(who, e.Unit); err != nil {
-		r.Outcome, r.Detail = Failed, err.Error()
+		r.Outcome, r.Detail = protocol.Failed, err.Error()
 		return r
 	}
 	s.logStep(who, st, "unclaim", "done", "started again")
-	r.Outcome, r.Detail = Restarted, "started again, as it ran before the first claim"
+	r.Outcome, r.Detail = protocol.Restarted, "started again, as it ran before the first claim"
 	if len(st.Without) > 0 {
 		r.Detail += fmt.Sprintf(", without %s (Wants=), which is down and which the policy does not name", strings.Join(st.Without, ", "))
 	}
@@ -280,12 +281,12 @@ const settle = 2 * time.Second
 
 // releaseFailed keeps the record of a release that did not bring the unit
 // back, with why, for the next run to try again.
-func (s *Service) releaseFailed(r UnitResult, c claim.Claim, why string) UnitResult {
+func (s *Service) releaseFailed(r protocol.UnitResult, c claim.Claim, why string) protocol.UnitResult {
 	c.Release.LastError = why
 	if err := s.Store.UpdateRelease(c); err != nil {
 		why += "; and recording that failed: " + err.Error()
 	}
-	r.Outcome = Failed
+	r.Outcome = protocol.Failed
 	r.Detail = why + "; its record stays (" + filepath.Join(s.Store.UserDir(c.User), ".releasing", c.Unit) + "), and the next release or reconcile tries again"
 	return r
 }

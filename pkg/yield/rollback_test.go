@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // TestAYieldWhoseStopFailsIsUndone: the stop of the asked unit fails
@@ -17,10 +19,10 @@ func TestAYieldWhoseStopFailsIsUndone(t *testing.T) {
 		"b.service": active(fakeUnit{requires: []string{"a.service"}}),
 	})
 	res := w.yield("a.service")
-	if a := outcome(t, res.Units, "a.service"); a.Outcome != Failed || a.Detail != "stopping it: failed" {
+	if a := outcome(t, res.Units, "a.service"); a.Outcome != protocol.Failed || a.Detail != "stopping it: failed" {
 		t.Errorf("a.service: %+v", a)
 	}
-	if b := outcome(t, res.Units, "b.service"); b.Outcome != RolledBack || b.Detail != "given back because another step failed: started again, as it ran before the first claim" {
+	if b := outcome(t, res.Units, "b.service"); b.Outcome != protocol.RolledBack || b.Detail != "given back because another step failed: started again, as it ran before the first claim" {
 		t.Errorf("b.service: %+v", b)
 	}
 	w.wantJobs("stop b.service", "stop a.service", "start a.service replace", "start b.service replace")
@@ -39,10 +41,10 @@ func TestAYieldWhoseStopIsCanceledIsUndone(t *testing.T) {
 		"a.service": active(fakeUnit{triggeredBy: []string{"a.socket"}, stopResult: "canceled"}),
 	})
 	res := w.yield("a.service")
-	if a := outcome(t, res.Units, "a.service"); a.Outcome != Failed || a.Detail != "stopping it: canceled" {
+	if a := outcome(t, res.Units, "a.service"); a.Outcome != protocol.Failed || a.Detail != "stopping it: canceled" {
 		t.Errorf("a.service: %+v", a)
 	}
-	if s := outcome(t, res.Units, "a.socket"); s.Outcome != RolledBack {
+	if s := outcome(t, res.Units, "a.socket"); s.Outcome != protocol.RolledBack {
 		t.Errorf("a.socket: %+v", s)
 	}
 	w.wantJobs("stop a.socket", "stop a.service", "start a.socket replace")
@@ -62,10 +64,10 @@ func TestAYieldWhoseStopIsCanceledBringsItsDependentBack(t *testing.T) {
 		"b.service": active(fakeUnit{requires: []string{"a.service"}, after: []string{"a.service"}}),
 	})
 	res := w.yield("a.service")
-	if a := outcome(t, res.Units, "a.service"); a.Outcome != Failed {
+	if a := outcome(t, res.Units, "a.service"); a.Outcome != protocol.Failed {
 		t.Errorf("a.service: %+v", a)
 	}
-	if b := outcome(t, res.Units, "b.service"); b.Outcome != RolledBack {
+	if b := outcome(t, res.Units, "b.service"); b.Outcome != protocol.RolledBack {
 		t.Errorf("b.service: %+v", b)
 	}
 	w.wantStates("a.service=active", "b.service=active")
@@ -90,14 +92,14 @@ func TestAReleaseWhoseStartFailsKeepsItsRecord(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t, alice("a.service"), map[string]*fakeUnit{"a.service": active(fakeUnit{})})
-			if res := w.yield("a.service"); outcome(t, res.Units, "a.service").Outcome != Stopped {
+			if res := w.yield("a.service"); outcome(t, res.Units, "a.service").Outcome != protocol.Stopped {
 				t.Fatalf("%+v", res)
 			}
 			c.breakIt(w.sys.units["a.service"])
 			res := w.release("a.service")
 			a := outcome(t, res.Units, "a.service")
 			stays := filepath.Join(w.svc.Store.Dir, "alice", ".releasing", "a.service")
-			if a.Outcome != Failed || a.Detail != c.why+"; its record stays ("+stays+"), and the next release or reconcile tries again" {
+			if a.Outcome != protocol.Failed || a.Detail != c.why+"; its record stays ("+stays+"), and the next release or reconcile tries again" {
 				t.Errorf("%+v", a)
 			}
 			r, ok := w.records()["a.service"]
@@ -110,7 +112,7 @@ func TestAReleaseWhoseStartFailsKeepsItsRecord(t *testing.T) {
 
 			// Fixed, it comes back on the next release, and the record goes.
 			*w.sys.units["a.service"] = fakeUnit{state: "failed", conditions: w.sys.units["a.service"].conditions}
-			if a := outcome(t, w.release("a.service").Units, "a.service"); a.Outcome != Restarted {
+			if a := outcome(t, w.release("a.service").Units, "a.service"); a.Outcome != protocol.Restarted {
 				t.Errorf("the release after the fix: %+v", a)
 			}
 			w.wantStates("a.service=active")

@@ -9,6 +9,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/sockets"
 )
 
@@ -22,7 +23,7 @@ const portWait = 2 * time.Second
 // user's overlaps the ports (the user's own are theirs to hold). It polls
 // the socket table alone, and names the holder (a scan of /proc) once, if
 // one is left.
-func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldRequest, uid uint32) YieldResult {
+func (s *Service) waitFree(ctx context.Context, res protocol.YieldResult, req protocol.YieldRequest, uid uint32) protocol.YieldResult {
 	deadline := time.Now().Add(min(s.Wait, portWait))
 	for {
 		sock, want, err := s.inTheWay(req.Ports, uid)
@@ -37,14 +38,14 @@ func (s *Service) waitFree(ctx context.Context, res YieldResult, req YieldReques
 }
 
 // portsNow records who holds the ports at this moment.
-func (s *Service) portsNow(res YieldResult, req YieldRequest, uid uint32) YieldResult {
+func (s *Service) portsNow(res protocol.YieldResult, req protocol.YieldRequest, uid uint32) protocol.YieldResult {
 	sock, want, err := s.inTheWay(req.Ports, uid)
 	return s.held(res, sock, want, uid, err)
 }
 
 // held records in res who holds the ports: sock in the way of want (as
 // the caller uid may learn it), or the error reading them.
-func (s *Service) held(res YieldResult, sock *host.Socket, want endpoint.Endpoint, uid uint32, err error) YieldResult {
+func (s *Service) held(res protocol.YieldResult, sock *host.Socket, want endpoint.Endpoint, uid uint32, err error) protocol.YieldResult {
 	switch {
 	case err != nil:
 		res.HeldBy = err.Error()

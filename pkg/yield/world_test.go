@@ -16,6 +16,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // world is a broker's Service acting for alice on a model of units
@@ -78,9 +79,9 @@ func newWorld(t *testing.T, yieldTo map[string][]string, units map[string]*fakeU
 var port = endpoint.Endpoint{Proto: endpoint.TCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: 7001}
 
 // yield has alice ask for units.
-func (w *world) yield(units ...string) YieldResult {
+func (w *world) yield(units ...string) protocol.YieldResult {
 	w.t.Helper()
-	res, err := w.svc.Yield(context.Background(), "alice", 1000, YieldRequest{Service: "app", Units: units, Ports: []endpoint.Endpoint{port}})
+	res, err := w.svc.Yield(context.Background(), "alice", 1000, protocol.YieldRequest{Service: "app", Units: units, Ports: []endpoint.Endpoint{port}})
 	if err != nil {
 		w.t.Fatalf("yield of %v: %v", units, err)
 	}
@@ -88,9 +89,9 @@ func (w *world) yield(units ...string) YieldResult {
 }
 
 // release has alice give units back.
-func (w *world) release(units ...string) ReleaseResult {
+func (w *world) release(units ...string) protocol.ReleaseResult {
 	w.t.Helper()
-	res, err := w.svc.Release(context.Background(), "alice", ReleaseRequest{Units: units})
+	res, err := w.svc.Release(context.Background(), "alice", protocol.ReleaseRequest{Units: units})
 	if err != nil {
 		w.t.Fatalf("release of %v: %v", units, err)
 	}
@@ -131,7 +132,7 @@ func (w *world) wantJobs(jobs ...string) {
 }
 
 // outcome is unit's result among units.
-func outcome(t *testing.T, units []UnitResult, unit string) UnitResult {
+func outcome(t *testing.T, units []protocol.UnitResult, unit string) protocol.UnitResult {
 	t.Helper()
 	for _, r := range units {
 		if r.Unit == unit {
@@ -139,7 +140,7 @@ func outcome(t *testing.T, units []UnitResult, unit string) UnitResult {
 		}
 	}
 	t.Fatalf("no result for %s in %+v", unit, units)
-	return UnitResult{}
+	return protocol.UnitResult{}
 }
 
 // active and inactive are units in that state, with more said of them.

@@ -21,6 +21,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
 // Service acts for users as root. One Service serves one request at a
@@ -62,8 +63,8 @@ func (s *Service) now() time.Time {
 // when it ends (a deadline, SIGTERM) nothing has been changed. Once the
 // plan is made, its changes run on a budget of their own (see work), to
 // their end or undone, whatever becomes of ctx.
-func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRequest) (YieldResult, error) {
-	res := YieldResult{Service: req.Service}
+func (s *Service) Yield(ctx context.Context, who string, uid uint32, req protocol.YieldRequest) (protocol.YieldResult, error) {
+	res := protocol.YieldResult{Service: req.Service}
 	if err := req.Check(); err != nil {
 		return res, err
 	}
@@ -102,7 +103,7 @@ func (s *Service) Yield(ctx context.Context, who string, uid uint32, req YieldRe
 // dependents) the plan drops, as the user wants them down again. What
 // the others came to is said in res's warnings; finished reports whether
 // there were any.
-func (s *Service) yieldInput(ctx context.Context, who string, req YieldRequest, res *YieldResult) (in plan.YieldInput, finished bool, err error) {
+func (s *Service) yieldInput(ctx context.Context, who string, req protocol.YieldRequest, res *protocol.YieldResult) (in plan.YieldInput, finished bool, err error) {
 	if in, err = s.yieldFacts(ctx, who, req); err != nil {
 		return in, false, err
 	}
@@ -124,13 +125,13 @@ func (s *Service) yieldInput(ctx context.Context, who string, req YieldRequest, 
 
 // refuse records the plan's refusal in the journal and says it, and
 // that the user's earlier releases were finished all the same.
-func (s *Service) refuse(who string, req YieldRequest, r *plan.Refusal, finished bool) *Refusal {
+func (s *Service) refuse(who string, req protocol.YieldRequest, r *plan.Refusal, finished bool) *protocol.Refusal {
 	s.Log.Add(actionlog.Entry{Action: "refuse", Unit: strings.Join(req.Units, ","), User: who, Ports: req.Ports, Result: "refused", Msg: r.Says})
 	says := r.Says
 	if finished {
 		says += "; your earlier releases were finished first (see the warnings)"
 	}
-	return &Refusal{Units: r.Units, Says: says, NixOS: r.NixOS, Problems: r.Problems}
+	return &protocol.Refusal{Units: r.Units, Says: says, NixOS: r.NixOS, Problems: r.Problems}
 }
 
 // yielding is a yield's plan being carried out: the claims written so
@@ -138,12 +139,12 @@ func (s *Service) refuse(who string, req YieldRequest, r *plan.Refusal, finished
 type yielding struct {
 	s         *Service
 	who       string
-	req       YieldRequest
+	req       protocol.YieldRequest
 	plan      plan.YieldPlan
 	planned   []string
 	triggered []plan.Triggered
-	res       *YieldResult
-	outcome   map[string]*UnitResult // the planned units' results, in res.Units
+	res       *protocol.YieldResult
+	outcome   map[string]*protocol.UnitResult // the planned units' results, in res.Units
 	written   []claim.Claim
 }
 
@@ -159,18 +160,18 @@ const (
 
 // newYielding starts res's outcomes: every planned unit kept down (the
 // stops say better), or claimed already.
-func (s *Service) newYielding(who string, req YieldRequest, in plan.YieldInput, p plan.YieldPlan, res *YieldResult) *yielding {
+func (s *Service) newYielding(who string, req protocol.YieldRequest, in plan.YieldInput, p plan.YieldPlan, res *protocol.YieldResult) *yielding {
 	y := &yielding{s: s, who: who, req: req, plan: p, planned: plannedUnits(in), triggered: in.Triggered, res: res,
-		outcome: map[string]*UnitResult{}}
+		outcome: map[string]*protocol.UnitResult{}}
 	with := map[string]string{}
 	for _, d := range in.Dependents {
 		with[d.Unit] = d.Of
 	}
-	res.Units = make([]UnitResult, 0, len(y.planned))
+	res.Units = make([]protocol.UnitResult, 0, len(y.planned))
 	for _, u := range y.planned {
-		r := UnitResult{Unit: u, Outcome: KeptDown, With: with[u]}
+		r := protocol.UnitResult{Unit: u, Outcome: protocol.KeptDown, With: with[u]}
 		if slices.Contains(p.Already, u) {
-			r.Outcome = Already
+			r.Outcome = protocol.Already
 		}
 		res.Units = append(res.Units, r)
 	}
@@ -195,7 +196,7 @@ func (y *yielding) carryOut(ctx context.Context) ending {
 
 // fail says why unit's step failed and rolls back what the yield did.
 func (y *yielding) fail(ctx context.Context, unit, why string) ending {
-	y.outcome[unit].Outcome, y.outcome[unit].Detail = Failed, why
+	y.outcome[unit].Outcome, y.outcome[unit].Detail = protocol.Failed, why
 	y.s.rollback(ctx, y.who, y.written, y.outcome)
 	return undone
 }
@@ -251,7 +252,7 @@ func (y *yielding) stop(ctx context.Context) ending {
 		y.s.Log.Add(actionlog.Entry{Action: "stop", Unit: u, User: y.who, Ports: y.req.Ports, Result: jobText(result, err)})
 		switch {
 		case err == nil && result == "done":
-			y.outcome[u].Outcome = Stopped
+			y.outcome[u].Outcome = protocol.Stopped
 		case err == nil && result == "":
 			y.keepStopping(u, y.plan.Stop[i+1:])
 			return stillStopping
@@ -266,10 +267,10 @@ func (y *yielding) stop(ctx context.Context) ending {
 // stops of rest were not asked for: systemd goes on stopping it, the
 // claims keep them down once they are down, so the claims stay.
 func (y *yielding) keepStopping(unit string, rest []string) {
-	y.outcome[unit].Outcome = StillStopping
+	y.outcome[unit].Outcome = protocol.StillStopping
 	y.outcome[unit].Detail = fmt.Sprintf("its stop job did not finish within %s (a slow or hanging ExecStop?); systemd goes on stopping it, and the claim keeps it down then; `portclaim release` gives it back", y.s.Wait)
 	for _, r := range rest {
-		y.outcome[r].Outcome = StillStopping
+		y.outcome[r].Outcome = protocol.StillStopping
 		y.outcome[r].Detail = fmt.Sprintf("claimed but not stopped: the stop of %s did not finish first; `portclaim resolve` again stops it, `portclaim release` gives it back", unit)
 	}
 }
@@ -296,9 +297,9 @@ func NothingChanged(err error) bool {
 }
 
 // changedAny reports whether a release may have changed what runs.
-func changedAny(r ReleaseResult) bool {
+func changedAny(r protocol.ReleaseResult) bool {
 	for _, u := range r.Units {
-		if u.Outcome != Kept && u.Outcome != Deferred {
+		if u.Outcome != protocol.Kept && u.Outcome != protocol.Deferred {
 			return true
 		}
 	}

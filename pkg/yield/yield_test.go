@@ -14,6 +14,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
+	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
@@ -28,7 +29,7 @@ func TestSocketsAreAddedOrRefusedNeverDropped(t *testing.T) {
 		t.Fatalf("%v, %v", got, err)
 	}
 	var many []string
-	for i := 0; i < maxUnits-1; i++ {
+	for i := 0; i < protocol.MaxUnits-1; i++ {
 		many = append(many, fmt.Sprintf("s%d.service", i))
 	}
 	many = append(many, "a.service")
