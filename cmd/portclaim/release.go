@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
@@ -107,7 +108,7 @@ func (a *app) nameOwnHolders(res *protocol.ReleaseResult, t target) {
 // down for nothing until it does). A port still free is waited for, up to
 // --wait: a unit that failed on it may be between restarts. It reads the
 // socket table only when there are claims.
-func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claimstore.Entry, m manifest.Manifest, doc *report.ReleaseDoc) {
+func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claim.Record, m manifest.Manifest, doc *report.ReleaseDoc) {
 	whose := "your"
 	if t.Root(a) {
 		whose = t.Name + "'s"

@@ -135,3 +135,17 @@ func Decode(data []byte) (Claim, error) {
 	}
 	return c, nil
 }
+
+// Record is one claim record as found in the claims directory, readable
+// or not: what the store lists and the root side decides on.
+type Record struct {
+	User, Unit string
+	Path       string
+	Claim      Claim // when Problem is ""
+	// Problem says why the record cannot be believed (truncated, not
+	// root's): such a record still keeps its unit down, and portclaim
+	// changes nothing about that unit until root repairs or removes it.
+	Problem string
+	// Releasing: the record of a release under way.
+	Releasing bool
+}

@@ -40,19 +40,6 @@ const maxRecord = 64 << 10
 // Store is the claims directory of a policy.
 type Store struct{ Dir string }
 
-// Entry is one record found, readable or not.
-type Entry struct {
-	User, Unit string
-	Path       string
-	Claim      claim.Claim // when Problem is ""
-	// Problem says why the record cannot be believed (truncated, not
-	// root's): such a record still keeps its unit down, and portclaim
-	// changes nothing about that unit until root repairs or removes it.
-	Problem string
-	// Releasing: the record of a release under way.
-	Releasing bool
-}
-
 // UserDir is the claims directory of one user.
 func (s Store) UserDir(user string) string { return filepath.Join(s.Dir, user) }
 
@@ -96,7 +83,7 @@ func (s Store) Users() ([]string, error) {
 
 // List reads a user's records: claims, then releases under way, each
 // sorted by unit. A missing directory has none.
-func (s Store) List(user string) ([]Entry, error) {
+func (s Store) List(user string) ([]claim.Record, error) {
 	if !policy.ValidUser(user) {
 		return nil, fmt.Errorf("%q is not a user name", user)
 	}
@@ -105,7 +92,7 @@ func (s Store) List(user string) ([]Entry, error) {
 	if errors.Is(dirProblem, errMissing) {
 		return nil, nil
 	}
-	var out []Entry
+	var out []claim.Record
 	for _, sub := range []string{"", releasingDir} {
 		d := filepath.Join(dir, sub)
 		names, err := readNames(d)
@@ -122,7 +109,7 @@ func (s Store) List(user string) ([]Entry, error) {
 			if !unitname.Claimable(name) {
 				continue // temp files, the lock, anything not a unit's claim
 			}
-			e := Entry{User: user, Unit: name, Path: filepath.Join(d, name), Releasing: sub != ""}
+			e := claim.Record{User: user, Unit: name, Path: filepath.Join(d, name), Releasing: sub != ""}
 			if subProblem != nil {
 				e.Problem = subProblem.Error()
 			} else {
@@ -137,12 +124,12 @@ func (s Store) List(user string) ([]Entry, error) {
 // Records reads every user's records, claims and releases, by unit: what
 // OnUnit says of each unit, from one read of the store (a request that
 // looks at several units reads it once, not once a unit).
-func (s Store) Records() (map[string][]Entry, error) {
+func (s Store) Records() (map[string][]claim.Record, error) {
 	users, err := s.Users()
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]Entry{}
+	out := map[string][]claim.Record{}
 	for _, u := range users {
 		entries, err := s.List(u)
 		if err != nil {
@@ -156,19 +143,19 @@ func (s Store) Records() (map[string][]Entry, error) {
 }
 
 // OnUnit reads every user's record on unit, claims and releases.
-func (s Store) OnUnit(unit string) ([]Entry, error) {
+func (s Store) OnUnit(unit string) ([]claim.Record, error) {
 	users, err := s.Users()
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
+	var out []claim.Record
 	for _, u := range users {
 		for _, sub := range []string{"", releasingDir} {
 			path := filepath.Join(s.UserDir(u), sub, unit)
 			if _, err := os.Lstat(path); err != nil {
 				continue
 			}
-			e := Entry{User: u, Unit: unit, Path: path, Releasing: sub != ""}
+			e := claim.Record{User: u, Unit: unit, Path: path, Releasing: sub != ""}
 			if p := trustedDir(filepath.Dir(path)); p != nil {
 				e.Problem = p.Error()
 			} else {

@@ -3,7 +3,7 @@ package plan
 import (
 	"slices"
 
-	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/unitname"
@@ -19,7 +19,7 @@ import (
 // release under way of a unit the manifest names again is resolve's to
 // take back.) A record that cannot be read is asked for only with all:
 // status reports it.
-func GiveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []string {
+func GiveBack(entries []claim.Record, m manifest.Manifest, all bool) []string {
 	var out []string
 	for _, e := range entries {
 		if e.Problem != "" && !all {
@@ -37,11 +37,11 @@ func GiveBack(entries []claimstore.Entry, m manifest.Manifest, all bool) []strin
 // Declared reports whether a service of the manifest still claims e's
 // unit: names it, the unit it was stopped with, or the service a socket
 // activates.
-func Declared(m manifest.Manifest, e claimstore.Entry) bool {
+func Declared(m manifest.Manifest, e claim.Record) bool {
 	return slices.ContainsFunc(m.Services, func(svc manifest.Service) bool { return claimedBy(svc, e) })
 }
 
-func claimedBy(svc manifest.Service, e claimstore.Entry) bool {
+func claimedBy(svc manifest.Service, e claim.Record) bool {
 	return slices.ContainsFunc(svc.SystemUnits, func(u string) bool {
 		return u == e.Unit || u == e.Claim.With || unitname.SocketFor(u) == e.Unit
 	})
@@ -58,10 +58,10 @@ type UserUnit struct {
 // unit of each service that has one, with the service's ports: what
 // release, in a switch, checks each holds once sd-switch has started
 // them.
-func Claimed(entries []claimstore.Entry, m manifest.Manifest) []UserUnit {
+func Claimed(entries []claim.Record, m manifest.Manifest) []UserUnit {
 	var out []UserUnit
 	for _, svc := range m.Services {
-		claimed := slices.ContainsFunc(entries, func(e claimstore.Entry) bool {
+		claimed := slices.ContainsFunc(entries, func(e claim.Record) bool {
 			return e.Problem == "" && !e.Releasing && claimedBy(svc, e)
 		})
 		if claimed && len(svc.UserUnits) > 0 {

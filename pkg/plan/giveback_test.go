@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/manifest"
@@ -21,8 +20,8 @@ func onTCP(ports ...uint16) []endpoint.Endpoint {
 }
 
 // claimOf is alice's readable record on unit, stopped with with.
-func claimOf(unit, with string) claimstore.Entry {
-	return claimstore.Entry{User: "alice", Unit: unit, Claim: claim.Claim{User: "alice", Unit: unit, With: with}}
+func claimOf(unit, with string) claim.Record {
+	return claim.Record{User: "alice", Unit: unit, Claim: claim.Claim{User: "alice", Unit: unit, With: with}}
 }
 
 func homeOf(svcs ...manifest.Service) manifest.Manifest { return manifest.Manifest{Services: svcs} }
@@ -39,10 +38,10 @@ func svcOf(name string, system, user []string, ports ...uint16) manifest.Service
 func TestGiveBackWhatTheManifestNoLongerClaims(t *testing.T) {
 	deferred := claimOf("jellyfin.service", "")
 	deferred.Claim.GiveBack = &claim.GiveBack{Why: "your podman-jellyfin.service still holds 8096/tcp"}
-	broken := claimstore.Entry{User: "alice", Unit: "qdrant.service", Problem: "not root's"}
+	broken := claim.Record{User: "alice", Unit: "qdrant.service", Problem: "not root's"}
 	releasing := claimOf("searx.service", "")
 	releasing.Releasing = true
-	entries := []claimstore.Entry{
+	entries := []claim.Record{
 		claimOf("ollama.service", ""), claimOf("ollama.socket", ""), claimOf("ollama-model-loader.service", "ollama.service"),
 		claimOf("redis.service", ""), deferred, broken, releasing, claimOf("searx.service", ""),
 	}
@@ -75,7 +74,7 @@ func TestGiveBackWhatTheManifestNoLongerClaims(t *testing.T) {
 func TestClaimedIsEveryUserUnitAClaimKeepsItsPortsFor(t *testing.T) {
 	releasing := claimOf("searx.service", "")
 	releasing.Releasing = true
-	entries := []claimstore.Entry{claimOf("ollama.socket", ""), {User: "alice", Unit: "qdrant.service", Problem: "not whole"}, releasing,
+	entries := []claim.Record{claimOf("ollama.socket", ""), {User: "alice", Unit: "qdrant.service", Problem: "not whole"}, releasing,
 		claimOf("redis.service", "")}
 	m := homeOf(
 		svcOf("ollama", []string{"ollama.service"}, []string{"podman-ollama.service", "ollama-pull.service"}, 11434),

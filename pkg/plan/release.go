@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -32,7 +31,7 @@ const (
 
 // ReleaseStep gives one claimed unit back.
 type ReleaseStep struct {
-	Entry  claimstore.Entry
+	Entry  claim.Record
 	Action ReleaseAction
 	Unmask bool   // a transient mask to remove first
 	Why    string // for people
@@ -74,7 +73,7 @@ type ReleaseInput struct {
 	User string
 	// Entries are the user's records to release (claims and releases
 	// under way), dependents included.
-	Entries []claimstore.Entry
+	Entries []claim.Record
 	Facts   map[string]UnitFacts
 	// Sockets are those on the claimed ports now; UID is the user's: a
 	// release waits only while the user's own sockets hold a claimed
@@ -143,7 +142,7 @@ func PlanRelease(in ReleaseInput) []ReleaseStep {
 	return steps
 }
 
-func releaseStep(in ReleaseInput, e claimstore.Entry) ReleaseStep {
+func releaseStep(in ReleaseInput, e claim.Record) ReleaseStep {
 	st := ReleaseStep{Entry: e}
 	if e.Problem != "" {
 		st.Action, st.Why = Keep, "the record cannot be read, so nothing about the unit is changed until root repairs or removes it: "+e.Problem
@@ -227,7 +226,7 @@ func heldPorts(in ReleaseInput, ports []endpoint.Endpoint) (string, *host.Socket
 // to that user (and so no longer renders the condition that kept it
 // down). "" for a record that stands. Root's transient masks stand until
 // their user is gone: root made them, not the policy.
-func Stale(e claimstore.Entry, pol *policy.Policy, userExists bool) string {
+func Stale(e claim.Record, pol *policy.Policy, userExists bool) string {
 	switch {
 	case !userExists:
 		return fmt.Sprintf("user %s no longer exists", e.User)

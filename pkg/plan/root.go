@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -23,7 +22,7 @@ type UnitFacts struct {
 	Conditions []host.Condition
 	// Records are every user's records on the unit (claims and releases
 	// under way).
-	Records []claimstore.Entry
+	Records []claim.Record
 }
 
 // Dependent is an active unit systemd would stop along with an asked one.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -30,8 +29,8 @@ func active(name string, conds ...host.Condition) UnitFacts {
 	return UnitFacts{Unit: host.Unit{Name: name, ActiveState: "active", UnitFileState: "enabled", LoadState: "loaded"}, Conditions: conds}
 }
 
-func record(user, unit string, at int64, prior string) claimstore.Entry {
-	return claimstore.Entry{User: user, Unit: unit, Claim: claim.Claim{Version: 2, User: user, Unit: unit, Method: claim.ByCondition,
+func record(user, unit string, at int64, prior string) claim.Record {
+	return claim.Record{User: user, Unit: unit, Claim: claim.Claim{Version: 2, User: user, Unit: unit, Method: claim.ByCondition,
 		ClaimedAt: time.Unix(at, 0), Prior: claim.Prior{ActiveState: prior}}}
 }
 
@@ -95,7 +94,7 @@ func TestSecondUserInheritsTheFirstClaimsPrior(t *testing.T) {
 	in.User, in.Asked = "bob", []string{"ollama.service"}
 	f := in.Facts["ollama.service"]
 	f.Unit.ActiveState = "inactive" // alice's claim keeps it down
-	f.Records = []claimstore.Entry{record("alice", "ollama.service", 50, "active")}
+	f.Records = []claim.Record{record("alice", "ollama.service", 50, "active")}
 	in.Facts["ollama.service"] = f
 	p := PlanYield(in)
 	if len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" || len(p.Stop) != 0 {
@@ -106,12 +105,12 @@ func TestSecondUserInheritsTheFirstClaimsPrior(t *testing.T) {
 func TestYieldConvergesAndCancelsARelease(t *testing.T) {
 	in := yieldIn()
 	f := in.Facts["ollama.service"]
-	f.Records = []claimstore.Entry{record("alice", "ollama.service", 50, "active")}
+	f.Records = []claim.Record{record("alice", "ollama.service", 50, "active")}
 	in.Facts["ollama.service"] = f
 	s := in.Facts["ollama.socket"]
 	r := record("alice", "ollama.socket", 50, "active")
 	r.Releasing = true
-	s.Records = []claimstore.Entry{r}
+	s.Records = []claim.Record{r}
 	in.Facts["ollama.socket"] = s
 	p := PlanYield(in)
 	if strings.Join(p.Already, " ") != "ollama.socket ollama.service" || strings.Join(p.CancelRelease, " ") != "ollama.socket" || len(p.Write) != 1 ||
@@ -123,7 +122,7 @@ func TestYieldConvergesAndCancelsARelease(t *testing.T) {
 func TestUnreadableRecordBlocksAnyChange(t *testing.T) {
 	in := yieldIn()
 	f := in.Facts["ollama.service"]
-	f.Records = []claimstore.Entry{{User: "bob", Unit: "ollama.service", Problem: "bob/ollama.service: not a whole claim record"}}
+	f.Records = []claim.Record{{User: "bob", Unit: "ollama.service", Problem: "bob/ollama.service: not a whole claim record"}}
 	in.Facts["ollama.service"] = f
 	if p := PlanYield(in); p.Refused == nil || !strings.Contains(p.Refused.Says, "not a whole claim record") || len(p.Stop) != 0 {
 		t.Fatalf("%+v", p)
@@ -146,11 +145,11 @@ func TestRootMasksWhatHasNoCondition(t *testing.T) {
 	}
 }
 
-func releaseIn(entries ...claimstore.Entry) ReleaseInput {
+func releaseIn(entries ...claim.Record) ReleaseInput {
 	return ReleaseInput{User: "alice", Entries: entries, Facts: map[string]UnitFacts{}}
 }
 
-func stopped(name string, records ...claimstore.Entry) UnitFacts {
+func stopped(name string, records ...claim.Record) UnitFacts {
 	return UnitFacts{Unit: host.Unit{Name: name, ActiveState: "inactive", LoadState: "loaded"}, Records: records}
 }
 
@@ -168,7 +167,7 @@ func TestReleaseDecisions(t *testing.T) {
 	in.Sockets = []host.Socket{{Endpoint: endpoint.Endpoint{Proto: endpoint.TCP, Port: 11434}, UID: 1000}}
 	in.UID = 1000
 	mine.Claim.Ports = []endpoint.Endpoint{{Proto: endpoint.TCP, Port: 11434}}
-	in.Entries = []claimstore.Entry{mine}
+	in.Entries = []claim.Record{mine}
 	in.HolderOf = func(host.Socket) string { return "user alice's podman-local-ai-ollama.service" }
 	if st := PlanRelease(in)[0]; st.Action != Defer || !strings.Contains(st.Why, "11434/tcp is still held at *:11434 by user alice's podman-local-ai-ollama.service") {
 		t.Errorf("port still held: %+v", st)
@@ -195,11 +194,11 @@ func TestReleaseDecisions(t *testing.T) {
 	in.Conflicting = nil
 	in.Sockets = nil
 	notBefore := record("alice", "ollama.service", 50, "inactive")
-	in.Entries = []claimstore.Entry{notBefore}
+	in.Entries = []claim.Record{notBefore}
 	if st := PlanRelease(in)[0]; st.Action != RemoveOnly || !strings.Contains(st.Why, "inactive before the first claim") {
 		t.Errorf("not running before: %+v", st)
 	}
-	in.Entries = []claimstore.Entry{{User: "alice", Unit: "ollama.service", Problem: "truncated"}}
+	in.Entries = []claim.Record{{User: "alice", Unit: "ollama.service", Problem: "truncated"}}
 	if st := PlanRelease(in)[0]; st.Action != Keep {
 		t.Errorf("unreadable: %+v", st)
 	}
@@ -282,7 +281,7 @@ func TestYieldDuringAFailedReleaseRestoresTheRecord(t *testing.T) {
 	r.Claim.Release = &claim.Release{Attempts: 2, LastError: "start failed"}
 	f := in.Facts["ollama.service"]
 	f.Unit.ActiveState = "failed"
-	f.Records = []claimstore.Entry{r}
+	f.Records = []claim.Record{r}
 	in.Facts["ollama.service"] = f
 	p := PlanYield(in)
 	if len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" || p.Write[0].Release != nil || !p.Write[0].ClaimedAt.Equal(time.Unix(50, 0)) {
@@ -311,7 +310,7 @@ func TestAnotherUsersReleaseUnderWayCarriesThePrior(t *testing.T) {
 	alice.Releasing = true
 	f := in.Facts["ollama.service"]
 	f.Unit.ActiveState = "failed"
-	f.Records = []claimstore.Entry{alice}
+	f.Records = []claim.Record{alice}
 	in.Facts["ollama.service"] = f
 	if p := PlanYield(in); len(p.Write) != 1 || p.Write[0].Prior.ActiveState != "active" {
 		t.Fatalf("%+v", p.Write)
@@ -400,7 +399,7 @@ func TestYieldDropsAGiveBackAskedBefore(t *testing.T) {
 	asked := record("alice", "ollama.service", 50, "active")
 	asked.Claim.GiveBack = &claim.GiveBack{AskedAt: time.Unix(60, 0), Why: "11434/tcp is still held"}
 	f := in.Facts["ollama.service"]
-	f.Records = []claimstore.Entry{asked}
+	f.Records = []claim.Record{asked}
 	in.Facts["ollama.service"] = f
 	p := PlanYield(in)
 	var kept *claim.Claim

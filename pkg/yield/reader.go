@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/systemd"
@@ -78,8 +77,8 @@ type reader struct {
 	what    string // what is read for, for the message of the bound
 	limit   int    // units read at most; 0: no bound
 	details map[string]systemd.Detail
-	records map[string][]claimstore.Entry // nil until needed
-	queued  []string                      // units read that have a job queued, in order
+	records map[string][]claim.Record // nil until needed
+	queued  []string                  // units read that have a job queued, in order
 }
 
 func (s *Service) newReader(what string) *reader {
@@ -130,7 +129,7 @@ func (r *reader) keptDown(d systemd.Detail) (bool, error) {
 
 // recordsOn is every user's record on d, under any of its names (a
 // unit the policy names by an alias beside its own name is one unit).
-func (r *reader) recordsOn(d systemd.Detail) ([]claimstore.Entry, error) {
+func (r *reader) recordsOn(d systemd.Detail) ([]claim.Record, error) {
 	if r.records == nil {
 		var err error
 		if r.records, err = r.s.Store.Records(); err != nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
-	"github.com/portclaim/portclaim/pkg/claimstore"
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/protocol"
 )
@@ -77,7 +77,7 @@ func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func
 	if err != nil {
 		return res, err
 	}
-	var stale, unfinished []claimstore.Entry
+	var stale, unfinished []claim.Record
 	for _, e := range entries {
 		switch {
 		case plan.Stale(e, s.Authority.Policy, exists) != "":
@@ -88,7 +88,7 @@ func (s *Service) reconcileUser(ctx context.Context, u string, lookupsReady func
 	}
 	var errs []error
 	for _, part := range []struct {
-		entries []claimstore.Entry
+		entries []claim.Record
 		stale   bool
 	}{{stale, true}, {unfinished, false}} {
 		r, err := s.releaseEntries(ctx, u, part.entries, part.stale)

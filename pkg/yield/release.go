@@ -11,7 +11,6 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claim"
-	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
@@ -36,33 +35,33 @@ func (s *Service) Release(ctx context.Context, who string, req protocol.ReleaseR
 // releaseUnits releases exactly who's claims on units (a rollback: no
 // dependents, no unfinished releases of other units).
 func (s *Service) releaseUnits(ctx context.Context, who string, units []string) (protocol.ReleaseResult, error) {
-	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
+	return s.releaseWhere(ctx, who, func(e claim.Record) bool { return !e.Releasing && slices.Contains(units, e.Unit) })
 }
 
 // finishReleases finishes who's releases under way (begun, or asked for
 // and deferred), but of skip.
 func (s *Service) finishReleases(ctx context.Context, who string, skip []string) (protocol.ReleaseResult, error) {
-	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool { return pending(e) && !slices.Contains(skip, e.Unit) })
+	return s.releaseWhere(ctx, who, func(e claim.Record) bool { return pending(e) && !slices.Contains(skip, e.Unit) })
 }
 
 // pending reports whether e is a release under way: begun (its record
 // in .releasing), or asked for and deferred (GiveBack).
-func pending(e claimstore.Entry) bool {
+func pending(e claim.Record) bool {
 	return e.Releasing || e.Problem == "" && e.Claim.GiveBack != nil
 }
 
-func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claimstore.Entry) bool) (protocol.ReleaseResult, error) {
+func (s *Service) releaseWhere(ctx context.Context, who string, pick func(claim.Record) bool) (protocol.ReleaseResult, error) {
 	entries, err := s.Store.List(who)
 	if err != nil {
 		return protocol.ReleaseResult{}, err
 	}
-	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claimstore.Entry) bool { return !pick(e) }), false)
+	return s.releaseEntries(ctx, who, slices.DeleteFunc(entries, func(e claim.Record) bool { return !pick(e) }), false)
 }
 
 // release picks who's records for units (all: every one), the dependents
 // stopped with them, and every release of who's still under way.
 func (s *Service) release(ctx context.Context, who string, units []string, all bool) (protocol.ReleaseResult, error) {
-	return s.releaseWhere(ctx, who, func(e claimstore.Entry) bool {
+	return s.releaseWhere(ctx, who, func(e claim.Record) bool {
 		return all || pending(e) || slices.Contains(units, e.Unit) || slices.Contains(units, e.Claim.With)
 	})
 }
@@ -70,7 +69,7 @@ func (s *Service) release(ctx context.Context, who string, units []string, all b
 // releaseEntries gives back who's entries; stale: because the policy or
 // the user database no longer allows them (reconcile). ctx bounds the
 // reads before the plan; the steps run on a budget of their own.
-func (s *Service) releaseEntries(ctx context.Context, who string, entries []claimstore.Entry, stale bool) (protocol.ReleaseResult, error) {
+func (s *Service) releaseEntries(ctx context.Context, who string, entries []claim.Record, stale bool) (protocol.ReleaseResult, error) {
 	var res protocol.ReleaseResult
 	if len(entries) == 0 {
 		return res, nil
@@ -259,7 +258,7 @@ func (s *Service) start(ctx context.Context, unit string, each []string) (system
 // back: the claim stays where its condition keeps the unit down (a
 // target's start must not start it into a port still held), and the
 // next release, switch or reconcile gives it back.
-func (s *Service) keepGiveBack(e claimstore.Entry, why string) error {
+func (s *Service) keepGiveBack(e claim.Record, why string) error {
 	c := e.Claim
 	if e.Releasing || c.GiveBack != nil && c.GiveBack.Why == why {
 		return nil

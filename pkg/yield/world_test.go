@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
@@ -99,13 +100,13 @@ func (w *world) release(units ...string) protocol.ReleaseResult {
 }
 
 // records are alice's records, claims and releases under way, by unit.
-func (w *world) records() map[string]claimstore.Entry {
+func (w *world) records() map[string]claim.Record {
 	w.t.Helper()
 	entries, err := w.svc.Store.List("alice")
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	out := map[string]claimstore.Entry{}
+	out := map[string]claim.Record{}
 	for _, e := range entries {
 		out[e.Unit] = e
 	}
