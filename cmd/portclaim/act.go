@@ -6,8 +6,8 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/broker"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -45,7 +45,7 @@ func (a *app) actorFor(ctx context.Context, t target, pol *policy.Policy, wait t
 	if !t.Root(a) {
 		return broker.Client{Socket: a.places.BrokerSocket, User: t.Name, Wait: wait}, nil, func() {}, nil
 	}
-	dir := gather.ClaimsDir(pol, a.places.ServedNote)
+	dir := places.ClaimsDir(pol, a.places.ServedNote)
 	svc, closeBus, err := yield.New(ctx, yield.Config{Places: a.places, Dir: dir, Root: true, Wait: wait, Log: actionlog.Journal()})
 	if err != nil {
 		return nil, nil, nil, err

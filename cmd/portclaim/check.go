@@ -8,6 +8,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/report"
 )
 
@@ -58,7 +59,7 @@ func checkCode(c report.Check) int {
 // (with claims, or in the policy), checked against the manifest in their
 // home, as `check --user NAME` would; root has no claims of its own.
 func (c *checkCmd) everyone(ctx context.Context, a *app) error {
-	pol, problem := gather.LoadPolicy(a.places.PolicyPath)
+	pol, problem := places.LoadPolicy(a.places.PolicyPath)
 	sh := gather.Share(a.places, pol, problem)
 	defer sh.Close()
 	doc := report.UsersDoc{Users: []report.CheckDoc{}, Notes: []string{}}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -17,7 +17,7 @@ func (a *app) holding(t target, w plan.UserUnit) (bool, string) {
 	ref := host.UnitRef{User: true, UserUID: t.UID, Name: w.Unit}
 	all := true
 	for _, p := range w.Ports {
-		held, err := gather.Who(p.Port, p.Proto, []host.UnitRef{ref}, a.places)
+		held, err := attribute.Who(p.Port, p.Proto, []host.UnitRef{ref}, a.places)
 		if err != nil {
 			return false, ""
 		}

@@ -15,7 +15,8 @@ import (
 	"github.com/alecthomas/kong"
 	"golang.org/x/sys/unix"
 
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/attribute"
+	"github.com/portclaim/portclaim/pkg/places"
 )
 
 // Exit codes (README "Exit codes"): decided here, and only here. What
@@ -165,8 +166,8 @@ func helpHint(args []string, a *app) string {
 type app struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
-	places         gather.Places
-	names          gather.Names // user names by uid, looked up once a run
+	places         places.Places
+	names          attribute.Names // user names by uid, looked up once a run
 	euid           int
 	getenv         func(string) string
 	lookupEnv      func(string) (string, bool) // nil: getenv alone
@@ -199,7 +200,7 @@ func quietExit(code int) error {
 }
 
 func main() {
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, places: gather.Default,
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, places: places.Default,
 		euid: os.Geteuid(), getenv: os.Getenv, lookupEnv: os.LookupEnv, stdinTTY: isTerminal(os.Stdin), stderrTTY: isTerminal(os.Stderr)}
 	os.Exit(run(os.Args[1:], a))
 }

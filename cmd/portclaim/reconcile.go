@@ -9,7 +9,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
 	"github.com/portclaim/portclaim/pkg/yield"
@@ -30,7 +30,7 @@ func (c *reconcileCmd) Run(a *app) error {
 		return fail(exitBadInput, "it runs as root, at boot and when the policy changes (portclaim-reconcile.service)", "portclaim reconcile runs as root")
 	}
 	doc := report.ReconcileDoc{Users: []report.ReconcileUser{}, Notes: []string{}, Errors: []string{}}
-	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
+	pol, problem, missing := places.ReadPolicy(a.places.PolicyPath)
 	switch {
 	case pol == nil && !missing:
 		// Not a policy that allows nothing: giving back every claim would
@@ -47,7 +47,7 @@ func (c *reconcileCmd) Run(a *app) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	dir := gather.ClaimsDir(pol, a.places.ServedNote)
+	dir := places.ClaimsDir(pol, a.places.ServedNote)
 	if pol != nil && (c.MoveClaims || dir != pol.ClaimsDir) {
 		// services.portclaim.claimsDir changed: every record goes there
 		// before anything is given back from it.

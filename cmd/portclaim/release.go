@@ -4,11 +4,12 @@ import (
 	"context"
 	"strings"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -30,8 +31,8 @@ func (c *releaseCmd) Run(a *app) error {
 	}
 	r := c.runLog(a)
 	doc := report.ReleaseDoc{User: t.Name, Manifest: source, DryRun: c.DryRun, UserUnits: []report.UserUnitDoc{}, Notes: []string{}, Errors: []string{}}
-	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
-	entries, err := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}.List(t.Name)
+	pol, _ := places.LoadPolicy(a.places.PolicyPath)
+	entries, err := claimstore.Store{Dir: places.ClaimsDir(pol, a.places.ServedNote)}.List(t.Name)
 	if err != nil {
 		r.errorf("%v", protocol.Unchanged(err))
 		return a.finish(r, t, source, "release", strictCode(m, exitConflicts), 0, doc)
@@ -90,7 +91,7 @@ func (a *app) nameOwnHolders(res *protocol.ReleaseResult, t target) {
 		if h == nil || h.Holder == "" {
 			continue
 		}
-		held, err := gather.Who(h.Socket.Port, h.Socket.Proto, nil, a.places)
+		held, err := attribute.Who(h.Socket.Port, h.Socket.Proto, nil, a.places)
 		if err != nil {
 			continue
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 )
 
 // TestMain lets the script tests run `portclaim` as a command: the same
@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		"portclaim": func() {
 			// The places no flag moves are the script's own (Setup): a
 			// script never reads or writes the machine's /run or /var.
-			places := gather.Default
+			places := places.Default
 			places.Booted, places.LingerDir, places.RootRuns = os.Getenv("PC_BOOTED"), os.Getenv("PC_LINGER_DIR"), os.Getenv("PC_ROOT_RUNS")
 			places.TransientDir = os.Getenv("PC_TRANSIENT_DIR")
 			a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, places: places,

@@ -7,11 +7,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/report"
 )
@@ -34,7 +36,7 @@ type lookup struct {
 // their ports, the last runs and, for the metrics, each user's
 // conflicts), then writes it: nothing is read while it is written.
 func (c *statusCmd) Run(a *app) error {
-	pol, problem, missing := gather.ReadPolicy(a.places.PolicyPath)
+	pol, problem, missing := places.ReadPolicy(a.places.PolicyPath)
 	// One run shares the policy, the reads of the socket tables and the
 	// processes, and the system manager's connection.
 	sh := gather.Share(a.places, pol, problem)
@@ -53,7 +55,7 @@ func (c *statusCmd) Run(a *app) error {
 	if pol != nil {
 		doc.Policy = &report.StatusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: gather.ClaimsDir(pol, a.places.ServedNote)}
+	store := claimstore.Store{Dir: places.ClaimsDir(pol, a.places.ServedNote)}
 	stores := []claimstore.Store{store}
 	if pol == nil || store.Dir != pol.ClaimsDir {
 		doc.ClaimsIn = store.Dir
@@ -182,11 +184,11 @@ func (a *app) claimsOf(su *report.StatusUser, store claimstore.Store, pol *polic
 // holdersOf says who holds each claimed port now, from one read of the
 // socket tables for all of them.
 func (a *app) holdersOf(sh *gather.Shared, users []report.StatusUser) {
-	var qs []gather.Query
+	var qs []attribute.Query
 	for _, su := range users {
 		for _, c := range su.Claims {
 			for _, p := range c.Ports {
-				qs = append(qs, gather.Query{Port: p.Port, Proto: p.Proto, Expected: []host.UnitRef{{Name: c.Unit}}})
+				qs = append(qs, attribute.Query{Port: p.Port, Proto: p.Proto, Expected: []host.UnitRef{{Name: c.Unit}}})
 			}
 		}
 	}
@@ -213,7 +215,7 @@ func (a *app) holdersOf(sh *gather.Shared, users []report.StatusUser) {
 // keptDown reports whether what keeps a claimed unit down is in place: a
 // mask still linked, or a condition (rendered by the NixOS module for
 // every unit the policy lists).
-func keptDown(at gather.Places, method, unit string) bool {
+func keptDown(at places.Places, method, unit string) bool {
 	switch method {
 	case claim.ByCondition:
 		return true

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/portclaim/portclaim/pkg/claimstore"
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 )
 
 // target is whose claims a command looks at or acts on.
@@ -69,7 +69,7 @@ func (a *app) usersHint() string {
 // knownUsers are the users root looks after: those with claims, and
 // those the policy lets units yield to (they may have claims to come).
 func (a *app) knownUsers() []string {
-	pol, _ := gather.LoadPolicy(a.places.PolicyPath)
+	pol, _ := places.LoadPolicy(a.places.PolicyPath)
 	users, _ := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}.Users()
 	if pol != nil {
 		for _, us := range pol.Yield {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/report"
@@ -38,7 +38,7 @@ func (c *whoCmd) Run(a *app) error {
 			expected = append(expected, holder.Expected(m, host.Socket{Endpoint: endpoint.Endpoint{Proto: p, Port: port}}, t.UID)...)
 		}
 	}
-	held, err := gather.Who(port, proto, expected, a.places)
+	held, err := attribute.Who(port, proto, expected, a.places)
 	if err != nil {
 		return fail(exitEnv, "", "%v", err)
 	}

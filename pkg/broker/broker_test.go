@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
@@ -265,7 +265,7 @@ func TestABrokerForAnotherClaimsDirMakesWay(t *testing.T) {
 		}
 	}
 	write(dir + "/a")
-	path, done := serve(t, &Server{Places: gather.Places{PolicyPath: pol}})
+	path, done := serve(t, &Server{Places: places.Places{PolicyPath: pol}})
 	if _, err := call(t, path, protocol.Request{Op: protocol.OpStatus}); err != nil {
 		t.Fatalf("status for its own directory: %v", err)
 	}

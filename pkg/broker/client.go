@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
@@ -109,7 +109,7 @@ func (c Client) ask(ctx context.Context, command string, req protocol.Request) (
 	req.WaitMS = c.Wait.Milliseconds()
 	resp, err := Call(ctx, c.Socket, req)
 	if errors.Is(err, ErrNoBroker) {
-		if gather.IsSocket(c.Socket) {
+		if places.IsSocket(c.Socket) {
 			return resp, protocol.Unchanged(fmt.Errorf("%w: portclaim.socket is stopped (`systemctl status portclaim.socket` says why; `sudo systemctl start portclaim.socket` starts it); until then root can: sudo portclaim %s --user %s", err, command, c.User))
 		}
 		return resp, protocol.Unchanged(fmt.Errorf("%w: portclaim's NixOS module installs it (services.portclaim.enable = true; in configuration.nix); until then root can: sudo portclaim %s --user %s", err, command, c.User))

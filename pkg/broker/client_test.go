@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/protocol"
 )
 
@@ -50,7 +50,7 @@ func TestNoBrokerNamesTheCommand(t *testing.T) {
 // nothing was changed (no policy here), and the client does not say it
 // again.
 func TestABrokersAnswerSpeaksForItself(t *testing.T) {
-	s := &Server{Places: gather.Default}
+	s := &Server{Places: places.Default}
 	s.Places.PolicyPath = filepath.Join(t.TempDir(), "policy.json")
 	path, _ := serve(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

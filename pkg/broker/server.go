@@ -18,7 +18,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/protocol"
 	"github.com/portclaim/portclaim/pkg/yield"
@@ -26,7 +26,7 @@ import (
 
 // Server answers requests on a listening socket.
 type Server struct {
-	Places gather.Places
+	Places places.Places
 	// Wait is the longest a request may wait for each job and for ports.
 	Wait time.Duration
 	// Idle is how long the server waits for a connection before it
@@ -104,7 +104,7 @@ func (s *Server) defaults() {
 // for s.Idle while none was open.
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	s.defaults()
-	if pol, _ := gather.LoadPolicy(s.Places.PolicyPath); pol != nil {
+	if pol, _ := places.LoadPolicy(s.Places.PolicyPath); pol != nil {
 		s.serving = pol.ClaimsDir
 	}
 	var wg sync.WaitGroup
@@ -199,7 +199,7 @@ func pending(ctx context.Context, ln *net.UnixListener, idle time.Duration) erro
 // movedAway reports whether the policy names another claims directory
 // than the one this broker serves: services.portclaim.claimsDir changed.
 func (s *Server) movedAway() bool {
-	pol, _ := gather.LoadPolicy(s.Places.PolicyPath)
+	pol, _ := places.LoadPolicy(s.Places.PolicyPath)
 	if pol == nil || s.serving == "" || pol.ClaimsDir == s.serving {
 		return false
 	}
@@ -349,7 +349,7 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req protoc
 	default:
 		return fail(protocol.CodeBadRequest, "op %q with these fields is not a request (yield, release or status)", req.Op)
 	}
-	pol, problem := gather.LoadPolicy(s.Places.PolicyPath)
+	pol, problem := places.LoadPolicy(s.Places.PolicyPath)
 	if pol == nil {
 		return unchanged(protocol.CodeFailed, "%s", problem)
 	}
@@ -360,7 +360,7 @@ func (s *Server) answer(ctx context.Context, uid uint32, name string, req protoc
 		return unchanged(protocol.CodeBusy, "the policy's claims directory changed to %s, and this broker served %s: it makes way for a new one; ask again", pol.ClaimsDir, s.serving)
 	}
 	if req.Op == protocol.OpStatus {
-		return protocol.Response{Version: protocol.Version, User: name, Status: status(claimstore.Store{Dir: gather.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
+		return protocol.Response{Version: protocol.Version, User: name, Status: status(claimstore.Store{Dir: places.ClaimsDir(pol, s.Places.ServedNote)}, pol, name)}
 	}
 
 	// One request acts at a time. The wait for a turn has its deadline;

@@ -7,7 +7,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claimstore"
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/protocol"
@@ -18,7 +18,7 @@ import (
 // broker's and reconcile's act on the policy's word (Policy), root
 // mode's on root's (Root).
 type Config struct {
-	Places gather.Places
+	Places places.Places
 	// Dir is the claims directory acted on.
 	Dir string
 	// Policy is the authority of the broker and reconcile (nil: no
@@ -45,7 +45,7 @@ func New(ctx context.Context, c Config) (*Service, func(), error) {
 		Places: c.Places, Note: c.Places.ServedNote, Wait: c.Wait, Log: c.Log}
 	if !c.Root {
 		path := c.Places.PolicyPath
-		s.Policy = func() (*policy.Policy, string) { return gather.LoadPolicy(path) }
+		s.Policy = func() (*policy.Policy, string) { return places.LoadPolicy(path) }
 	}
 	return s, closeBus, nil
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/holder"
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/protocol"
@@ -92,7 +92,7 @@ func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
 // guess the process; the client names it), and of anyone else's socket
 // its uid alone: with /proc mounted hidepid, they could not see more.
 func (s *Service) describe(sock host.Socket, caller uint32) string {
-	held, err := gather.Who(sock.Port, sock.Proto, nil, s.Places)
+	held, err := attribute.Who(sock.Port, sock.Proto, nil, s.Places)
 	var h *holder.Holder // the gather package's attribution
 	if err == nil {
 		for i := range held {
@@ -105,11 +105,11 @@ func (s *Service) describe(sock host.Socket, caller uint32) string {
 	case h == nil:
 		return fmt.Sprintf("a process of uid %d", sock.UID)
 	case s.Authority.Root:
-		return h.Describe(gather.NameOf)
+		return h.Describe(attribute.NameOf)
 	case h.Unit.Name != "" && (sock.UID == caller || sock.UID == 0 && !h.Unit.User):
 		named := *h
 		named.PID, named.Command = 0, "" // known by its unit alone
-		return named.Describe(gather.NameOf)
+		return named.Describe(attribute.NameOf)
 	}
 	return fmt.Sprintf("a socket of uid %d", sock.UID)
 }

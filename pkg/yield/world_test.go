@@ -13,8 +13,8 @@ import (
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/endpoint"
-	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/protocol"
@@ -72,7 +72,7 @@ func newWorld(t *testing.T, yieldTo map[string][]string, units map[string]*fakeU
 	}
 	sys := &fakeSystemd{units: units}
 	svc := &Service{Store: store, Authority: plan.Authority{Policy: &policy.Policy{ClaimsDir: dir, Yield: yieldTo}}, Sys: sys,
-		Places: gather.Places{ProcRoot: proc, TransientDir: filepath.Join(t.TempDir(), "transient")},
+		Places: places.Places{ProcRoot: proc, TransientDir: filepath.Join(t.TempDir(), "transient")},
 		Wait:   10 * time.Millisecond}
 	return &world{t: t, sys: sys, svc: svc}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/actionlog"
 	"github.com/portclaim/portclaim/pkg/claim"
 	"github.com/portclaim/portclaim/pkg/claimstore"
-	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/policy"
 	"github.com/portclaim/portclaim/pkg/protocol"
@@ -40,7 +40,7 @@ type Service struct {
 	// Sys is the system's service manager: *systemd.Manager, or a model
 	// of units in the tests.
 	Sys    Systemd
-	Places gather.Places
+	Places places.Places
 	Wait   time.Duration // for each job, and for ports to change hands
 	Log    *actionlog.Log
 	Now    func() time.Time
