@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/plan"
@@ -33,10 +34,11 @@ func (a *app) look(ctx context.Context, m manifest.Manifest, src report.Manifest
 	} else {
 		snap = how.shared.Look(ctx, m, t.UID, t.Name, a.names.Of)
 	}
-	p := plan.Make(plan.Input{Manifest: m, Findings: snap.Findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
+	findings := conflict.Classify(snap.ConflictInput(m, t.UID, a.names.Of))
+	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, Declined: how.declined,
 		System: snap.System, UserUnits: snap.UserUnits, Sockets: snap.Sockets})
 	notes := append(append(a.builtInNote(src, t), snap.Notes...), m.Notes...)
-	return view{snap: snap, plan: p, check: report.Check{User: t.Name, Root: t.Root(a), Manifest: src, Findings: snap.Findings,
+	return view{snap: snap, plan: p, check: report.Check{User: t.Name, Root: t.Root(a), Manifest: src, Findings: findings,
 		Items: p.Items, UserUnits: snap.UserUnits, Notes: notes, Errors: snap.Broken, DBusCalls: snap.DBusCalls, NameOf: a.names.Of}}
 }

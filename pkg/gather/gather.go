@@ -1,8 +1,11 @@
 // Package gather is the reading layer of a check: for one manifest and one
 // user it reads the socket tables, the processes behind the sockets in the
 // way, the state of the units involved, the policy and the claims, into a
-// Snapshot. It decides nothing; it asks the pure packages (conflict,
-// holder) only what it needs to read next.
+// Snapshot of facts. It decides nothing: it asks the pure packages
+// (conflict, holder) only what it needs to read next, and returns what it
+// read, not their verdicts (the caller classifies: Snapshot.ConflictInput).
+// Where the machine is (places) and who holds a socket (attribute) are
+// packages of their own, which the root side uses too.
 //
 // Its cost is one read of the socket tables, the processes of the units
 // expected on the ports in the way (their cgroups; every process only when
@@ -60,9 +63,14 @@ type Snapshot struct {
 	Notes, Broken []string
 	// DBusCalls counts D-Bus method calls per manager.
 	DBusCalls map[string]int
-	// Findings are the verdicts on the claimed ports (conflict.Classify),
-	// made once: they also say which user units to ask about.
-	Findings []conflict.Finding
+}
+
+// ConflictInput is what the snapshot read, as the classification of the
+// claimed ports takes it (conflict.Classify): for the user uid and their
+// manifest m; nameOf names the other users the verdicts mention.
+func (s Snapshot) ConflictInput(m manifest.Manifest, uid uint32, nameOf func(uint32) string) conflict.Input {
+	return conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
+		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf}
 }
 
 // Shared is what the looks and holder lookups of one run share (status
@@ -193,17 +201,18 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 		}
 		s.DBusCalls["system"] = sys.Calls - callsBefore
 	}
-	s.Findings = conflict.Classify(conflict.Input{Manifest: m, UserUID: uid, Sockets: s.InWay, Holders: s.Holders,
-		System: s.System, KeptDown: s.KeptDown, Others: s.Others, NameOf: nameOf})
-	// Whether the broker listens matters only to a unit that may yield:
-	// the kernel's table of Unix sockets is read only then.
-	for _, f := range s.Findings {
+	// What to read next depends on the verdicts (the caller makes them
+	// again from the facts: a snapshot holds no decision). Whether the
+	// broker listens matters only to a unit that may yield: the kernel's
+	// table of Unix sockets is read only then.
+	findings := conflict.Classify(s.ConflictInput(m, uid, nameOf))
+	for _, f := range findings {
 		if f.Kind == conflict.Resolvable || f.Kind == conflict.Latent {
 			s.Broker = sh.Broker()
 			break
 		}
 	}
-	s.userSide(ctx, m, uid, at)
+	s.userSide(ctx, m, uid, at, findings)
 	return s
 }
 
@@ -252,9 +261,9 @@ func claimsOn(store claimstore.Store, unit, user string, at places.Places) (mine
 // report shows their state; under strategy disable-user also whether a
 // unit file or a generator made them), and notes when that manager is
 // not running, and why where portclaim can tell.
-func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32, at places.Places) {
+func (s *Snapshot) userSide(ctx context.Context, m manifest.Manifest, uid uint32, at places.Places, findings []conflict.Finding) {
 	var names []string
-	for _, f := range s.Findings {
+	for _, f := range findings {
 		if f.Kind.Conflict() && f.UserUnit != "" && !slices.Contains(names, f.UserUnit) {
 			names = append(names, f.UserUnit)
 		}
