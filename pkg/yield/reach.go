@@ -10,6 +10,10 @@ import (
 	"github.com/portclaim/portclaim/pkg/systemd"
 )
 
+// maxDependents bounds what one stop may take along: more is not a
+// service's family, and portclaim does not do that.
+const maxDependents = 64
+
 // stopsOnlyPlanned reads again what a stop of unit would take along, just
 // before it: a unit that became active since the plan (a socket-activated
 // service that Requires= it), or that has a job queued now, and is not
