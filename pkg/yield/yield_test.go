@@ -127,3 +127,36 @@ func TestStartOrderFollowsAfter(t *testing.T) {
 		t.Errorf("a cycle: %v", cycle)
 	}
 }
+
+// TestOnlyGetentsNotFoundMeansGone: a user Go's lookup does not know is
+// gone only when getent says "not found" (exit 2); getent failing any
+// other way (exit 1: a directory down, a timeout), or not there at all,
+// finds nothing out, and a user getent finds exists.
+func TestOnlyGetentsNotFoundMeansGone(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	saved := getentPaths
+	t.Cleanup(func() { getentPaths = saved })
+	const who = "pc-nobody-here"
+	for _, c := range []struct {
+		name string
+		path string
+		gone bool
+	}{
+		{"not found", script("notfound", "exit 2"), true},
+		{"failing otherwise", script("failing", "echo 'directory down' >&2; exit 1"), false},
+		{"found", script("found", "echo '"+who+":x:4242:4242::/home/x:/bin/sh'"), false},
+		{"no getent", filepath.Join(dir, "missing"), false},
+	} {
+		getentPaths = []string{c.path}
+		if got := userGone(context.Background(), who); got != c.gone {
+			t.Errorf("getent %s: userGone = %v, want %v", c.name, got, c.gone)
+		}
+	}
+}
