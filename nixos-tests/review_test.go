@@ -100,6 +100,9 @@ func TestHelperStoppedWhenUnneededIsADependent(t *testing.T) {
 	t.Cleanup(func() {
 		m.Run(context.Background(), "root", "rm", "-f", "/etc/systemd/system/pc-sw.service.d/deps.conf")
 	})
+	// The restart's job is done once holdport runs, not once it has
+	// bound again: on a busy machine resolve found the port free.
+	waitListening(t, ctx, "tcp4:127.0.0.1:7254")
 	if isActive(ctx, "pc-sw-helper.service") != "active" {
 		t.Fatal("the helper did not start with the unit")
 	}
