@@ -6,8 +6,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/portclaim/portclaim/pkg/attribute"
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
+	"github.com/portclaim/portclaim/pkg/host"
+	"github.com/portclaim/portclaim/pkg/manifest"
 	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/report"
 )
@@ -66,7 +69,17 @@ func (c *checkCmd) everyone(ctx context.Context, a *app) error {
 	code := exitOK
 	users := a.knownUsers()
 	if len(users) == 0 {
-		doc.Notes = append(doc.Notes, "no user has claims, and the policy names none: `sudo portclaim check --user NAME` checks one user's manifest")
+		// The main job still: what holds the ports the known services'
+		// user units would want, yielding to no one (root has no claims).
+		ports, err := a.machinePorts()
+		if err != nil {
+			return fail(exitEnv, "", "%v", err)
+		}
+		doc.Machine = ports
+		doc.Notes = append(doc.Notes, "`sudo portclaim check --user NAME` checks a user's manifest against them, with what to do")
+		if !c.asJSON() {
+			report.MachineText(a.stdout, ports)
+		}
 	}
 	printed := false
 	for _, u := range users {
@@ -120,4 +133,34 @@ func (a *app) sayNotes(c report.Check) {
 	for _, e := range c.Errors {
 		a.errorf(e, "")
 	}
+}
+
+// machinePorts is what holds each port of the built-in map, read in one
+// pass over the socket tables, each holder named as `who` names it.
+func (a *app) machinePorts() ([]report.MachinePort, error) {
+	m := manifest.Default()
+	var qs []attribute.Query
+	var out []report.MachinePort
+	for _, svc := range m.Services {
+		for _, p := range svc.Ports {
+			var expected []host.UnitRef
+			for _, u := range svc.SystemUnits {
+				expected = append(expected, host.UnitRef{Name: u})
+			}
+			qs = append(qs, attribute.Query{Port: p.Port, Proto: p.Proto, Expected: expected})
+			out = append(out, report.MachinePort{Service: svc.Name,
+				WhoDoc: report.WhoDoc{Port: p.Port, Protocol: string(p.Proto), Sockets: []report.WhoSocket{}}})
+		}
+	}
+	held, err := attribute.New(a.places).Who(qs)
+	if err != nil {
+		return nil, err
+	}
+	for i, hs := range held {
+		for _, h := range hs {
+			out[i].Sockets = append(out[i].Sockets, report.WhoSocket{Protocol: string(h.Socket.Proto), Address: h.Socket.Endpoint.String(),
+				Says: report.Who(h.Holder, a.names.Of), Holder: report.HolderDoc(a.managerOf(h.Holder.Unit), h.Holder.Unit.Name, h.Holder)})
+		}
+	}
+	return out, nil
 }

@@ -39,8 +39,18 @@ func (m Manifest) String() string {
 // UsersDoc is root's `check --json` without --user: every user's check.
 type UsersDoc struct {
 	Users []CheckDoc `json:"users"`
+	// Machine, when root looks after no user, is what holds each port of
+	// the built-in map on this machine, for the users to come.
+	Machine []MachinePort `json:"machine,omitempty"`
 	// Notes say which users were not checked, and why.
 	Notes []string `json:"notes"`
+}
+
+// MachinePort is one port of the built-in map and what holds it (no
+// sockets: it is free).
+type MachinePort struct {
+	Service string `json:"service"`
+	WhoDoc
 }
 
 // HeldDoc is one socket on a port and who holds it, as status writes the

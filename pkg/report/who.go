@@ -32,3 +32,18 @@ func WhoText(w io.Writer, asked string, doc WhoDoc) {
 		fmt.Fprintf(w, "%s %s: %s\n", s.Protocol, s.Address, s.Says)
 	}
 }
+
+// MachineText writes root's check of a machine it looks after no user
+// on: each port of the built-in map, and what holds it, a line each.
+func MachineText(w io.Writer, ports []MachinePort) {
+	fmt.Fprintln(w, "portclaim check: no user has claims and the policy names none; the built-in map's ports on this machine:")
+	for _, p := range ports {
+		port := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if len(p.Sockets) == 0 {
+			fmt.Fprintf(w, "  %-10s %s: free\n", port, p.Service)
+		}
+		for _, s := range p.Sockets {
+			fmt.Fprintf(w, "  %-10s %s: %s holds %s\n", port, p.Service, s.Says, s.Address)
+		}
+	}
+}
