@@ -371,7 +371,11 @@ func TestHangingBusPeerEndsWithinTimeout(t *testing.T) {
 		"(holdport unix:/run/user/1000/systemd/private >/dev/null 2>&1 & echo $! > /tmp/hang2.pid)")
 	t.Cleanup(func() {
 		ctx := context.Background()
-		m.Run(ctx, "alice", "sh", "-c", "kill $(cat /tmp/hang2.pid); cd /run/user/1000/systemd && rm -f private && mv private.real private")
+		// holdport unlinks its socket as it exits: the real one goes back
+		// only once it has (on a busy machine it exited after the move,
+		// and took alice's manager's socket with it for every later test).
+		m.Run(ctx, "alice", "sh", "-c", "pid=$(cat /tmp/hang2.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done; "+
+			"cd /run/user/1000/systemd && rm -f private && mv private.real private")
 	})
 	waitFor(t, ctx, "alice", "test -S /run/user/1000/systemd/private")
 	start := time.Now()
