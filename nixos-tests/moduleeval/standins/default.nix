@@ -16,6 +16,10 @@
 }:
 let
   inherit (lib) mkOption types;
+  # An option as NixOS declares it: its type, default and description.
+  opt =
+    type: default: description:
+    mkOption { inherit type default description; };
 
   packages =
     description:
@@ -39,30 +43,14 @@ in
           { name, config, ... }:
           {
             options = {
-              enable = mkOption {
-                type = types.bool;
-                default = true;
-                description = "Whether the file is created.";
-              };
-              target = mkOption {
-                type = types.str;
-                default = name;
-                description = "Path relative to /etc.";
-              };
-              text = mkOption {
-                type = types.nullOr types.lines;
-                default = null;
-                description = "The file's text.";
-              };
+              enable = opt types.bool true "Whether the file is created.";
+              target = opt types.str name "Path relative to /etc.";
+              text = opt (types.nullOr types.lines) null "The file's text.";
               source = mkOption {
                 type = types.path;
                 description = "The file.";
               };
-              mode = mkOption {
-                type = types.str;
-                default = "symlink";
-                description = "symlink, direct-symlink, or a mode.";
-              };
+              mode = opt types.str "symlink" "symlink, direct-symlink, or a mode.";
             };
             config.source = lib.mkIf (config.text != null) (
               lib.mkDerivedConfig { } (_: pkgs.writeText "etc-${baseNameOf name}" config.text)
@@ -73,36 +61,16 @@ in
       default = { };
       description = "Files in /etc.";
     };
-    environment.pathsToLink = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Paths linked into the system profile.";
-    };
+    environment.pathsToLink = opt (types.listOf types.str) [ ] "Paths linked into the system profile.";
     environment.systemPackages = packages "System packages.";
-    system.userActivationScripts = mkOption {
-      type = types.attrsOf types.unspecified;
-      default = { };
-      description = "Per-user activation scripts.";
-    };
-    system.stateVersion = mkOption {
-      type = types.str;
-      default = "26.05";
-      description = "State version.";
-    };
+    system.userActivationScripts = opt (types.attrsOf types.unspecified) { } "Per-user activation scripts.";
+    system.stateVersion = opt types.str "26.05" "State version.";
 
     specialisation = mkOption {
       type = types.attrsOf (
         types.submodule {
-          options.inheritParentConfig = mkOption {
-            type = types.bool;
-            default = true;
-            description = "Whether the specialisation extends this configuration.";
-          };
-          options.configuration = mkOption {
-            type = types.deferredModule;
-            default = { };
-            description = "The specialisation's configuration.";
-          };
+          options.inheritParentConfig = opt types.bool true "Whether the specialisation extends this configuration.";
+          options.configuration = opt types.deferredModule { } "The specialisation's configuration.";
         }
       );
       default = { };
@@ -125,36 +93,12 @@ in
                   x;
                 description = "The user's name.";
               };
-              uid = mkOption {
-                type = types.nullOr types.int;
-                default = null;
-                description = "The user's uid.";
-              };
-              isNormalUser = mkOption {
-                type = types.bool;
-                default = false;
-                description = "A normal user: home in /home.";
-              };
-              isSystemUser = mkOption {
-                type = types.bool;
-                default = false;
-                description = "A system user.";
-              };
-              group = mkOption {
-                type = types.str;
-                default = "";
-                description = "Primary group.";
-              };
-              home = mkOption {
-                type = types.str;
-                default = "/var/empty";
-                description = "Home directory.";
-              };
-              linger = mkOption {
-                type = types.nullOr types.bool;
-                default = null;
-                description = "Start the user's manager at boot.";
-              };
+              uid = opt (types.nullOr types.int) null "The user's uid.";
+              isNormalUser = opt types.bool false "A normal user: home in /home.";
+              isSystemUser = opt types.bool false "A system user.";
+              group = opt types.str "" "Primary group.";
+              home = opt types.str "/var/empty" "Home directory.";
+              linger = opt (types.nullOr types.bool) null "Start the user's manager at boot.";
               packages = packages "The user's packages.";
             };
             config.home = lib.mkIf config.isNormalUser (lib.mkDefault "/home/${name}");
@@ -164,39 +108,19 @@ in
       default = { };
       description = "Users.";
     };
-    users.groups = mkOption {
-      type = types.attrsOf types.unspecified;
-      default = { };
-      description = "Groups.";
-    };
+    users.groups = opt (types.attrsOf types.unspecified) { } "Groups.";
 
-    nix.enable = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Whether Nix is installed.";
-    };
-    nix.package = mkOption {
-      type = types.package;
-      default = pkgs.nix;
-      description = "The Nix package.";
-    };
+    nix.enable = opt types.bool true "Whether Nix is installed.";
+    nix.package = opt types.package pkgs.nix "The Nix package.";
 
-    networking.firewall.allowedTCPPorts = mkOption {
-      type = types.listOf types.port;
-      default = [ ];
-      description = "Open TCP ports.";
-    };
+    networking.firewall.allowedTCPPorts = opt (types.listOf types.port) [ ] "Open TCP ports.";
 
     # qdrant's NixOS module, as far as portclaim reads it: its real option
     # names and defaults (ollama's and open-webui's are nixpkgs' own, see
     # eval.nix).
     services.qdrant = {
       enable = lib.mkEnableOption "qdrant";
-      settings = mkOption {
-        type = types.attrsOf types.anything;
-        default = { };
-        description = "qdrant's config.yaml.";
-      };
+      settings = opt (types.attrsOf types.anything) { } "qdrant's config.yaml.";
     };
   };
 

@@ -9,6 +9,10 @@
 { lib, ... }:
 let
   inherit (lib) mkOption types;
+  # An option as NixOS declares it: its type, default and description.
+  opt =
+    type: default: description:
+    mkOption { inherit type default description; };
 
   unitNameType = types.strMatching "[a-zA-Z0-9@%:_.\\-]+[.](service|socket|device|mount|automount|swap|target|path|timer|scope|slice)";
 
@@ -43,11 +47,7 @@ let
     };
 
   sharedOptions = {
-    enable = mkOption {
-      type = types.bool;
-      default = true;
-      description = "false: the unit is a link to /dev/null.";
-    };
+    enable = opt types.bool true "false: the unit is a link to /dev/null.";
     wantedBy = unitList "Units that want this one (.wants links).";
     requiredBy = unitList "Units that require this one.";
     upheldBy = unitList "Units that uphold this one.";
@@ -55,16 +55,8 @@ let
   };
 
   commonUnitOptions = sharedOptions // {
-    description = mkOption {
-      type = types.singleLineStr;
-      default = "";
-      description = "Description=.";
-    };
-    documentation = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Documentation=.";
-    };
+    description = opt types.singleLineStr "" "Description=.";
+    documentation = opt (types.listOf types.str) [ ] "Documentation=.";
     requires = unitList "Requires=.";
     wants = unitList "Wants=.";
     upholds = unitList "Upholds=.";
@@ -76,21 +68,9 @@ let
     requisite = unitList "Requisite=.";
     onFailure = unitList "OnFailure=.";
     onSuccess = unitList "OnSuccess=.";
-    unitConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-      description = "[Unit] options.";
-    };
-    restartTriggers = mkOption {
-      type = types.listOf types.unspecified;
-      default = [ ];
-      description = "X-Restart-Triggers=.";
-    };
-    reloadTriggers = mkOption {
-      type = types.listOf unitOption;
-      default = [ ];
-      description = "X-Reload-Triggers=.";
-    };
+    unitConfig = opt (types.attrsOf unitOption) { } "[Unit] options.";
+    restartTriggers = opt (types.listOf types.unspecified) [ ] "X-Restart-Triggers=.";
+    reloadTriggers = opt (types.listOf unitOption) [ ] "X-Reload-Triggers=.";
   };
 
   serviceOptions = commonUnitOptions // {
@@ -115,86 +95,30 @@ let
       default = [ ];
       description = "PATH.";
     };
-    serviceConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-      description = "[Service] options.";
-    };
-    script = mkOption {
-      type = types.lines;
-      default = "";
-      description = "Main process script.";
-    };
-    scriptArgs = mkOption {
-      type = types.str;
-      default = "";
-      description = "Script arguments.";
-    };
-    preStart = mkOption {
-      type = types.lines;
-      default = "";
-      description = "ExecStartPre= script.";
-    };
-    postStart = mkOption {
-      type = types.lines;
-      default = "";
-      description = "ExecStartPost= script.";
-    };
-    restartIfChanged = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Restart on switch when changed.";
-    };
-    reloadIfChanged = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Reload on switch when changed.";
-    };
-    stopIfChanged = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Stop, then start, when changed.";
-    };
-    startAt = mkOption {
-      type = types.either types.str (types.listOf types.str);
-      default = [ ];
-      description = "OnCalendar= of a timer.";
-    };
+    serviceConfig = opt (types.attrsOf unitOption) { } "[Service] options.";
+    script = opt types.lines "" "Main process script.";
+    scriptArgs = opt types.str "" "Script arguments.";
+    preStart = opt types.lines "" "ExecStartPre= script.";
+    postStart = opt types.lines "" "ExecStartPost= script.";
+    restartIfChanged = opt types.bool true "Restart on switch when changed.";
+    reloadIfChanged = opt types.bool false "Reload on switch when changed.";
+    stopIfChanged = opt types.bool true "Stop, then start, when changed.";
+    startAt = opt (types.either types.str (types.listOf types.str)) [ ] "OnCalendar= of a timer.";
   };
 
   socketOptions = commonUnitOptions // {
-    listenStreams = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "ListenStream=.";
-    };
-    listenDatagrams = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "ListenDatagram=.";
-    };
-    socketConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-      description = "[Socket] options.";
-    };
+    listenStreams = opt (types.listOf types.str) [ ] "ListenStream=.";
+    listenDatagrams = opt (types.listOf types.str) [ ] "ListenDatagram=.";
+    socketConfig = opt (types.attrsOf unitOption) { } "[Socket] options.";
   };
 
   timerOptions = commonUnitOptions // {
-    timerConfig = mkOption {
-      type = types.attrsOf unitOption;
-      default = { };
-      description = "[Timer] options.";
-    };
+    timerConfig = opt (types.attrsOf unitOption) { } "[Timer] options.";
   };
 
   # systemd.units: the unit's whole text, defined once.
   concreteUnitOptions = sharedOptions // {
-    text = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "The unit file's text.";
-    };
+    text = opt (types.nullOr types.str) null "The unit file's text.";
     overrideStrategy = mkOption {
       type = types.enum [
         "asDropinIfExists"
@@ -248,11 +172,7 @@ in
       default = { };
       description = "systemd user services.";
     };
-    systemd.tmpfiles.rules = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Lines of /etc/tmpfiles.d/00-nixos.conf.";
-    };
+    systemd.tmpfiles.rules = opt (types.listOf types.str) [ ] "Lines of /etc/tmpfiles.d/00-nixos.conf.";
     systemd.tmpfiles.packages = packages "Packages whose lib/tmpfiles.d/*.conf are linked into /etc/tmpfiles.d.";
   };
 }
