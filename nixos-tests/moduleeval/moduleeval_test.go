@@ -279,17 +279,7 @@ in {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct {
-		Services []struct {
-			Name        string   `json:"name"`
-			SystemUnits []string `json:"systemUnits"`
-			UserUnits   []string `json:"userUnits"`
-			Ports       []struct {
-				Port    int    `json:"port"`
-				Address string `json:"address"`
-			} `json:"ports"`
-		} `json:"services"`
-	}
+	var m manifestDoc
 	if err := json.Unmarshal([]byte(r.Manifest), &m); err != nil {
 		t.Fatal(err)
 	}
