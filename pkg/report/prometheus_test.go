@@ -18,8 +18,8 @@ func TestPrometheusParses(t *testing.T) {
 	m := Metrics{PolicyOK: true, Broker: true, Users: []UserMetrics{
 		{User: "alice", Checked: true,
 			Claims: []ClaimMetric{{Unit: "ollama.service", Method: "condition", KeptDown: true}, {Unit: "web.service", Releasing: true}},
-			Conflicts: []ConflictMetric{{Kind: "resolvable", Port: 6333, Protocol: "tcp"}, {Kind: "resolvable", Port: 6333, Protocol: "tcp"},
-				{Kind: "other-user", Port: 8080, Protocol: "tcp"}},
+			Conflicts: []ConflictMetric{{Kind: "resolvable", Who: "resolvable", Port: 6333, Protocol: "tcp"}, {Kind: "resolvable", Who: "resolvable", Port: 6333, Protocol: "tcp"},
+				{Kind: "resolvable", Who: "admin", Port: 6334, Protocol: "tcp"}, {Kind: "other-user", Who: "other-user", Port: 8080, Protocol: "tcp"}},
 			LastRun: &lastrun.Record{Command: "resolve", Time: time.Unix(1700000000, 0), Exit: 1, Conflicts: 3}},
 		{User: `we"ird\name`, Claims: []ClaimMetric{{Unit: "x.service", Unreadable: true}}},
 	}}
@@ -40,12 +40,19 @@ func TestPrometheusParses(t *testing.T) {
 		}
 	next:
 		for _, mt := range f.Metric {
+			// Every label asked for is there, with its value.
+			matched := 0
 			for _, l := range mt.Label {
-				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
-					continue next
+				if want, ok := labels[l.GetName()]; ok {
+					if want != l.GetValue() {
+						continue next
+					}
+					matched++
 				}
 			}
-			return mt.GetGauge().GetValue()
+			if matched == len(labels) {
+				return mt.GetGauge().GetValue()
+			}
 		}
 		t.Fatalf("no %s%v in\n%s", name, labels, b.String())
 		return 0
@@ -61,7 +68,10 @@ func TestPrometheusParses(t *testing.T) {
 		{"portclaim_unit_kept_down", map[string]string{"unit": "ollama.service"}, 1},
 		{"portclaim_unit_kept_down", map[string]string{"unit": "x.service"}, 1},
 		{"portclaim_release_pending", map[string]string{"unit": "web.service"}, 1},
-		{"portclaim_conflicts", map[string]string{"user": "alice", "kind": "resolvable", "port": "6333"}, 2},
+		{"portclaim_conflicts", map[string]string{"user": "alice", "kind": "resolvable", "who": "resolvable", "port": "6333"}, 2},
+		// Who can fix it is the plan's word, not the kind's: a unit the
+		// policy does not let yield is the administrator's.
+		{"portclaim_conflicts", map[string]string{"user": "alice", "kind": "resolvable", "who": "admin", "port": "6334"}, 1},
 		{"portclaim_conflicts", map[string]string{"kind": "other-user", "port": "8080"}, 1},
 		{"portclaim_last_run_exit_code", map[string]string{"user": "alice", "command": "resolve"}, 1},
 		{"portclaim_last_run_timestamp_seconds", map[string]string{"user": "alice"}, 1700000000},
