@@ -20,7 +20,7 @@ import (
 
 func init() {
 	for _, u := range []string{"pc-s-root.service", "pc-s-stop.service", "pc-s-fail.service", "pc-s-sw.service", "pc-s-tty.service",
-		"pc-s-lab.service", "pc-s-r9.service", "pc-s-time.service"} {
+		"pc-s-lab.service", "pc-s-r9.service", "pc-s-time.service", "pc-s-noen.service"} {
 		yieldTo[u] = []string{"alice"}
 	}
 }
@@ -196,6 +196,30 @@ func TestStoryResolveStartsTheUnitThatFailed(t *testing.T) {
 	if held == nil || held.Port != 7502 || held.Protocol != "tcp" || !strings.HasSuffix(held.Address, ":7502") || held.Unit != "podman-s-fail.service" ||
 		held.Manager != "user alice" || held.PID <= 0 || held.Process != "holdport" || held.Confidence != "confirmed" {
 		t.Errorf("status --json holder of 7502: %+v\n%s", held, r)
+	}
+}
+
+// Item 4, the other side: a user unit that failed on the port but that
+// its manager would not start by itself (neither enabled nor wanted) is
+// left alone, and resolve says how to start it.
+func TestStoryResolveLeavesAUnitNotEnabledAlone(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-s-noen.service", "", true, true, "tcp4:127.0.0.1:7520")
+	userUnit(t, ctx, "alice", "podman-s-noen.service", "tcp::7520")
+	userctl(t, ctx, "alice", "start", "podman-s-noen.service")
+	waitUntil(t, ctx, "podman-s-noen.service failing on its port", func() (bool, string) {
+		r := userctl(t, ctx, "alice", "is-failed", "podman-s-noen.service")
+		return r.ExitCode == 0, r.Stdout
+	})
+	path := manifest(t, "s-noen", manifestOf("", podmanService("s-noen", "pc-s-noen.service", 7520)))
+	out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
+	if code != 0 {
+		t.Fatalf("resolve: exit %d\n%s", code, out)
+	}
+	contains(t, "resolve", out, "yielded  pc-s-noen.service to alice: stopped and claimed",
+		"7520/tcp free for podman-s-noen.service, which is not enabled, so not started: `systemctl --user start podman-s-noen.service` starts it")
+	if userctl(t, ctx, "alice", "is-failed", "podman-s-noen.service").ExitCode != 0 {
+		t.Error("resolve touched a user unit its manager would not start by itself")
 	}
 }
 
