@@ -37,6 +37,15 @@ func TestTheBrokerTellsOnlyWhatTheCallerMaySee(t *testing.T) {
 	portclaim(t, ctx, "bob", nil, "release", "--all")
 	must(t, ctx, "root", "mount", "-o", "remount,hidepid=0", "/proc")
 
+	// A system unit that runs as alice (User=alice) is hers as much: with
+	// /proc open to him again, bob still learns its uid, not its name.
+	systemUnit(t, ctx, "pc-t-alice-sys.service", "User=alice", true, false, "tcp4:127.0.0.1:7431")
+	answer = ask(t, ctx, "bob", yieldRequest("pc-t-probe.service", 7431))
+	if strings.Contains(answer, "pc-t-alice-sys") || strings.Contains(answer, "holdport") || !strings.Contains(answer, "uid 1000") {
+		t.Errorf("the broker named alice's system unit to bob: %s", answer)
+	}
+	portclaim(t, ctx, "bob", nil, "release", "--all")
+
 	// alice's own unit, whose first process is not the listener.
 	systemUnit(t, ctx, "pc-t-own-sys.service", "", true, false, "tcp4:127.0.0.1:7410")
 	if err := fixture.UserUnit(m, "alice", "podman-t-own.service", "[Service]\nExecStart=/bin/sh -c 'holdport tcp::7410 & exec sleep infinity'\n"); err != nil {
