@@ -9,14 +9,18 @@ import (
 // TestADeferredReleaseIsKept: `release --all` while her own unit holds
 // the port defers; the intent is root's record, kept down meanwhile (a
 // target's start does not start the unit into the held port), shown by
-// status, and completed by the next `release` (or reconcile) once the
-// port is free, although the manifest still names the unit.
+// status, and completed by the next `release` (or reconcile, or a yield
+// of another of her units) once the port is free, although the manifest
+// still names the unit.
 func TestADeferredReleaseIsKept(t *testing.T) {
 	ctx := need(t)
 	systemUnit(t, ctx, "pc-t-defer.service", "", true, true, "tcp4:127.0.0.1:7411")
 	userUnit(t, ctx, "alice", "podman-t-defer.service", "tcp::7411")
 	path := manifest(t, "t-defer", oneService("t-defer", "pc-t-defer.service", "podman-t-defer.service", 7411, ""))
-	for _, finish := range []string{"release", "reconcile"} {
+	// Another service of hers, whose yield finishes what waits too.
+	systemUnit(t, ctx, "pc-t-defer2.service", "", true, false, "tcp4:127.0.0.1:7432")
+	other := manifest(t, "t-defer2", oneService("t-defer2", "pc-t-defer2.service", "podman-t-defer2.service", 7432, ""))
+	for _, finish := range []string{"release", "reconcile", "yield"} {
 		t.Run(finish, func(t *testing.T) {
 			if out, code := portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path); code != 0 || isActive(ctx, "pc-t-defer.service") != "inactive" {
 				t.Fatalf("resolve: exit %d\n%s", code, out)
@@ -37,10 +41,16 @@ func TestADeferredReleaseIsKept(t *testing.T) {
 			contains(t, "the metrics", metrics, `portclaim_release_pending{user="alice",unit="pc-t-defer.service"} 1`)
 			checkInvariant(t, ctx, claimsDir, "pc-t-defer.service")
 			userctl(t, ctx, "alice", "stop", "podman-t-defer.service")
-			if finish == "release" {
+			switch finish {
+			case "release":
 				out, _ = portclaim(t, ctx, "alice", nil, "release", "--manifest", path)
-			} else {
+			case "reconcile":
 				out = must(t, ctx, "root", "sh", "-c", "systemctl restart portclaim-reconcile.service; journalctl --no-pager -n 20 -u portclaim-reconcile.service")
+			case "yield":
+				out, _ = portclaim(t, ctx, "alice", nil, "resolve", "--manifest", other)
+				if s := isActive(ctx, "pc-t-defer2.service"); s != "inactive" {
+					t.Errorf("the other yield: pc-t-defer2.service is %s\n%s", s, out)
+				}
 			}
 			if s := isActive(ctx, "pc-t-defer.service"); s != "active" {
 				t.Fatalf("once the port is free, %s did not finish the deferred release (%s)\n%s", finish, s, out)

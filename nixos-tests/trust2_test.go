@@ -34,6 +34,7 @@ func init() {
 		"pc-t-probe.service":      {"bob"},
 		"pc-t-own-sys.service":    {"alice"},
 		"pc-t-defer.service":      {"alice"},
+		"pc-t-defer2.service":     {"alice"},
 		"pc-t-nss.service":        {"dave"},
 		"pc-t-al.service":         {"alice"},
 		"pc-t-alias.service":      {"bob"}, // an alias of pc-t-al.service
