@@ -241,8 +241,7 @@ func TestRootlessPodmanContainerClaimsOllamasPort(t *testing.T) {
 		fmt.Sprintf("deferred %s: 11434/tcp is still held at [::]:11434 by user alice's %s (pid %s rootlessport", ollamaUnit, container, pid))
 	// The broker's record names her unit, and no process of it but the
 	// one that listens (slirp4netns, its lowest pid, does not).
-	journal := m.Run(ctx, "root", "journalctl", "--no-pager", "-o", "cat", "PORTCLAIM_UNIT="+ollamaUnit, "PORTCLAIM_ACTION=defer").Stdout
-	contains(t, "the broker's journal", journal, "alice's "+container)
+	journal := journalSays(t, ctx, "the broker's journal", []string{"alice's " + container}, "-o", "cat", "PORTCLAIM_UNIT="+ollamaUnit, "PORTCLAIM_ACTION=defer")
 	if strings.Contains(journal, "slirp4netns") {
 		t.Errorf("the broker's journal names slirp4netns as the holder, not the listener:\n%s", journal)
 	}

@@ -234,9 +234,9 @@ func TestResolveKeepsTheUnitDownAcrossRebootUntilRelease(t *testing.T) {
 	contains(t, "portclaim who 7201", who, "127.0.0.1:7201: system pc-y1.service")
 	// Every action is in the journal with structured fields, by the
 	// broker; alice's home holds only her last run.
-	journal := must(t, ctx, "root", "journalctl", "--no-pager", "-o", "cat", "PORTCLAIM_UNIT=pc-y1.service", "PORTCLAIM_USER=alice")
-	contains(t, "journal", journal, "claim pc-y1.service for alice: done", "stop pc-y1.service for alice: done",
-		"defer pc-y1.service for alice: deferred", "start pc-y1.service for alice: done", "unclaim pc-y1.service for alice: done")
+	journalSays(t, ctx, "the broker's journal", []string{"claim pc-y1.service for alice: done", "stop pc-y1.service for alice: done",
+		"defer pc-y1.service for alice: deferred", "start pc-y1.service for alice: done", "unclaim pc-y1.service for alice: done"},
+		"-o", "cat", "PORTCLAIM_UNIT=pc-y1.service", "PORTCLAIM_USER=alice")
 	st := must(t, ctx, "alice", "portclaim", "status")
 	contains(t, "alice's status", st, "last run of alice: portclaim release", "exit 0", "released pc-y1.service")
 }

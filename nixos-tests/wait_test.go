@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,4 +87,22 @@ func addDropIn(t *testing.T, ctx context.Context, unit, body string) {
 		m.Run(ctx, "root", "rm", "-f", p)
 		m.Run(ctx, "root", "systemctl", "daemon-reload")
 	})
+}
+
+// journalSays waits until `journalctl --no-pager ARGS` (as root) holds
+// every one of want, and returns what it printed: journald writes a line
+// a moment after the process that sent it has moved on.
+func journalSays(t *testing.T, ctx context.Context, what string, want []string, args ...string) string {
+	t.Helper()
+	var out string
+	waitUntil(t, ctx, what+" saying "+strings.Join(want, ", "), func() (bool, string) {
+		out = must(t, ctx, "root", append([]string{"journalctl", "--no-pager"}, args...)...)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false, out
+			}
+		}
+		return true, out
+	})
+	return out
 }
