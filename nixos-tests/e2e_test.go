@@ -127,10 +127,10 @@ func must(t *testing.T, ctx context.Context, user string, args ...string) string
 func systemUnit(t *testing.T, ctx context.Context, name, extra string, start, wanted bool, listen ...string) {
 	t.Helper()
 	installUnit(t, ctx, name, fixture.Holder(listen...)+extra+"\n", wanted)
+	keepsInvariant(t, name)
 	if start {
 		must(t, ctx, "root", "systemctl", "start", name)
 		waitListening(t, ctx, listen...)
-		keepsInvariant(t, name)
 	}
 }
 

@@ -204,6 +204,11 @@ func TestAUnitNamedByAnAliasIsOneUnit(t *testing.T) {
 	}
 	out, _ := portclaim(t, ctx, "alice", nil, "release", "--all")
 	contains(t, "alice's release", out, "it stays down: bob's claim keeps it")
+	// bob's record, under the alias, keeps it down: a start of it too.
+	m.Run(ctx, "root", "systemctl", "start", "pc-t-al.service")
+	if s := isActive(ctx, "pc-t-al.service"); s != "inactive" {
+		t.Errorf("after alice's release, with bob's claim through the alias, pc-t-al.service is %s\n%s", s, out)
+	}
 	checkInvariant(t, ctx, claimsDir, "pc-t-al.service")
 	out, _ = portclaim(t, ctx, "bob", nil, "release", "--all")
 	if s := isActive(ctx, "pc-t-al.service"); s != "active" {
