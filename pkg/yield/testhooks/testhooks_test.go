@@ -69,6 +69,29 @@ func TestFromEnvReadsAtEachPoint(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a pause until a path that exists did not end")
 	}
+
+	// Until a path that does not exist yet: it holds until the path is
+	// made, then ends.
+	gate := filepath.Join(t.TempDir(), "go")
+	env[PauseVar] = "before-stop:a.service=" + gate
+	held := make(chan struct{})
+	go func() {
+		h.Pause("before-stop", "a.service")
+		close(held)
+	}()
+	select {
+	case <-held:
+		t.Fatal("a pause until a missing path ended before the path was made")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a pause did not end once its path was made")
+	}
 }
 
 // TestOnlyTheE2EBuildReadsTheTestVariables: portclaim as it ships holds
