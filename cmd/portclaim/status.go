@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/portclaim/portclaim/pkg/attribute"
@@ -55,14 +53,10 @@ func (c *statusCmd) Run(a *app) error {
 	if pol != nil {
 		doc.Policy = &report.StatusPolicy{Path: pol.Path, ClaimsDir: pol.ClaimsDir, Yield: pol.Yield}
 	}
-	store := claimstore.Store{Dir: places.ClaimsDir(pol, a.places.ServedNote)}
-	stores := []claimstore.Store{store}
-	if pol == nil || store.Dir != pol.ClaimsDir {
-		doc.ClaimsIn = store.Dir
-	}
-	if pol != nil && store.Dir != pol.ClaimsDir {
-		// A move under way, or stopped half way: some records are there.
-		stores = append(stores, claimstore.Store{Dir: pol.ClaimsDir})
+	// During a move, or one stopped half way, records are in both.
+	stores := a.claimStores(pol)
+	if pol == nil || stores[0].Dir != pol.ClaimsDir {
+		doc.ClaimsIn = stores[0].Dir
 	}
 	users, found, err := c.users(a, stores, pol)
 	if err != nil {
@@ -92,7 +86,6 @@ func (c *statusCmd) Run(a *app) error {
 // own), else (root) everyone's with claims in stores and, for the
 // metrics, the users the policy names, who may have claims to come.
 func (c *statusCmd) users(a *app, stores []claimstore.Store, pol *policy.Policy) ([]string, map[string]lookup, error) {
-	var users []string
 	found := map[string]lookup{}
 	if c.User != "" || a.euid != 0 {
 		t, err := a.target(c.User, false)
@@ -102,26 +95,13 @@ func (c *statusCmd) users(a *app, stores []claimstore.Store, pol *policy.Policy)
 		found[t.Name] = lookup{t: t}
 		return []string{t.Name}, found, nil
 	}
-	for _, st := range stores {
-		more, err := st.Users()
-		if err != nil {
-			return nil, nil, fail(exitEnv, "", "%v", err)
-		}
-		for _, u := range more {
-			if !slices.Contains(users, u) {
-				users = append(users, u)
-			}
-		}
+	withPolicy := pol
+	if c.Format != "prometheus" {
+		withPolicy = nil
 	}
-	if c.Format == "prometheus" && pol != nil {
-		for _, us := range pol.Yield {
-			for _, u := range us {
-				if !slices.Contains(users, u) {
-					users = append(users, u)
-				}
-			}
-		}
-		sort.Strings(users)
+	users, err := knownUsers(stores, withPolicy)
+	if err != nil {
+		return nil, nil, fail(exitEnv, "", "%v", err)
 	}
 	return users, found, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portclaim/portclaim/pkg/claimstore"
 	"github.com/portclaim/portclaim/pkg/places"
+	"github.com/portclaim/portclaim/pkg/policy"
 )
 
 // target is whose claims a command looks at or acts on.
@@ -56,9 +57,10 @@ func (a *app) target(name string, acting bool) (target, error) {
 }
 
 // usersHint is root's next step when it named no user: the users it can
-// act for, as far as the policy and the claims say.
+// act for.
 func (a *app) usersHint() string {
-	users := a.knownUsers()
+	pol, _ := places.LoadPolicy(a.places.PolicyPath)
+	users, _ := knownUsers(a.claimStores(pol), pol)
 	if len(users) == 0 {
 		return "`sudo portclaim resolve --user NAME` acts for that user with root's authority; no user has claims, and the policy names none"
 	}
@@ -66,20 +68,43 @@ func (a *app) usersHint() string {
 		users[0], users[0], strings.Join(users, ", "))
 }
 
-// knownUsers are the users root looks after: those with claims, and
-// those the policy lets units yield to (they may have claims to come).
-func (a *app) knownUsers() []string {
-	pol, _ := places.LoadPolicy(a.places.PolicyPath)
-	users, _ := claimstore.Store{Dir: pol.ClaimsDirOrDefault()}.Users()
+// claimStores are where the claims are now: the directory they are read
+// from (places.ClaimsDir) and, while their move into the policy's is
+// under way or stopped half way, the policy's too.
+func (a *app) claimStores(pol *policy.Policy) []claimstore.Store {
+	stores := []claimstore.Store{{Dir: places.ClaimsDir(pol, a.places.ServedNote)}}
+	if pol != nil && stores[0].Dir != pol.ClaimsDir {
+		stores = append(stores, claimstore.Store{Dir: pol.ClaimsDir})
+	}
+	return stores
+}
+
+// knownUsers are the users root looks after, sorted: those with records
+// in stores, and those pol (when given) lets units yield to: they may
+// have claims to come.
+func knownUsers(stores []claimstore.Store, pol *policy.Policy) ([]string, error) {
+	var users []string
+	add := func(u string) {
+		if !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	for _, st := range stores {
+		more, err := st.Users()
+		if err != nil {
+			return users, err
+		}
+		for _, u := range more {
+			add(u)
+		}
+	}
 	if pol != nil {
 		for _, us := range pol.Yield {
 			for _, u := range us {
-				if !slices.Contains(users, u) {
-					users = append(users, u)
-				}
+				add(u)
 			}
 		}
 	}
 	sort.Strings(users)
-	return users
+	return users, nil
 }
