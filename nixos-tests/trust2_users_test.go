@@ -40,3 +40,26 @@ func TestAUserNotFoundBeforeTheLookupsAreUpKeepsTheClaims(t *testing.T) {
 		t.Errorf("dave removed: pc-t-nss.service is %s", s)
 	}
 }
+
+// TestRootTalksOnlyToTheUsersOwnManager: a socket at alice's manager's
+// place that she owns but another uid serves (what a link swapped in
+// after root looked, to the system manager's, would give) is not talked
+// to as root: root's check says so and asks it nothing.
+func TestRootTalksOnlyToTheUsersOwnManager(t *testing.T) {
+	ctx := need(t)
+	systemUnit(t, ctx, "pc-t-peer.service", "", true, false, "tcp4:127.0.0.1:7433")
+	userUnit(t, ctx, "alice", "podman-t-peer.service", "tcp::7433")
+	path := manifest(t, "t-peer", oneService("t-peer", "pc-t-peer.service", "podman-t-peer.service", 7433, ""))
+	must(t, ctx, "root", "sh", "-c", "cd /run/user/1000/systemd && mv private private.real && "+
+		"(holdport unix:/run/user/1000/systemd/private >/dev/null 2>&1 & echo $! > /tmp/peer.pid)")
+	t.Cleanup(func() {
+		// holdport unlinks its socket as it exits: the real one goes back
+		// once it has.
+		m.Run(context.Background(), "root", "sh", "-c", "pid=$(cat /tmp/peer.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done; "+
+			"cd /run/user/1000/systemd && rm -f private && mv private.real private")
+	})
+	waitFor(t, ctx, "root", "test -S /run/user/1000/systemd/private")
+	must(t, ctx, "root", "chown", "alice:alice", "/run/user/1000/systemd/private")
+	out, _ := portclaim(t, ctx, "root", nil, "check", "--user", "alice", "--manifest", path)
+	contains(t, "root's check of alice", out, "runs as uid 0, not 1000; not talking to it as root")
+}

@@ -14,15 +14,12 @@ package systemd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
@@ -104,64 +101,6 @@ func authHello(conn *dbus.Conn, hello bool) (*dbus.Conn, error) {
 		}
 	}
 	return conn, nil
-}
-
-// UserBus returns where the user manager of uid listens: its session bus
-// ($XDG_RUNTIME_DIR/bus, the default for the user itself, found even
-// without DBUS_SESSION_BUS_ADDRESS), or for root asking about another user,
-// that manager's private socket (systemd lets root in, dbus-daemon does
-// not). It returns the socket's path, and whether it needs the bus Hello.
-func UserBus(uid int, euid int, runtimeDir string) (path string, hello bool) {
-	if runtimeDir == "" || euid != uid {
-		runtimeDir = "/run/user/" + strconv.Itoa(uid)
-	}
-	if euid == 0 && uid != 0 {
-		return filepath.Join(runtimeDir, "systemd/private"), false
-	}
-	return filepath.Join(runtimeDir, "bus"), true
-}
-
-// UserBusPath is where this process finds the user manager of uid. Root
-// takes no XDG_RUNTIME_DIR from its environment (`sudo -E` would hand it
-// a user's), so it always looks in /run/user/<uid>.
-func UserBusPath(uid int) string {
-	runtimeDir := os.Getenv("XDG_RUNTIME_DIR")
-	if os.Geteuid() == 0 {
-		runtimeDir = ""
-	}
-	path, _ := UserBus(uid, os.Geteuid(), runtimeDir)
-	return path
-}
-
-// User connects to the user manager of uid. The connection is closed when
-// ctx ends.
-func User(ctx context.Context, uid int) (*Manager, error) {
-	path := UserBusPath(uid)
-	_, hello := UserBus(uid, os.Geteuid(), "")
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, fmt.Errorf("the user manager of uid %d is not running (%s does not exist)", uid, path)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && (fi.Mode()&os.ModeSocket == 0 || !ok || st.Uid != uint32(uid)) {
-		// The user's runtime directory is theirs: root connects only to
-		// a socket of theirs there, not where a link would lead it.
-		return nil, fmt.Errorf("%s is not uid %d's socket; not connecting as root", path, uid)
-	}
-	c, err := sd.NewConnection(once(func() (*dbus.Conn, error) {
-		conn, err := dbus.Dial("unix:path="+path, dbus.WithContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		return authHello(conn, hello)
-	}))
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
-			// The runtime directory outlives its manager for a moment.
-			return nil, fmt.Errorf("the user manager of uid %d is not running (nothing answers at %s)", uid, path)
-		}
-		return nil, fmt.Errorf("connecting to the user manager of uid %d at %s: %w", uid, path, err)
-	}
-	return &Manager{conn: c}, nil
 }
 
 // Close ends the connection.
