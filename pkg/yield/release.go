@@ -159,6 +159,15 @@ func (s *Service) deferRelease(who string, st plan.ReleaseStep, r protocol.UnitR
 // as it is.
 func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseStep, r protocol.UnitResult) protocol.UnitResult {
 	e := st.Entry
+	// Root's mask goes before the record that names it: killed between
+	// the two, a record without a mask is finished by the next run (there
+	// is nothing left to unmask), a mask without a record would keep the
+	// unit masked with nothing to say why.
+	if st.Unmask && s.unmask(e.Unit, who) {
+		if err := s.Sys.Reload(ctx); err != nil {
+			r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
+		}
+	}
 	var err error
 	if e.Releasing {
 		err = s.Store.EndRelease(who, e.Unit)
@@ -168,11 +177,6 @@ func (s *Service) removeOnly(ctx context.Context, who string, st plan.ReleaseSte
 	if err != nil {
 		r.Outcome, r.Detail = protocol.Failed, err.Error()
 		return r
-	}
-	if st.Unmask && s.unmask(e.Unit, who) {
-		if err := s.Sys.Reload(ctx); err != nil {
-			r.Detail += fmt.Sprintf("; daemon-reload after unmasking: %v", err)
-		}
 	}
 	r.Outcome = protocol.Removed
 	s.logStep(who, st, "unclaim", "done", st.Why)
