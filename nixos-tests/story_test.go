@@ -320,14 +320,28 @@ func TestStoryRootsRunIsInHerStatus(t *testing.T) {
 	if now := must(t, ctx, "root", "sh", "-c", "stat -c '%Y %s' /home/alice/.local/state/portclaim/last-run.json; sha256sum /home/alice/.local/state/portclaim/last-run.json"); now != mine {
 		t.Errorf("root wrote into alice's home:\n%s\n%s", mine, now)
 	}
-	if owner := must(t, ctx, "root", "stat", "-c", "%U %a", "/var/lib/portclaim/last-run/alice.json"); owner != "root 644\n" {
-		t.Errorf("root's record of its run for alice is %q, want root's 644", owner)
+	// Root's, and alice's to read alone: its lines may name other users'
+	// processes, which root sees and bob may not.
+	if owner := must(t, ctx, "root", "stat", "-c", "%U %a", "/var/lib/portclaim/last-run/alice.json"); owner != "root 640\n" {
+		t.Errorf("root's record of its run for alice is %q, want root's 640 (read by alice through an ACL)", owner)
+	}
+	if r := m.Run(ctx, "bob", "cat", "/var/lib/portclaim/last-run/alice.json"); r.ExitCode == 0 {
+		t.Errorf("bob reads root's record of its run for alice:\n%s", r.Stdout)
+	}
+	if r := m.Run(ctx, "bob", "ls", "/var/lib/portclaim/last-run"); r.ExitCode == 0 {
+		t.Errorf("bob lists whom root acted for:\n%s", r.Stdout)
 	}
 	st, _ = portclaim(t, ctx, "alice", nil, "status")
 	contains(t, "alice's status after root's run", st, "last run of alice: portclaim resolve (by root), exit 0: nothing left to do")
 	lacks(t, "alice's status after root's run", st, "1 conflict left")
 	prom := must(t, ctx, "root", "portclaim", "status", "--format", "prometheus")
 	contains(t, "metrics", prom, `portclaim_last_run_conflicts{user="alice",command="resolve"} 0`)
+	// Her own record cannot pass for root's, nor hide root's by a date
+	// ahead of the clock.
+	must(t, ctx, "alice", "sh", "-c", `printf '{"command":"resolve","time":"2099-01-01T00:00:00Z","exit":0,"summary":"forged","by":"root"}' > /home/alice/.local/state/portclaim/last-run.json`)
+	st, _ = portclaim(t, ctx, "root", nil, "status", "--user", "alice")
+	contains(t, "root's status of alice after her forged record", st, "last run of alice: portclaim resolve (by root), exit 0: nothing left to do")
+	lacks(t, "root's status of alice after her forged record", st, "forged")
 	// Her next run is newer again, and shown.
 	portclaim(t, ctx, "alice", nil, "resolve", "--manifest", path)
 	st, _ = portclaim(t, ctx, "alice", nil, "status")

@@ -25,7 +25,7 @@ func (a *app) recordRun(r *runLog, t target, src report.Manifest, command string
 	switch {
 	case t.Root(a):
 		rec.By = "root"
-		err = lastrun.WriteRoot(a.places.RootRuns, t.Name, rec)
+		err = lastrun.WriteRoot(a.places.RootRuns, t.Name, t.UID, rec)
 	case t.Self && a.euid != 0:
 		var since time.Time
 		if root := a.rootRun(t); root != nil {
@@ -87,6 +87,12 @@ func (a *app) ownRun(t target) (*lastrun.Record, string) {
 	r, err := lastrun.Decode(data)
 	if err != nil {
 		return nil, fmt.Sprintf("%s: %v", path, err)
+	}
+	// The user writes this file: a run by root is never in it, and one
+	// dated ahead of the clock would hide root's record of its runs.
+	r.By = ""
+	if r.Time.After(time.Now().Add(time.Minute)) {
+		return nil, fmt.Sprintf("%s: dated %s, ahead of the clock", path, r.Time.Format(time.RFC3339))
 	}
 	return &r, ""
 }

@@ -9,13 +9,17 @@
 package lastrun
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/portclaim/portclaim/pkg/host"
 	"github.com/portclaim/portclaim/pkg/policy"
@@ -76,21 +80,63 @@ func Write(dir string, r Record, since time.Time) error {
 }
 
 // RootDir is where root records the runs it made for users (root mode):
-// RootDir/<user>.json, root's, readable by all as the claims are.
+// RootDir/<user>.json, root's, readable by root and that user alone (its
+// lines may name other users' processes, which root sees and they may
+// not).
 const RootDir = "/var/lib/portclaim/last-run"
 
 // RootFile is the name of root's record of its runs for user.
 func RootFile(user string) string { return user + ".json" }
 
-// WriteRoot stores root's run for user in dir (RootDir) atomically.
-func WriteRoot(dir, user string, r Record) error {
+// WriteRoot stores root's run for user (uid) in dir (RootDir)
+// atomically: root's file, 0640 with an ACL entry letting user read it.
+// Where the file system keeps no ACLs, the user cannot read it (0600)
+// rather than every user can.
+func WriteRoot(dir, user string, uid uint32, r Record) error {
 	if !policy.ValidUser(user) {
 		return fmt.Errorf("%q is not a user name", user)
 	}
-	return write(dir, RootFile(user), r, 0o755, 0o644)
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	// Traversable, not listable: whom root acted for is not everyone's.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
+	return writeWith(dir, RootFile(user), r, 0o711, 0o600, func(f *os.File) error {
+		return grantRead(f, uid)
+	})
+}
+
+// grantRead lets uid read f besides its owner, by a POSIX access ACL
+// (user::rw-, user:uid:r--, group::---, mask::r--, other::---); without
+// ACL support it does nothing.
+func grantRead(f *os.File, uid uint32) error {
+	const undefined = ^uint32(0)
+	entries := []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 6, undefined}, {0x02, 4, uid}, {0x04, 0, undefined}, {0x10, 4, undefined}, {0x20, 0, undefined}}
+	buf := binary.LittleEndian.AppendUint32(nil, 2) // POSIX_ACL_XATTR_VERSION
+	for _, e := range entries {
+		buf = binary.LittleEndian.AppendUint16(buf, e.tag)
+		buf = binary.LittleEndian.AppendUint16(buf, e.perm)
+		buf = binary.LittleEndian.AppendUint32(buf, e.id)
+	}
+	err := unix.Fsetxattr(int(f.Fd()), "system.posix_acl_access", buf, 0)
+	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return err
 }
 
 func write(dir, name string, r Record, dirMode, mode os.FileMode) error {
+	return writeWith(dir, name, r, dirMode, mode, nil)
+}
+
+// writeWith writes r to dir/name atomically, with mode, and then (when
+// given) more done to the file before it takes its name.
+func writeWith(dir, name string, r Record, dirMode, mode os.FileMode, more func(*os.File) error) error {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
@@ -110,6 +156,12 @@ func write(dir, name string, r Record, dirMode, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
+	}
+	if more != nil {
+		if err := more(tmp); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

@@ -1,10 +1,14 @@
 package lastrun
 
 import (
+	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteAndDecode(t *testing.T) {
@@ -107,14 +111,36 @@ func TestRootsNewerRunIsNotHiddenByAnOlderSameOutcome(t *testing.T) {
 func TestRootsRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "last-run")
 	r := Record{Command: "resolve", Time: time.Unix(7, 0).UTC(), Summary: "nothing left to do", Lines: []string{"a\n  b"}}
-	if err := WriteRoot(dir, "alice", r); err != nil {
+	if err := WriteRoot(dir, "alice", 1000, r); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "alice.json"))
-	if err != nil || fi.Mode().Perm() != 0o644 {
-		t.Fatalf("%v %v", fi, err)
+	// Not everyone's to read: its lines may name other users' processes.
+	// With ACLs, alice reads it by an entry of her own (the mask shows
+	// as the group's bits); without, no one but root.
+	path := filepath.Join(dir, "alice.json")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077&^0o040 != 0 {
+		t.Fatalf("%v %v: want no more than 0640", fi, err)
 	}
-	if err := WriteRoot(dir, "../etc", r); err == nil {
+	if dfi, err := os.Stat(dir); err != nil || dfi.Mode().Perm() != 0o711 {
+		t.Errorf("the directory: %v %v, want 0711 (whom root acted for is not everyone's)", dfi, err)
+	}
+	acl := make([]byte, 256)
+	n, err := unix.Getxattr(path, "system.posix_acl_access", acl)
+	switch {
+	case errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODATA):
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("without ACLs the record is %v, want 0600", fi.Mode().Perm())
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		// user:1000:r-- is the entry after user::rw-.
+		if n != 4+5*8 || binary.LittleEndian.Uint16(acl[12:]) != 2 || binary.LittleEndian.Uint16(acl[14:]) != 4 || binary.LittleEndian.Uint32(acl[16:]) != 1000 {
+			t.Errorf("the ACL does not let uid 1000 read alone: % x", acl[:n])
+		}
+	}
+	if err := WriteRoot(dir, "../etc", 1000, r); err == nil {
 		t.Error("a name that is not a user's was written")
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "alice.json"))
