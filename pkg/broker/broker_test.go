@@ -289,3 +289,61 @@ func TestABrokerForAnotherClaimsDirMakesWay(t *testing.T) {
 		t.Errorf("it answered for the new directory: %s", b)
 	}
 }
+
+// TestAFloodOfUnnamedUidsKeepsNoNamedUserOut: uids without a name (a
+// rootless container's subordinate uids, one per connection) each need a
+// lookup that may wait on a network directory. Beyond MaxLookups they are
+// turned away at once, holding no place, and a user the local files name
+// is answered meanwhile, although every place a lookup can take is taken.
+func TestAFloodOfUnnamedUidsKeepsNoNamedUserOut(t *testing.T) {
+	var next atomic.Uint32
+	next.Store(300000)
+	var alice atomic.Bool
+	release := make(chan struct{})
+	var lookups atomic.Int32
+	path, _ := serve(t, &Server{PerUser: 1, MaxConns: 4, MaxLookups: 2,
+		peerOf: func(*net.UnixConn) (uint32, error) {
+			if alice.Load() {
+				return 1000, nil
+			}
+			return next.Add(1), nil
+		},
+		LocalUser: func(uid uint32) (string, bool) { return "alice", uid == 1000 },
+		LookupUser: func(uint32) (string, error) {
+			lookups.Add(1)
+			<-release
+			return "", fmt.Errorf("no name")
+		}})
+	defer close(release)
+	// Two unnamed uids take both lookup places and wait.
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); lookups.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups began, want 2", lookups.Load())
+		}
+	}
+	// More unnamed uids: turned away at once, no lookup begun, no place
+	// kept (there are 4, and they are 6).
+	for i := 0; i < 4; i++ {
+		resp, _ := call(t, path, protocol.Request{Op: protocol.OpStatus})
+		if resp.Code != protocol.CodeBusy || !strings.Contains(resp.Error, "looking up 2 uids without a name") {
+			t.Fatalf("unnamed uid %d beyond the lookups: %+v", i, resp)
+		}
+	}
+	if lookups.Load() != 2 {
+		t.Errorf("%d lookups, want 2: the ones turned away began one", lookups.Load())
+	}
+	// alice, named by the local files, gets through to her request (here
+	// it meets no policy: the test installs none).
+	alice.Store(true)
+	resp, _ := call(t, path, protocol.Request{Version: protocol.Version, Op: protocol.OpStatus})
+	if resp.Code == protocol.CodeBusy || resp.Code == protocol.CodeNotAllowed || !strings.Contains(resp.Error, "no portclaim policy") {
+		t.Errorf("alice during the flood: %+v", resp)
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +44,17 @@ type Server struct {
 	PerUser, MaxConns int
 	// ReadTimeout bounds the time a client has to send its request.
 	ReadTimeout time.Duration
-	// LookupUser maps a uid to its name (the system's user database).
+	// LookupUser maps a uid to its name (the system's user database);
+	// it may start getent, and wait on a network directory. LocalUser
+	// answers from local files, at no cost: the users it names never
+	// wait for a lookup place. At most MaxLookups connections look a
+	// name up at once; the next is turned away at once, its place given
+	// back, so that a flood of uids without a name (the subordinate uids
+	// of a rootless container, switched per connection) holds few of
+	// the MaxConns places and keeps no named user out.
 	LookupUser func(uid uint32) (string, error)
+	LocalUser  func(uid uint32) (string, bool)
+	MaxLookups int
 	// peerOf says who is on the other end: SO_PEERCRED; unit tests of
 	// the limits stand in a uid of their own.
 	peerOf func(*net.UnixConn) (uint32, error)
@@ -59,11 +70,8 @@ type Server struct {
 	conns   map[uint32]int
 	total   int
 	unnamed map[uint32]time.Time // uids whose lookup failed, and when
+	looking int                  // lookups under way
 }
-
-// unnamedFor is how long a failed lookup of a uid stands: the broker
-// exits when idle, and a user added meanwhile waits at most this long.
-const unnamedFor = time.Minute
 
 // Defaults for the fields left zero.
 func (s *Server) defaults() {
@@ -91,6 +99,18 @@ func (s *Server) defaults() {
 			}
 			return "", fmt.Errorf("uid %d has no user name", uid)
 		}
+	}
+	if s.LocalUser == nil {
+		s.LocalUser = func(uid uint32) (string, bool) {
+			u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+			if err != nil {
+				return "", false
+			}
+			return u.Username, true
+		}
+	}
+	if s.MaxLookups == 0 {
+		s.MaxLookups = 4
 	}
 	if s.peerOf == nil {
 		s.peerOf = peer
@@ -213,70 +233,6 @@ func (s *Server) open() int {
 	return s.total
 }
 
-// admit counts a connection of uid, or says why it is refused.
-func (s *Server) admit(uid uint32) string {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	switch {
-	case s.conns[uid] >= s.PerUser:
-		return fmt.Sprintf("uid %d has %d requests open already; try again", uid, s.PerUser)
-	case s.total >= s.MaxConns:
-		return fmt.Sprintf("the broker has %d requests open; try again", s.MaxConns)
-	}
-	s.conns[uid]++
-	s.total++
-	return ""
-}
-
-func (s *Server) leave(uid uint32) {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	if s.conns[uid]--; s.conns[uid] == 0 {
-		delete(s.conns, uid)
-	}
-	s.total--
-}
-
-// nameOf is uid's user name, "" for none; a failed lookup is remembered
-// for unnamedFor.
-func (s *Server) nameOf(uid uint32) string {
-	s.connMu.Lock()
-	at, failed := s.unnamed[uid]
-	s.connMu.Unlock()
-	if failed && time.Since(at) < unnamedFor {
-		return ""
-	}
-	if n, err := s.LookupUser(uid); err == nil && policy.ValidUser(n) {
-		return n
-	}
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	if len(s.unnamed) >= 4096 {
-		clear(s.unnamed) // a bound on what a flood of uids can make it remember
-	}
-	s.unnamed[uid] = time.Now()
-	return ""
-}
-
-// peer is who the kernel says is on the other end.
-func peer(conn *net.UnixConn) (uint32, error) {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return cred.Uid, nil
-}
-
 func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
 	uid, err := s.peerOf(conn)
@@ -294,7 +250,13 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeBusy, Error: why})
 		return
 	}
-	name := s.nameOf(uid)
+	name, busy := s.nameOf(uid)
+	if busy {
+		s.leave(uid)
+		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeBusy,
+			Error: fmt.Sprintf("the broker is looking up %d uids without a name in the system's user database; try again", s.MaxLookups)})
+		return
+	}
 	if name == "" {
 		s.leave(uid) // it holds no place while it is answered
 		s.reply(conn, protocol.Response{Version: protocol.Version, Code: protocol.CodeNotAllowed, Error: fmt.Sprintf("uid %d has no user name in the system's user database", uid)})
