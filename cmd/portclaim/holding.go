@@ -11,18 +11,23 @@ import (
 	"github.com/portclaim/portclaim/pkg/report"
 )
 
-// holding reports whether w's unit holds every one of its ports now, and
-// what else holds one, if anything does ("" when they are free).
-func (a *app) holding(t target, w plan.UserUnit) (bool, string) {
+// holding reports whether w's unit holds every one of its ports now,
+// and what else holds one, if anything does ("" when they are free), in
+// one read of the socket tables.
+func (a *app) holding(t target, w plan.UserUnit) (bool, string, error) {
 	ref := host.UnitRef{User: true, UserUID: t.UID, Name: w.Unit}
+	qs := make([]attribute.Query, len(w.Ports))
+	for i, p := range w.Ports {
+		qs[i] = attribute.Query{Port: p.Port, Proto: p.Proto, Expected: []host.UnitRef{ref}}
+	}
+	held, err := attribute.New(a.places).Who(qs)
+	if err != nil {
+		return false, "", err
+	}
 	all := true
-	for _, p := range w.Ports {
-		held, err := attribute.Who(p.Port, p.Proto, []host.UnitRef{ref}, a.places)
-		if err != nil {
-			return false, ""
-		}
+	for i, p := range w.Ports {
 		mine := false
-		for _, h := range held {
+		for _, h := range held[i] {
 			if !endpoint.Overlap(p, h.Socket.Endpoint) {
 				continue
 			}
@@ -30,11 +35,11 @@ func (a *app) holding(t target, w plan.UserUnit) (bool, string) {
 				mine = true
 				continue
 			}
-			return false, report.Who(h.Holder, a.names.Of)
+			return false, report.Who(h.Holder, a.names.Of), nil
 		}
 		all = all && mine
 	}
-	return all, ""
+	return all, "", nil
 }
 
 // waitHolding waits up to wait until w's unit holds its ports.
@@ -44,7 +49,7 @@ func (a *app) waitHolding(ctx context.Context, t target, w plan.UserUnit, wait t
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if holds, _ := a.holding(t, w); holds {
+		if holds, _, _ := a.holding(t, w); holds {
 			return true
 		}
 		select {

@@ -82,6 +82,15 @@ func (t target) possessive(a *app) string {
 	return "yours"
 }
 
+// whose is how t's things are named to whoever reads: "your", or, to root
+// reading alice's, "alice's".
+func (t target) whose(a *app) string {
+	if t.Root(a) {
+		return t.Name + "'s"
+	}
+	return "your"
+}
+
 // manifestReadError says why a manifest could not be read, and what next.
 func manifestReadError(path string, err error) error {
 	if errors.Is(err, safeopen.ErrTooLarge) {

@@ -110,19 +110,19 @@ func (a *app) nameOwnHolders(res *protocol.ReleaseResult, t target) {
 // --wait: a unit that failed on it may be between restarts. It reads the
 // socket table only when there are claims.
 func (c *releaseCmd) verify(ctx context.Context, a *app, r *runLog, t target, entries []claim.Record, m manifest.Manifest, doc *report.ReleaseDoc) {
-	whose := "your"
-	if t.Root(a) {
-		whose = t.Name + "'s"
-	}
+	whose := t.whose(a)
 	for _, w := range plan.Claimed(entries, m) {
 		ud := report.UserUnitDoc{Unit: w.Unit, Ports: w.Ports}
-		holds, other := a.holding(t, w)
+		holds, other, err := a.holding(t, w)
 		ports := endpoint.PortList(w.Ports)
-		if !holds && other == "" {
+		if !holds && other == "" && err == nil {
 			a.progress("waiting up to %s for %s to hold %s...", c.Wait, w.Unit, ports)
 			holds = a.waitHolding(ctx, t, w, c.Wait)
 		}
 		switch {
+		case err != nil:
+			ud.Outcome, ud.Detail = "not-holding", err.Error()
+			r.warnf("%s is claimed for %s %s; whether it holds it is not known: %v", ports, whose, w.Unit, err)
 		case holds:
 			ud.Outcome, ud.Holds = "holds", true
 			r.verbosef("%s held by %s %s", ports, whose, w.Unit)
