@@ -71,7 +71,7 @@ func (c *checkCmd) everyone(ctx context.Context, a *app) error {
 	if len(users) == 0 {
 		// The main job still: what holds the ports the known services'
 		// user units would want, yielding to no one (root has no claims).
-		ports, err := a.machinePorts()
+		ports, err := a.machinePorts(sh)
 		if err != nil {
 			return fail(exitEnv, "", "%v", err)
 		}
@@ -137,7 +137,7 @@ func (a *app) sayNotes(c report.Check) {
 
 // machinePorts is what holds each port of the built-in map, read in one
 // pass over the socket tables, each holder named as `who` names it.
-func (a *app) machinePorts() ([]report.MachinePort, error) {
+func (a *app) machinePorts(sh *gather.Shared) ([]report.MachinePort, error) {
 	m := manifest.Default()
 	var qs []attribute.Query
 	var out []report.MachinePort
@@ -152,7 +152,7 @@ func (a *app) machinePorts() ([]report.MachinePort, error) {
 				WhoDoc: report.WhoDoc{Port: p.Port, Protocol: string(p.Proto), Sockets: []report.WhoSocket{}}})
 		}
 	}
-	held, err := attribute.New(a.places).Who(qs)
+	held, err := sh.Who(qs)
 	if err != nil {
 		return nil, err
 	}

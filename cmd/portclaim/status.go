@@ -35,8 +35,8 @@ type lookup struct {
 // conflicts), then writes it: nothing is read while it is written.
 func (c *statusCmd) Run(a *app) error {
 	pol, problem, missing := places.ReadPolicy(a.places.PolicyPath)
-	// One run shares the policy, the reads of the socket tables and the
-	// processes, and the system manager's connection.
+	// One run shares the policy, what it read of the processes, and the
+	// system manager's connection.
 	sh := gather.Share(a.places, pol, problem)
 	defer sh.Close()
 	if c.JSON && c.Format == "prometheus" {

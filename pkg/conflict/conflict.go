@@ -7,7 +7,6 @@ package conflict
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/portclaim/portclaim/pkg/endpoint"
 	"github.com/portclaim/portclaim/pkg/holder"
@@ -284,36 +283,6 @@ func name(in Input, uid uint32) string {
 		return in.NameOf(uid)
 	}
 	return fmt.Sprint(uid)
-}
-
-// Summary counts findings by kind: "2 conflicts (1 resolvable, 1
-// latent)", "1 conflict (1 unknown)", "no conflicts".
-func Summary(fs []Finding) string {
-	counts := map[Kind]int{}
-	var order []Kind
-	n := 0
-	for _, f := range fs {
-		if !f.Kind.Conflict() {
-			continue
-		}
-		if counts[f.Kind] == 0 {
-			order = append(order, f.Kind)
-		}
-		counts[f.Kind]++
-		n++
-	}
-	if n == 0 {
-		return "no conflicts"
-	}
-	var parts []string
-	for _, k := range order {
-		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
-	}
-	noun := "conflicts"
-	if n == 1 {
-		noun = "conflict"
-	}
-	return fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(parts, ", "))
 }
 
 // Conflicts counts the findings that are conflicts.

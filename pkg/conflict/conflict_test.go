@@ -1,6 +1,7 @@
 package conflict
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -61,8 +62,8 @@ func TestAllFree(t *testing.T) {
 	if got := kinds(fs); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if Summary(fs) != "no conflicts" {
-		t.Errorf("Summary = %q", Summary(fs))
+	if summary(fs) != "no conflicts" {
+		t.Errorf("Summary = %q", summary(fs))
 	}
 }
 
@@ -95,7 +96,7 @@ func TestEachKind(t *testing.T) {
 	if got := kinds(fs); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
-	if got := Summary(fs); got != "5 conflicts (1 resolvable, 1 system-other, 1 other-user, 1 user-other, 1 latent)" {
+	if got := summary(fs); got != "5 conflicts (1 resolvable, 1 system-other, 1 other-user, 1 user-other, 1 latent)" {
 		t.Errorf("Summary = %q", got)
 	}
 	if fs[3].Manager != "user bob" || fs[0].Manager != "system" || fs[0].Unit != "ollama.service" {
@@ -151,7 +152,7 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 	system := map[string]host.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "enabled", LoadState: "loaded"}}
 	in := input(nil, nil, system)
 	in.KeptDown = map[string]bool{"mindsdb.service": true}
-	if got := Summary(Classify(in)); got != "no conflicts" {
+	if got := summary(Classify(in)); got != "no conflicts" {
 		t.Errorf("a claimed, stopped, enabled unit: %s; want no conflicts", got)
 	}
 }
@@ -162,11 +163,11 @@ func TestClaimedUnitIsNotLatent(t *testing.T) {
 func TestUnitOnlyOthersKeepDownIsLatent(t *testing.T) {
 	system := map[string]host.Unit{"mindsdb.service": {ActiveState: "inactive", UnitFileState: "static", LoadState: "loaded"}}
 	in := input(nil, nil, system)
-	if got := Summary(Classify(in)); got != "no conflicts" {
+	if got := summary(Classify(in)); got != "no conflicts" {
 		t.Fatalf("a stopped static unit nobody claims: %s", got)
 	}
 	in.Others = map[string]bool{"mindsdb.service": true}
-	if got := Summary(Classify(in)); got != "1 conflict (1 latent)" {
+	if got := summary(Classify(in)); got != "1 conflict (1 latent)" {
 		t.Errorf("kept down by bob alone: %s", got)
 	}
 }
@@ -193,4 +194,35 @@ func TestRootSocketOfAListeningDotSocketIsProbablyIts(t *testing.T) {
 	if fs := Classify(input(socks, holders, system)); fs[0].Kind != Unknown {
 		t.Errorf("socket not listening: got %s, want unknown", fs[0].Kind)
 	}
+}
+
+// summary counts findings by kind, for the tests to read a
+// classification at a glance: "2 conflicts (1 resolvable, 1
+// latent)", "1 conflict (1 unknown)", "no conflicts".
+func summary(fs []Finding) string {
+	counts := map[Kind]int{}
+	var order []Kind
+	n := 0
+	for _, f := range fs {
+		if !f.Kind.Conflict() {
+			continue
+		}
+		if counts[f.Kind] == 0 {
+			order = append(order, f.Kind)
+		}
+		counts[f.Kind]++
+		n++
+	}
+	if n == 0 {
+		return "no conflicts"
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	noun := "conflicts"
+	if n == 1 {
+		noun = "conflict"
+	}
+	return fmt.Sprintf("%d %s (%s)", n, noun, strings.Join(parts, ", "))
 }

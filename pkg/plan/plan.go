@@ -101,15 +101,6 @@ type Plan struct {
 	Unasked []Yield
 }
 
-// Count counts the items each Who can fix.
-func (p Plan) Count() map[Who]int {
-	n := map[Who]int{}
-	for _, it := range p.Items {
-		n[it.Remedy.Who]++
-	}
-	return n
-}
-
 // Input is what Make plans from.
 type Input struct {
 	Manifest manifest.Manifest

@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+
+	"github.com/portclaim/portclaim/pkg/endpoint"
 )
 
 // WhoDoc is who's JSON document: every socket on a port and its holder.
@@ -38,7 +40,7 @@ func WhoText(w io.Writer, asked string, doc WhoDoc) {
 func MachineText(w io.Writer, ports []MachinePort) {
 	fmt.Fprintln(w, "portclaim check: no user has claims and the policy names none; the built-in map's ports on this machine:")
 	for _, p := range ports {
-		port := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		port := endpoint.Endpoint{Proto: endpoint.Proto(p.Protocol), Port: p.Port}.PortProto()
 		if len(p.Sockets) == 0 {
 			fmt.Fprintf(w, "  %-10s %s: free\n", port, p.Service)
 		}

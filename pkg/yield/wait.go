@@ -92,14 +92,9 @@ func (s *Service) sockets(ports []endpoint.Endpoint) ([]host.Socket, error) {
 // guess the process; the client names it), and of anyone else's socket
 // its uid alone: with /proc mounted hidepid, they could not see more.
 func (s *Service) describe(sock host.Socket, caller uint32) string {
-	held, err := attribute.Who(sock.Port, sock.Proto, nil, s.Places)
-	var h *holder.Holder // the gather package's attribution
-	if err == nil {
-		for i := range held {
-			if held[i].Socket.Inode == sock.Inode && held[i].Holder.Known() {
-				h = &held[i].Holder
-			}
-		}
+	var h *holder.Holder // as `portclaim who` attributes it
+	if one := attribute.New(s.Places).One(sock, nil); one.Known() {
+		h = &one
 	}
 	switch {
 	case h == nil:
