@@ -6,6 +6,7 @@ import (
 	"github.com/portclaim/portclaim/pkg/conflict"
 	"github.com/portclaim/portclaim/pkg/gather"
 	"github.com/portclaim/portclaim/pkg/manifest"
+	"github.com/portclaim/portclaim/pkg/places"
 	"github.com/portclaim/portclaim/pkg/plan"
 	"github.com/portclaim/portclaim/pkg/report"
 )
@@ -28,13 +29,16 @@ type looking struct {
 // look reads the machine for t's manifest m, decides who holds each
 // claimed port, and plans what to do about each conflict.
 func (a *app) look(ctx context.Context, m manifest.Manifest, src report.Manifest, t target, how looking) view {
-	var snap gather.Snapshot
-	if how.shared == nil {
-		snap = gather.Look(ctx, m, t.UID, t.Name, a.names.Of, a.places)
-	} else {
-		snap = how.shared.Look(ctx, m, t.UID, t.Name, a.names.Of)
+	sh := how.shared
+	if sh == nil {
+		pol, problem := places.LoadPolicy(a.places.PolicyPath)
+		sh = gather.Share(a.places, pol, problem)
+		defer sh.Close()
 	}
+	// Read, decide once, then read what the verdicts call for.
+	snap := sh.Look(ctx, m, t.UID, t.Name)
 	findings := conflict.Classify(snap.ConflictInput(m, t.UID, a.names.Of))
+	sh.Follow(ctx, &snap, m, t.UID, findings)
 	p := plan.Make(plan.Input{Manifest: m, Findings: findings, User: t.Name, Root: t.Root(a), Policy: snap.Policy,
 		PolicyProblem: snap.PolicyProblem, Broker: snap.Broker, BrokerSocket: a.places.BrokerSocket, Declined: how.declined,
 		System: snap.System, UserUnits: snap.UserUnits, Sockets: snap.Sockets})

@@ -3,7 +3,8 @@
 // way, the state of the units involved, the policy and the claims, into a
 // Snapshot of facts. It decides nothing: it asks the pure packages
 // (conflict, holder) only what it needs to read next, and returns what it
-// read, not their verdicts (the caller classifies: Snapshot.ConflictInput).
+// read, not their verdicts (the caller classifies, and Shared.Follow reads
+// what the verdicts call for).
 // Where the machine is (places) and who holds a socket (attribute) are
 // packages of their own, which the root side uses too.
 //
@@ -122,18 +123,13 @@ func (sh *Shared) Close() {
 	}
 }
 
-// Look reads the machine for m, for the user uid named user; nameOf
-// names the other users the findings mention. Its connections live as
-// long as ctx, whose deadline bounds every call.
-func Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string, at places.Places) Snapshot {
-	pol, problem := places.LoadPolicy(at.PolicyPath)
-	sh := Share(at, pol, problem)
-	defer sh.Close()
-	return sh.Look(ctx, m, uid, user, nameOf)
-}
-
-// Look is Look with what sh shares.
-func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, user string, nameOf func(uint32) string) Snapshot {
+// Look reads the system side of the machine for m, for the user uid
+// named user: the sockets in the way and their holders, the system units
+// involved and the claims on them. The caller classifies what it read
+// (conflict.Classify of Snapshot.ConflictInput), then Follow reads what
+// the verdicts call for. Its connections live as long as ctx, whose
+// deadline bounds every call.
+func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, user string) Snapshot {
 	at := sh.at
 	s := Snapshot{User: user, DBusCalls: map[string]int{}, KeptDown: map[string]bool{}, Others: map[string]bool{}}
 	s.Policy, s.PolicyProblem = sh.policy, sh.policyProblem
@@ -201,19 +197,24 @@ func (sh *Shared) Look(ctx context.Context, m manifest.Manifest, uid uint32, use
 		}
 		s.DBusCalls["system"] = sys.Calls - callsBefore
 	}
-	// What to read next depends on the verdicts (the caller makes them
-	// again from the facts: a snapshot holds no decision). Whether the
-	// broker listens matters only to a unit that may yield: the kernel's
-	// table of Unix sockets is read only then.
-	findings := conflict.Classify(s.ConflictInput(m, uid, nameOf))
+	return s
+}
+
+// Follow reads into s what the verdicts on it (findings) call for:
+// whether the broker listens, only where a unit may yield (the kernel's
+// table of Unix sockets is read only then), and the state of the user
+// units in conflicts.
+func (sh *Shared) Follow(ctx context.Context, s *Snapshot, m manifest.Manifest, uid uint32, findings []conflict.Finding) {
+	if len(m.Services) == 0 {
+		return
+	}
 	for _, f := range findings {
 		if f.Kind == conflict.Resolvable || f.Kind == conflict.Latent {
 			s.Broker = sh.Broker()
 			break
 		}
 	}
-	s.userSide(ctx, m, uid, at, findings)
-	return s
+	s.userSide(ctx, m, uid, sh.at, findings)
 }
 
 // unreachable says why a manager did not answer: the run's time ran out
